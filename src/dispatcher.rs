@@ -1,0 +1,162 @@
+//! Delivers the outbox: every effect, at least once, in order per incident
+//! and lane, with backoff.
+//!
+//! The loop asks the store for due rows (the oldest pending row of each
+//! incident's lane whose retry time has come), delivers each in its own task
+//! (bounded by `concurrency`), and reports back: delivered (with what the
+//! remote made, fed to the engine), retry later (exponential backoff with
+//! jitter, never sooner than the server's `Retry-After`), or failed for good
+//! (a permanent error: logged at error, counted, shown by `incidents show`,
+//! and for a page, the engine switches to the e-mail fallback).
+//!
+//! A crash between "remote accepted" and "row marked done" redelivers the
+//! effect after restart; each effect carries a stable key
+//! ([`Pending::key`]) that the integrations use so the redelivery is a
+//! no-op on the remote side.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::RngExt as _;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::core::Core;
+use crate::engine::{Event, Outcome};
+use crate::integrations::DeliveryError;
+use crate::store::Pending;
+
+/// First retry delay; doubled per attempt.
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest delay between two attempts: a page must not sleep for long.
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Something that can deliver an effect: the real integrations, or a test
+/// double.
+#[async_trait]
+pub trait Deliver: Send + Sync + 'static {
+    /// Performs the effect. `Ok(outcome)` only once the remote accepted it.
+    async fn deliver(&self, pending: &Pending) -> Result<Option<Outcome>, DeliveryError>;
+}
+
+/// The delay before attempt `attempts + 1`: capped exponential, with "equal
+/// jitter" (half fixed, half random) so a fleet of retries spreads out
+/// without ever retrying immediately.
+pub fn backoff(attempts: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempts.min(16))).min(BACKOFF_CAP);
+    let half = exp / 2;
+    let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+    half + Duration::from_millis(jitter)
+}
+
+/// The outbox loop.
+pub struct Dispatcher {
+    core: Arc<Core>,
+    deliver: Arc<dyn Deliver>,
+    concurrency: usize,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher delivering through `deliver`, at most `concurrency` at once.
+    pub fn new(core: Arc<Core>, deliver: Arc<dyn Deliver>, concurrency: usize) -> Dispatcher {
+        Dispatcher { core, deliver, concurrency: concurrency.max(1), in_flight: Default::default() }
+    }
+
+    /// Runs until `shutdown`, then waits for the deliveries in flight (the
+    /// caller bounds that wait); what is not delivered stays in the outbox.
+    pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let free = self.concurrency.saturating_sub(tasks.len());
+            let mut next_wake = Duration::from_secs(5);
+            if free > 0 {
+                let now = self.core.clock.now();
+                let skip: Vec<i64> = self.in_flight.lock().expect("in-flight lock").iter().copied().collect();
+                match self.core.store.due(now, free, skip).await {
+                    Ok((due, next)) => {
+                        if let Some(n) = next {
+                            next_wake = self.core.clock.real(n - now).min(next_wake);
+                        }
+                        for pending in due {
+                            self.in_flight.lock().expect("in-flight lock").insert(pending.id);
+                            tasks.spawn(deliver_one(
+                                self.core.clone(),
+                                self.deliver.clone(),
+                                self.in_flight.clone(),
+                                pending,
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(cause = %e, "dispatcher: cannot read the outbox; retrying in 1s");
+                        next_wake = Duration::from_secs(1);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(next_wake) => {}
+            }
+        }
+        if !tasks.is_empty() {
+            tracing::info!(in_flight = tasks.len(), "dispatcher: finishing deliveries in flight");
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, in_flight: Arc<Mutex<HashSet<i64>>>, p: Pending) {
+    let kind = p.effect.kind();
+    let lane = kind.lane().as_str();
+    let span = tracing::info_span!("deliver", incident = p.incident.id, ticket = %p.incident.ticket.id, effect = ?kind, row = p.id);
+    let result = deliver.deliver(&p).await;
+    let now = core.clock.now();
+    let stored = match result {
+        Ok(outcome) => {
+            core.metrics.inc("pagerd_effects_delivered_total", format!("lane=\"{lane}\""));
+            tracing::info!(parent: &span, attempts = p.attempts + 1, "delivered");
+            let event = Event::Delivered { effect: kind, outcome };
+            core.store.complete(p.id, event, now).await.map(|a| a.inspect(|a| core.after(a)))
+        }
+        Err(DeliveryError::Retryable { reason, retry_after }) => {
+            core.metrics.inc("pagerd_effects_retried_total", format!("lane=\"{lane}\""));
+            let delay = backoff(p.attempts).max(retry_after.unwrap_or_default());
+            tracing::warn!(parent: &span, attempts = p.attempts + 1, retry_in = ?delay, cause = %reason, "delivery failed; will retry");
+            let at = now + core.clock.from_real(delay);
+            core.store.retry_later(p.id, at, reason).await.map(|()| None)
+        }
+        Err(DeliveryError::Permanent { reason }) => {
+            core.metrics.inc("pagerd_effects_failed_total", format!("lane=\"{lane}\""));
+            tracing::error!(parent: &span, cause = %reason, "delivery failed permanently; fix the configuration (see `pagerd incidents show`)");
+            core.store.fail(p.id, reason, now).await.map(|a| a.inspect(|a| core.after(a)))
+        }
+    };
+    if let Err(e) = stored {
+        // The row stays pending and is delivered again; the idempotency key
+        // makes that harmless.
+        tracing::error!(parent: &span, cause = %e, "cannot record the delivery; it will be retried");
+    }
+    in_flight.lock().expect("in-flight lock").remove(&p.id);
+    core.dispatch.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_never_zero() {
+        for attempt in 0..40 {
+            let d = backoff(attempt);
+            let exp = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(BACKOFF_CAP);
+            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The incident: its state, the events that change it and the effects it asks
+//! of the outside world. Plain data, serialised as JSON in the store.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+
+/// A Zendesk ticket as pagerd needs it, parsed from a webhook or a poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The ticket number, e.g. `4711`.
+    pub id: String,
+    /// The subject line.
+    pub title: String,
+    /// `urgent`, `high`, `normal`, `low` (lower-cased), or empty.
+    pub priority: String,
+    /// `new`, `open`, `pending`, `hold`, `solved`, `closed` (lower-cased).
+    pub status: String,
+    /// Tags, lower-cased.
+    pub tags: Vec<String>,
+    /// Link to the ticket for the agent (`https://acme.zendesk.com/agent/tickets/4711`).
+    pub url: String,
+    /// The requester's name.
+    pub requester_name: String,
+    /// The requester's e-mail: the customer contact for the crisis doc.
+    pub requester_email: String,
+    /// The customer's organisation.
+    pub organization: String,
+}
+
+impl Ticket {
+    /// Solved and closed tickets need nobody woken up.
+    pub fn is_done(&self) -> bool {
+        matches!(self.status.as_str(), "solved" | "closed")
+    }
+
+    /// Who the customer is, for summaries.
+    pub fn customer(&self) -> &str {
+        if !self.organization.is_empty() {
+            &self.organization
+        } else if !self.requester_name.is_empty() {
+            &self.requester_name
+        } else {
+            &self.requester_email
+        }
+    }
+}
+
+/// Where an acknowledgement, escalation or resolution came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// PagerDuty (webhook or poll): the phone app.
+    Pagerduty,
+    /// Zendesk (ticket solved).
+    Zendesk,
+    /// A Slack button or slash command.
+    Slack,
+    /// The CLI or the admin API.
+    Cli,
+    /// pagerd's own timers.
+    Timer,
+}
+
+/// Where the incident stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Paged, nobody has acknowledged yet.
+    Triggered,
+    /// Somebody has the case.
+    Acknowledged,
+    /// Over.
+    Resolved,
+}
+
+impl Status {
+    /// The name used in the API, the CLI and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Triggered => "triggered",
+            Status::Acknowledged => "acknowledged",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// The timers of one incident. Each is a wall-clock instant, or `None` when
+/// disarmed; the scheduler wakes the engine at the earliest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadlines {
+    /// Escalate to level 2 if nobody acknowledged by then.
+    pub ack: Option<Millis>,
+    /// Declare a crisis if still unresolved by then.
+    pub crisis: Option<Millis>,
+    /// E-mail level 2 if PagerDuty still has not taken the page by then.
+    pub fallback: Option<Millis>,
+    /// Mark the crisis doc deprecated.
+    pub deprecate: Option<Millis>,
+}
+
+impl Deadlines {
+    /// The earliest armed deadline.
+    pub fn next(&self) -> Option<Millis> {
+        [self.ack, self.crisis, self.fallback, self.deprecate].into_iter().flatten().min()
+    }
+}
+
+/// The shared crisis document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Doc {
+    /// Google Drive file id.
+    pub id: String,
+    /// Link for humans.
+    pub url: String,
+}
+
+/// A crisis: declared once, then documented and announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Crisis {
+    /// When it was declared.
+    pub declared_at: Millis,
+    /// Why, in words ("unresolved after 1h", "2 responders", "declared by ana").
+    pub reason: String,
+    /// The crisis document, once created.
+    pub doc: Option<Doc>,
+    /// The announcement per Slack channel (as configured) → message ts; later
+    /// updates are threaded under it.
+    pub threads: BTreeMap<String, SlackThread>,
+    /// Whether the doc has been marked deprecated.
+    pub deprecated: bool,
+}
+
+/// Where an announcement landed in Slack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackThread {
+    /// The channel ID Slack answered with.
+    pub channel_id: String,
+    /// The message ts, the thread's parent.
+    pub ts: String,
+}
+
+/// An emergency, from the first page to the end of its follow-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// pagerd's id (assigned by the store; 0 before the first commit).
+    pub id: i64,
+    /// The PagerDuty `dedup_key`: `zendesk-<ticket id>`.
+    pub dedup_key: String,
+    /// The ticket as last seen.
+    pub ticket: Ticket,
+    /// Where it stands.
+    pub status: Status,
+    /// When pagerd opened it.
+    pub opened_at: Millis,
+    /// The PagerDuty escalation level pagerd last asked for (1 or 2).
+    pub level: u8,
+    /// Who acknowledged, and when.
+    pub acked: Option<(String, Millis)>,
+    /// Who resolved, and when.
+    pub resolved: Option<(String, Millis)>,
+    /// Distinct people involved (acks, escalations, joins), in order.
+    pub responders: Vec<String>,
+    /// The timers.
+    pub deadlines: Deadlines,
+    /// A page or escalation is waiting for PagerDuty to accept it.
+    pub page_pending: bool,
+    /// The fallback e-mail to level 2 has been queued (sent once at most).
+    pub fallback_sent: bool,
+    /// PagerDuty's incident id, once learned (webhook or lookup).
+    pub pagerduty_id: Option<String>,
+    /// The crisis, once declared.
+    pub crisis: Option<Crisis>,
+    /// The last delivery problem, for `pagerd incidents show`.
+    pub last_error: Option<String>,
+}
+
+impl Incident {
+    /// The `dedup_key` of a ticket's page.
+    pub fn dedup_key_for(ticket_id: &str) -> String {
+        format!("zendesk-{ticket_id}")
+    }
+
+    /// Whether the incident still needs attention.
+    pub fn is_open(&self) -> bool {
+        self.status != Status::Resolved
+    }
+}
+
+/// Something that happened, for one incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A ticket seen by the webhook or the poller.
+    Ticket {
+        /// The ticket as seen.
+        ticket: Ticket,
+    },
+    /// Somebody has the case.
+    Acknowledge {
+        /// Who.
+        by: String,
+        /// From where.
+        via: Source,
+    },
+    /// Escalate to level 2 now (a crisis: the instance is critical).
+    Escalate {
+        /// Who asked.
+        by: String,
+        /// Why, in their words.
+        reason: String,
+        /// From where.
+        via: Source,
+    },
+    /// Declare a crisis now.
+    DeclareCrisis {
+        /// Who asked.
+        by: String,
+        /// From where.
+        via: Source,
+    },
+    /// Another person joins the response.
+    Join {
+        /// Who.
+        by: String,
+        /// From where.
+        via: Source,
+    },
+    /// It is over.
+    Resolve {
+        /// Who.
+        by: String,
+        /// From where.
+        via: Source,
+    },
+    /// A deadline may have passed: fire what is due.
+    Tick,
+    /// An effect was delivered; some deliveries report back what they made.
+    Delivered {
+        /// Which effect.
+        effect: EffectKind,
+        /// What the remote side made, if anything.
+        outcome: Option<Outcome>,
+    },
+    /// An effect could not be delivered and will not be retried.
+    DeliveryFailed {
+        /// Which effect.
+        effect: EffectKind,
+        /// Why.
+        error: String,
+    },
+}
+
+/// What a delivery made on the remote side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The crisis doc.
+    Doc {
+        /// Its id and link.
+        doc: Doc,
+    },
+    /// PagerDuty's id of the incident, learned while escalating.
+    PagerdutyIncident {
+        /// The id.
+        id: String,
+    },
+    /// An announcement in a Slack channel.
+    SlackThread {
+        /// The channel as configured (the key of `Crisis::threads`).
+        channel: String,
+        /// Where it landed.
+        thread: SlackThread,
+    },
+}
+
+/// The integration an effect goes through. Effects of one incident in one
+/// lane are delivered in order; lanes do not wait for each other, so a Slack
+/// outage never delays a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// PagerDuty Events and REST.
+    Pagerduty,
+    /// Zendesk REST.
+    Zendesk,
+    /// Slack Web API.
+    Slack,
+    /// Google Drive and Docs.
+    Google,
+    /// SMTP.
+    Email,
+}
+
+impl Lane {
+    /// The name used in the store and the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Pagerduty => "pagerduty",
+            Lane::Zendesk => "zendesk",
+            Lane::Slack => "slack",
+            Lane::Google => "google",
+            Lane::Email => "email",
+        }
+    }
+}
+
+/// Something the outside world must be told. Effects are stored in the
+/// outbox in the same transaction as the state that asked for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Effect {
+    /// Events API `trigger`: page level 1.
+    PagerdutyTrigger {
+        /// One line, shown on the phone.
+        summary: String,
+    },
+    /// Events API `acknowledge` (the ack came from elsewhere: stop the paging).
+    PagerdutyAcknowledge,
+    /// Events API `resolve`.
+    PagerdutyResolve,
+    /// REST: escalate to `level`, with a note saying why.
+    PagerdutyEscalate {
+        /// The escalation level.
+        level: u8,
+        /// The note added to the incident.
+        note: String,
+    },
+    /// REST: a note on the incident.
+    PagerdutyNote {
+        /// The note.
+        text: String,
+    },
+    /// A comment on the Zendesk ticket.
+    ZendeskComment {
+        /// The text.
+        body: String,
+        /// Visible to the customer.
+        public: bool,
+    },
+    /// A Slack message: top-level when no announcement exists in `channel`
+    /// yet (and the reply is recorded as its thread), else in the thread.
+    SlackPost {
+        /// The channel, as configured.
+        channel: String,
+        /// The text (mrkdwn).
+        text: String,
+        /// Attach the Acknowledge / Escalate / Resolve buttons.
+        buttons: bool,
+    },
+    /// Create the crisis document.
+    CreateDoc {
+        /// Its title.
+        title: String,
+        /// Its opening content.
+        body: String,
+    },
+    /// Share the crisis doc with the company and the customer.
+    ShareDoc,
+    /// Mark the crisis doc deprecated.
+    DeprecateDoc {
+        /// The notice put at its top.
+        notice: String,
+    },
+    /// The fallback page: an e-mail to level 2.
+    Email {
+        /// Subject line.
+        subject: String,
+        /// Plain-text body.
+        body: String,
+    },
+}
+
+/// An effect's kind without its data, for feedback events and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectKind {
+    /// See [`Effect::PagerdutyTrigger`].
+    PagerdutyTrigger,
+    /// See [`Effect::PagerdutyAcknowledge`].
+    PagerdutyAcknowledge,
+    /// See [`Effect::PagerdutyResolve`].
+    PagerdutyResolve,
+    /// See [`Effect::PagerdutyEscalate`].
+    PagerdutyEscalate,
+    /// See [`Effect::PagerdutyNote`].
+    PagerdutyNote,
+    /// See [`Effect::ZendeskComment`].
+    ZendeskComment,
+    /// See [`Effect::SlackPost`].
+    SlackPost,
+    /// See [`Effect::CreateDoc`].
+    CreateDoc,
+    /// See [`Effect::ShareDoc`].
+    ShareDoc,
+    /// See [`Effect::DeprecateDoc`].
+    DeprecateDoc,
+    /// See [`Effect::Email`].
+    Email,
+}
+
+impl Effect {
+    /// The effect's kind.
+    pub fn kind(&self) -> EffectKind {
+        match self {
+            Effect::PagerdutyTrigger { .. } => EffectKind::PagerdutyTrigger,
+            Effect::PagerdutyAcknowledge => EffectKind::PagerdutyAcknowledge,
+            Effect::PagerdutyResolve => EffectKind::PagerdutyResolve,
+            Effect::PagerdutyEscalate { .. } => EffectKind::PagerdutyEscalate,
+            Effect::PagerdutyNote { .. } => EffectKind::PagerdutyNote,
+            Effect::ZendeskComment { .. } => EffectKind::ZendeskComment,
+            Effect::SlackPost { .. } => EffectKind::SlackPost,
+            Effect::CreateDoc { .. } => EffectKind::CreateDoc,
+            Effect::ShareDoc => EffectKind::ShareDoc,
+            Effect::DeprecateDoc { .. } => EffectKind::DeprecateDoc,
+            Effect::Email { .. } => EffectKind::Email,
+        }
+    }
+
+    /// The lane it is delivered in.
+    pub fn lane(&self) -> Lane {
+        self.kind().lane()
+    }
+}
+
+impl EffectKind {
+    /// The lane effects of this kind are delivered in.
+    pub fn lane(self) -> Lane {
+        match self {
+            EffectKind::PagerdutyTrigger
+            | EffectKind::PagerdutyAcknowledge
+            | EffectKind::PagerdutyResolve
+            | EffectKind::PagerdutyEscalate
+            | EffectKind::PagerdutyNote => Lane::Pagerduty,
+            EffectKind::ZendeskComment => Lane::Zendesk,
+            EffectKind::SlackPost => Lane::Slack,
+            EffectKind::CreateDoc | EffectKind::ShareDoc | EffectKind::DeprecateDoc => Lane::Google,
+            EffectKind::Email => Lane::Email,
+        }
+    }
+
+    /// Whether this effect is what wakes a human (a page or an escalation):
+    /// if it cannot be delivered, the e-mail fallback takes over.
+    pub fn is_page(self) -> bool {
+        matches!(self, EffectKind::PagerdutyTrigger | EffectKind::PagerdutyEscalate)
+    }
+}

@@ -1,0 +1,106 @@
+//! The admin API under `/api/v1`, used by `pagerd incidents …`.
+//!
+//! Every route needs `Authorization: Bearer <server.admin_token>`, compared
+//! in constant time. Without a configured token the API is off (403), so a
+//! daemon is never controllable by accident.
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState, header_str};
+use crate::engine::{Event, Source};
+use crate::store::{Change, Intake, Target};
+
+/// The `/api/v1` routes.
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/incidents", get(list))
+        .route("/incidents/{id}", get(show))
+        .route("/incidents/{id}/{action}", post(act))
+        .route_layer(middleware::from_fn_with_state(state, auth))
+}
+
+async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = &st.config.server.admin_token else {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({ "error": "the admin API is off: set server.admin_token_file (or _env)" })),
+        )
+            .into_response();
+    };
+    let given = header_str(req.headers(), "authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+        next.run(req).await
+    } else {
+        ApiError::Unauthorized("missing or wrong admin token".into()).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let incidents = st.core.store.list(!q.all, q.limit.unwrap_or(100).min(10_000)).await?;
+    Ok(axum::Json(json!({ "incidents": incidents })).into_response())
+}
+
+async fn show(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let Some(incident) = st.core.store.get(id).await? else {
+        return Err(ApiError::NotFound(format!("no incident {id}")));
+    };
+    let journal = st.core.store.journal(id).await?;
+    let outbox = st.core.store.outbox(id).await?;
+    Ok(axum::Json(json!({ "incident": incident, "journal": journal, "outbox": outbox })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+struct ActBody {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn act(
+    State(st): State<AppState>,
+    Path((id, action)): Path<(i64, String)>,
+    body: Option<axum::Json<ActBody>>,
+) -> Result<Response, ApiError> {
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let by = body.by.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "operator".into());
+    let via = Source::Cli;
+    let event = match action.as_str() {
+        "ack" => Event::Acknowledge { by, via },
+        "escalate" => Event::Escalate {
+            by,
+            reason: body.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "escalated by hand".into()),
+            via,
+        },
+        "crisis" => Event::DeclareCrisis { by, via },
+        "join" => Event::Join { by, via },
+        "resolve" => Event::Resolve { by, via },
+        other => {
+            return Err(ApiError::NotFound(format!("no action {other:?}; use ack, escalate, crisis, join or resolve")));
+        }
+    };
+    let applied = st.core.submit(Intake { target: Target::Incident(id), event, delivery: None }).await?;
+    let (result, reason) = match &applied.result {
+        Change::Ignored(_) if applied.incident.is_none() => return Err(ApiError::NotFound(format!("no incident {id}"))),
+        Change::Ignored(r) => ("ignored", Some(r.clone())),
+        Change::Created | Change::Updated => ("updated", None),
+        Change::Replayed => ("replayed", None),
+    };
+    Ok(axum::Json(json!({ "result": result, "reason": reason, "incident": applied.incident })).into_response())
+}

@@ -1,0 +1,134 @@
+//! The HTTP edge: webhooks in, admin API, health and metrics.
+//!
+//! Handlers verify and parse strictly, then hand one event to the core,
+//! which commits it before the handler answers 2xx. Anything refused (bad
+//! signature, bad JSON, too large) is answered 4xx and stored nowhere.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::store::StoreError;
+
+pub mod admin;
+pub mod webhooks;
+
+/// Largest accepted request body. PagerDuty guarantees ≤ 55 KB and drops
+/// anything over 256 KB; Zendesk and Slack bodies are far smaller.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The core.
+    pub core: Arc<Core>,
+    /// The validated config (secrets for verifying webhooks).
+    pub config: Arc<Config>,
+    /// Whether this instance fires timers and dispatches (always, with
+    /// SQLite).
+    pub leader: Arc<AtomicBool>,
+}
+
+/// The router; `app(state).oneshot(request)` in tests needs no socket.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/zendesk", post(webhooks::zendesk))
+        .route("/webhooks/pagerduty", post(webhooks::pagerduty))
+        .route("/webhooks/slack", post(webhooks::slack))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", admin::routes(state.clone()))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        // Graceful shutdown waits for requests in flight; bound them.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
+        .with_state(state)
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    let now = st.core.clock.now();
+    match st.core.store.stats(now).await {
+        Ok(stats) => {
+            let role = if st.leader.load(Ordering::Relaxed) { "leader" } else { "follower" };
+            let body = json!({ "status": "ready", "role": role, "armed_deadlines": st.core.scheduler.len(), "store": stats });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let stats = st.core.store.stats(st.core.clock.now()).await.ok();
+    let text = st.core.metrics.render(stats, st.leader.load(Ordering::Relaxed));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// An error answered to a client: 4xx say what was wrong; 5xx say little.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request does not parse or is not valid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or wrong credentials or signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 415: not the content type this endpoint takes.
+    #[error("expected Content-Type {0}")]
+    UnsupportedMediaType(&'static str),
+    /// 503: the store failed; the sender should retry.
+    #[error("temporarily unavailable, retry")]
+    Unavailable(#[source] StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::Unavailable(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(e) => {
+                tracing::error!(cause = %e, "store failed; answering 503");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        let mut resp = (status, axum::Json(json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+/// The value of a header, if present and ASCII.
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Refuses a body whose `Content-Type` is not `expected`.
+pub(crate) fn require_content_type(headers: &HeaderMap, expected: &'static str) -> Result<(), ApiError> {
+    let ct = header_str(headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case(expected) { Ok(()) } else { Err(ApiError::UnsupportedMediaType(expected)) }
+}

@@ -1,0 +1,175 @@
+//! Thin clients for the services pagerd talks to, one module each.
+//!
+//! Every client method returns `Result<_, DeliveryError>`, and the error says
+//! whether trying again can help. The dispatcher owns retries, backoff and
+//! idempotency bookkeeping; the clients only speak the wire protocol (as in
+//! `../shared/specs/`) and classify what came back.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+
+pub mod email;
+pub mod google;
+pub mod pagerduty;
+pub mod slack;
+pub mod zendesk;
+
+/// Why a delivery did not happen.
+///
+/// The `reason` is shown to operators (`pagerd incidents show`, logs); it
+/// names the service and the status and never contains a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The service is down, slow or rate limiting: try again later, no sooner
+    /// than `retry_after` when the service said so.
+    #[error("{reason}")]
+    Retryable {
+        /// What failed, for operators.
+        reason: String,
+        /// The wait the service asked for (`Retry-After`, `ratelimit-reset`).
+        retry_after: Option<Duration>,
+    },
+    /// The request itself is wrong (bad credentials, unknown channel, invalid
+    /// routing key): trying again cannot help, a human must fix the config.
+    #[error("{reason}")]
+    Permanent {
+        /// What failed, for operators.
+        reason: String,
+    },
+}
+
+impl DeliveryError {
+    /// A retryable error without a server-given delay.
+    pub fn retry(reason: impl Into<String>) -> DeliveryError {
+        DeliveryError::Retryable { reason: reason.into(), retry_after: None }
+    }
+
+    /// A permanent error.
+    pub fn permanent(reason: impl Into<String>) -> DeliveryError {
+        DeliveryError::Permanent { reason: reason.into() }
+    }
+
+    /// Whether trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DeliveryError::Retryable { .. })
+    }
+}
+
+/// Timeout of one outbound request: connect, send, and read the response.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP client every integration shares: bounded timeouts, no redirects
+/// to other hosts, a user agent that names us.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("pagerd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // Only fails if the TLS backend cannot initialise, which is a broken
+        // build rather than a runtime condition.
+        .expect("the HTTP client builds")
+}
+
+/// The delay a response asks for: `Retry-After` in seconds (Slack, Zendesk,
+/// most 503s) or PagerDuty's `ratelimit-reset`. Capped at ten minutes so a
+/// silly header cannot park a page for a day.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs = ["retry-after", "ratelimit-reset"]
+        .iter()
+        .filter_map(|name| headers.get(*name)?.to_str().ok()?.trim().parse::<f64>().ok())
+        .find(|s| s.is_finite() && *s >= 0.0)?;
+    Some(Duration::from_secs_f64(secs.min(600.0)))
+}
+
+/// Classifies a non-success HTTP response: 408, 429 and 5xx are worth another
+/// try; any other 4xx is permanent.
+pub fn from_status(service: &str, status: StatusCode, headers: &HeaderMap, body: &str) -> DeliveryError {
+    let mut snippet: String = body.chars().take(200).collect();
+    if snippet.len() < body.len() {
+        snippet.push('…');
+    }
+    let reason = format!("{service} answered {status}: {}", snippet.trim());
+    if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        DeliveryError::Retryable { reason, retry_after: retry_after(headers) }
+    } else {
+        DeliveryError::Permanent { reason }
+    }
+}
+
+/// Classifies a transport error (connection refused, timeout, reset): always
+/// retryable, because the request may simply not have arrived.
+pub fn from_transport(service: &str, err: &reqwest::Error) -> DeliveryError {
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "unreachable"
+    } else if err.is_decode() {
+        "sent a response that does not parse"
+    } else {
+        "request failed"
+    };
+    // `without_url` keeps query strings (which may carry cursors) out of logs.
+    DeliveryError::retry(format!("{service} {what}: {}", err_chain(err)))
+}
+
+fn err_chain(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut out = String::new();
+    let mut cur: Option<&dyn std::error::Error> = err.source();
+    while let Some(e) = cur {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    if out.is_empty() { err.to_string() } else { out }
+}
+
+/// Reads a response: the parsed JSON body on success, a classified error
+/// otherwise. A 2xx whose body is not the JSON we expect is retryable: a
+/// proxy in between may have mangled it.
+pub async fn json_response<T: serde::de::DeserializeOwned>(
+    service: &str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, DeliveryError> {
+    let resp = resp.map_err(|e| from_transport(service, &e))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.text().await.map_err(|e| from_transport(service, &e))?;
+    if !status.is_success() {
+        return Err(from_status(service, status, &headers, &body));
+    }
+    serde_json::from_str(&body)
+        .map_err(|e| DeliveryError::retry(format!("{service} answered {status} with a body that does not parse: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn statuses_are_classified() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        let e = from_status("Slack", StatusCode::TOO_MANY_REQUESTS, &h, "{}");
+        assert_eq!(e, DeliveryError::Retryable { reason: "Slack answered 429 Too Many Requests: {}".into(), retry_after: Some(Duration::from_secs(7)) });
+        assert!(from_status("x", StatusCode::BAD_GATEWAY, &HeaderMap::new(), "").is_retryable());
+        assert!(!from_status("x", StatusCode::UNAUTHORIZED, &HeaderMap::new(), "").is_retryable());
+        assert!(!from_status("x", StatusCode::BAD_REQUEST, &HeaderMap::new(), "").is_retryable());
+    }
+
+    #[test]
+    fn retry_after_reads_pagerduty_reset_and_caps() {
+        let mut h = HeaderMap::new();
+        h.insert("ratelimit-reset", HeaderValue::from_static("30"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        h.insert("retry-after", HeaderValue::from_static("99999"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(600)));
+    }
+}

@@ -1,0 +1,221 @@
+//! PagerDuty: Events API v2 (trigger, acknowledge, resolve) and the REST API
+//! (find an incident by key, escalate, add notes).
+//!
+//! The Events API is idempotent by `dedup_key` while the incident is open,
+//! which is what makes a redelivered page harmless. Calls are paced to the
+//! per-key limit (a sliding window of `events_per_minute`), because past it
+//! PagerDuty answers 429 and drops the event.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::{DeliveryError, from_status, from_transport, json_response};
+use crate::secret::Secret;
+
+const SERVICE: &str = "PagerDuty";
+const ACCEPT: &str = "application/vnd.pagerduty+json;version=2";
+
+/// A PagerDuty client.
+pub struct PagerDuty {
+    events_url: String,
+    api_url: String,
+    routing_key: Secret,
+    api_token: Secret,
+    from: String,
+    http: reqwest::Client,
+    pacer: Option<Mutex<VecDeque<Instant>>>,
+    per_minute: usize,
+}
+
+/// A page to send.
+#[derive(Debug, Clone)]
+pub struct Page<'a> {
+    /// `zendesk-<ticket>`.
+    pub dedup_key: &'a str,
+    /// One line for the phone.
+    pub summary: &'a str,
+    /// The affected system / customer.
+    pub source: &'a str,
+    /// Link back to the ticket.
+    pub ticket_url: &'a str,
+    /// The ticket number, for the link text.
+    pub ticket_id: &'a str,
+    /// Requester, organisation and so on.
+    pub custom_details: Value,
+}
+
+/// What pagerd reads of a PagerDuty incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteIncident {
+    /// PagerDuty's id (`PXXXXXX`).
+    pub id: String,
+    /// `triggered`, `acknowledged` or `resolved`.
+    pub status: String,
+    /// Who acknowledged (user summaries).
+    pub acknowledgers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct IncidentJson {
+    id: String,
+    status: String,
+    #[serde(default)]
+    acknowledgements: Vec<AckJson>,
+}
+
+#[derive(Deserialize)]
+struct AckJson {
+    acknowledger: Option<RefJson>,
+}
+
+#[derive(Deserialize)]
+struct RefJson {
+    summary: Option<String>,
+    id: Option<String>,
+}
+
+impl From<IncidentJson> for RemoteIncident {
+    fn from(i: IncidentJson) -> RemoteIncident {
+        let acknowledgers = i
+            .acknowledgements
+            .into_iter()
+            .filter_map(|a| a.acknowledger.and_then(|r| r.summary.or(r.id)))
+            .collect();
+        RemoteIncident { id: i.id, status: i.status, acknowledgers }
+    }
+}
+
+impl PagerDuty {
+    /// A client; `events_per_minute` 0 disables pacing (benchmarks).
+    pub fn new(
+        events_url: String,
+        api_url: String,
+        routing_key: Secret,
+        api_token: Secret,
+        from: String,
+        events_per_minute: u32,
+        http: reqwest::Client,
+    ) -> PagerDuty {
+        let per_minute = events_per_minute as usize;
+        let pacer = (per_minute > 0).then(|| Mutex::new(VecDeque::with_capacity(per_minute)));
+        PagerDuty { events_url, api_url, routing_key, api_token, from, http, pacer, per_minute }
+    }
+
+    /// Waits for a free slot in the sliding one-minute window.
+    async fn pace(&self) {
+        let Some(pacer) = &self.pacer else { return };
+        let mut sent = pacer.lock().await;
+        let window = Duration::from_secs(60);
+        let now = Instant::now();
+        while sent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            sent.pop_front();
+        }
+        if sent.len() >= self.per_minute
+            && let Some(oldest) = sent.pop_front()
+        {
+            tracing::warn!(per_minute = self.per_minute, "pagerduty: pacing events to the per-key rate limit");
+            tokio::time::sleep_until(oldest + window).await;
+        }
+        sent.push_back(Instant::now());
+    }
+
+    async fn enqueue(&self, body: Value) -> Result<(), DeliveryError> {
+        self.pace().await;
+        let resp = self.http.post(format!("{}/v2/enqueue", self.events_url)).json(&body).send().await;
+        let resp = resp.map_err(|e| from_transport(SERVICE, &e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        Err(from_status("PagerDuty Events API", status, &headers, &text))
+    }
+
+    /// Triggers (pages). Idempotent while the incident is open.
+    pub async fn trigger(&self, page: &Page<'_>) -> Result<(), DeliveryError> {
+        self.enqueue(json!({
+            "routing_key": self.routing_key.expose(),
+            "event_action": "trigger",
+            "dedup_key": page.dedup_key,
+            "client": "pagerd",
+            "client_url": page.ticket_url,
+            "payload": {
+                "summary": page.summary,
+                "source": page.source,
+                "severity": "critical",
+                "component": "customer production instance",
+                "group": "support-emergency",
+                "class": "zendesk emergency ticket",
+                "custom_details": page.custom_details,
+            },
+            "links": [{ "href": page.ticket_url, "text": format!("Zendesk ticket #{}", page.ticket_id) }],
+        }))
+        .await
+    }
+
+    /// `acknowledge` or `resolve` through the Events API.
+    pub async fn update(&self, dedup_key: &str, action: &str) -> Result<(), DeliveryError> {
+        self.enqueue(json!({
+            "routing_key": self.routing_key.expose(),
+            "event_action": action,
+            "dedup_key": dedup_key,
+        }))
+        .await
+    }
+
+    fn rest(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.api_url))
+            .header("Authorization", format!("Token token={}", self.api_token.expose()))
+            .header("Accept", ACCEPT)
+    }
+
+    /// The newest incident for `dedup_key`, if PagerDuty has one.
+    pub async fn find(&self, dedup_key: &str) -> Result<Option<RemoteIncident>, DeliveryError> {
+        #[derive(Deserialize)]
+        struct List {
+            incidents: Vec<IncidentJson>,
+        }
+        let req = self.rest(reqwest::Method::GET, "/incidents").query(&[("incident_key", dedup_key)]);
+        let list: List = json_response("PagerDuty REST API", req.send().await).await?;
+        Ok(list.incidents.into_iter().last().map(RemoteIncident::from))
+    }
+
+    /// Escalates the incident to `level`.
+    pub async fn escalate(&self, id: &str, level: u8) -> Result<(), DeliveryError> {
+        let body = json!({ "incident": { "type": "incident_reference", "escalation_level": level } });
+        let req = self.rest(reqwest::Method::PUT, &format!("/incidents/{id}")).header("From", &self.from).json(&body);
+        let _: Value = json_response("PagerDuty REST API", req.send().await).await?;
+        Ok(())
+    }
+
+    /// Adds a note, unless a note carrying `marker` exists (a redelivery).
+    pub async fn note(&self, id: &str, content: &str, marker: &str) -> Result<(), DeliveryError> {
+        #[derive(Deserialize)]
+        struct Notes {
+            notes: Vec<NoteJson>,
+        }
+        #[derive(Deserialize)]
+        struct NoteJson {
+            content: String,
+        }
+        let tagged = format!("{content}\n[{marker}]");
+        let list = self.rest(reqwest::Method::GET, &format!("/incidents/{id}/notes"));
+        let notes: Notes = json_response("PagerDuty REST API", list.send().await).await?;
+        if notes.notes.iter().any(|n| n.content.contains(&format!("[{marker}]"))) {
+            return Ok(());
+        }
+        let req = self
+            .rest(reqwest::Method::POST, &format!("/incidents/{id}/notes"))
+            .header("From", &self.from)
+            .json(&json!({ "note": { "content": tagged } }));
+        let _: Value = json_response("PagerDuty REST API", req.send().await).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! Zendesk: comments on tickets, and the search that backs up the webhook.
+//!
+//! A comment is posted with `PUT /api/v2/tickets/{id}.json`, and the same
+//! request adds a tag carrying the effect's idempotency marker. A retry
+//! first reads the ticket's tags: if the marker is there, the comment
+//! already landed and is not posted twice.
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{DeliveryError, json_response};
+use crate::engine::Ticket;
+use crate::secret::Secret;
+
+const SERVICE: &str = "Zendesk";
+
+/// A Zendesk client.
+pub struct Zendesk {
+    url: String,
+    auth: Secret,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct TicketJson {
+    id: u64,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+impl Zendesk {
+    /// A client for `url` (`https://acme.zendesk.com`) with API-token auth.
+    pub fn new(url: String, email: &str, api_token: &Secret, http: reqwest::Client) -> Zendesk {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{email}/token:{}", api_token.expose()));
+        Zendesk { url, auth: Secret::new(format!("Basic {basic}")), http }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v2{path}", self.url))
+            .header("Authorization", self.auth.expose())
+            .header("Accept", "application/json")
+    }
+
+    /// The agent link of a ticket.
+    pub fn ticket_url(&self, id: &str) -> String {
+        format!("{}/agent/tickets/{id}", self.url)
+    }
+
+    /// Posts a comment tagged with `marker`; when `maybe_sent_before`, first
+    /// checks whether the tag (hence the comment) is already there.
+    pub async fn comment(
+        &self,
+        ticket_id: &str,
+        body: &str,
+        public: bool,
+        marker: &str,
+        maybe_sent_before: bool,
+    ) -> Result<(), DeliveryError> {
+        let tag = marker.to_lowercase();
+        if maybe_sent_before {
+            #[derive(Deserialize)]
+            struct Show {
+                ticket: TicketJson,
+            }
+            let show: Show =
+                json_response(SERVICE, self.req(reqwest::Method::GET, &format!("/tickets/{ticket_id}.json")).send().await)
+                    .await?;
+            if show.ticket.tags.iter().any(|t| *t == tag) {
+                return Ok(());
+            }
+        }
+        let payload = json!({ "ticket": { "comment": { "body": body, "public": public }, "additional_tags": [tag] } });
+        let req = self.req(reqwest::Method::PUT, &format!("/tickets/{ticket_id}.json")).json(&payload);
+        let _: Value = json_response(SERVICE, req.send().await).await?;
+        Ok(())
+    }
+
+    /// Tickets matching a search query (first page, newest first).
+    pub async fn search(&self, query: &str) -> Result<Vec<Ticket>, DeliveryError> {
+        #[derive(Deserialize)]
+        struct Results {
+            results: Vec<Value>,
+        }
+        let req = self
+            .req(reqwest::Method::GET, "/search.json")
+            .query(&[("query", query), ("sort_by", "created_at"), ("sort_order", "desc")]);
+        let r: Results = json_response(SERVICE, req.send().await).await?;
+        Ok(r.results.into_iter().filter_map(|v| serde_json::from_value(v).ok()).map(|t| self.to_ticket(t)).collect())
+    }
+
+    /// The current state of the given tickets.
+    pub async fn show_many(&self, ids: &[String]) -> Result<Vec<Ticket>, DeliveryError> {
+        #[derive(Deserialize)]
+        struct Many {
+            tickets: Vec<TicketJson>,
+        }
+        let req = self.req(reqwest::Method::GET, "/tickets/show_many.json").query(&[("ids", ids.join(","))]);
+        let r: Many = json_response(SERVICE, req.send().await).await?;
+        Ok(r.tickets.into_iter().map(|t| self.to_ticket(t)).collect())
+    }
+
+    fn to_ticket(&self, t: TicketJson) -> Ticket {
+        let id = t.id.to_string();
+        Ticket {
+            url: self.ticket_url(&id),
+            id,
+            title: t.subject.unwrap_or_default(),
+            priority: t.priority.unwrap_or_default().to_lowercase(),
+            status: t.status.unwrap_or_default().to_lowercase(),
+            tags: t.tags.into_iter().map(|s| s.to_lowercase()).collect(),
+            requester_name: String::new(),
+            requester_email: String::new(),
+            organization: String::new(),
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! pagerd: the on-call emergency paging daemon.
+//!
+//! # Layout
+//! - [`engine`]: every rule of the mission as a pure function of
+//!   `(incident, event, now)`; no I/O.
+//! - [`store`]: incidents, deadlines, journal and outbox, one transaction per
+//!   event (SQLite by default).
+//! - [`core`]: submit an event, then arm its deadline and wake delivery.
+//! - [`scheduler`]: the deadlines in memory, fired on time.
+//! - [`dispatcher`] and [`deliver`]: the outbox, delivered with backoff and
+//!   idempotency keys through the [`integrations`].
+//! - [`http`]: webhooks in, admin API, health, metrics.
+//! - [`poller`]: PagerDuty and Zendesk polling behind the webhooks.
+//! - [`daemon`]: the wiring, signals, systemd notifications.
+//! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
+//!   supporting cast.
+//! - [`client`]: the CLI's side of the admin API.
+//! - [`fakes`] and [`demo`]: local stand-ins of the vendors, and the demo
+//!   that runs the real daemon against them.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod daemon;
+pub mod deliver;
+pub mod demo;
+pub mod dispatcher;
+pub mod engine;
+pub mod fakes;
+pub mod http;
+pub mod integrations;
+pub mod metrics;
+pub mod poller;
+pub mod scheduler;
+pub mod secret;
+pub mod signature;
+pub mod store;

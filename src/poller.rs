@@ -1,0 +1,125 @@
+//! Polling, the safety nets behind the webhooks.
+//!
+//! - PagerDuty: the status of each open incident, so an acknowledgement or
+//!   resolution from the phone app is learned even when webhooks are not set
+//!   up or were lost (`pagerduty.poll_interval`).
+//! - Zendesk: a search for emergency tickets the webhook missed, and the
+//!   status of open incidents' tickets, so a solved ticket resolves its
+//!   incident (`zendesk.poll_interval`).
+//!
+//! Both feed ordinary events to the core; the engine de-duplicates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::core::Core;
+use crate::engine::{Event, Policy, Source, Status};
+use crate::integrations::pagerduty::PagerDuty;
+use crate::integrations::zendesk::Zendesk;
+use crate::store::{Intake, Target};
+
+/// Most open incidents checked per round (PagerDuty allows 960 requests a
+/// minute per key; this leaves room for paging).
+const MAX_CHECKED: usize = 200;
+
+async fn every(interval: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(interval) => true,
+    }
+}
+
+/// Polls PagerDuty for the status of open incidents until `shutdown`.
+pub async fn pagerduty(core: Arc<Core>, pd: Arc<PagerDuty>, interval: Duration, shutdown: CancellationToken) {
+    while every(interval, &shutdown).await {
+        let open = match core.store.list(true, MAX_CHECKED).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!(cause = %e, "pagerduty poll: cannot list open incidents");
+                continue;
+            }
+        };
+        for inc in open {
+            let remote = match pd.find(&inc.dedup_key).await {
+                Ok(Some(remote)) => remote,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(incident = inc.id, cause = %e, "pagerduty poll failed; next round");
+                    break;
+                }
+            };
+            let by = remote.acknowledgers.first().cloned().unwrap_or_else(|| "a PagerDuty user".into());
+            let event = match (remote.status.as_str(), inc.status) {
+                ("acknowledged", Status::Triggered) => Event::Acknowledge { by, via: Source::Pagerduty },
+                ("resolved", Status::Triggered | Status::Acknowledged) => Event::Resolve { by, via: Source::Pagerduty },
+                _ => continue,
+            };
+            tracing::info!(incident = inc.id, status = %remote.status, "pagerduty poll: learned a status change");
+            if let Err(e) = core.submit(Intake { target: Target::Incident(inc.id), event, delivery: None }).await {
+                tracing::warn!(incident = inc.id, cause = %e, "pagerduty poll: cannot apply");
+            }
+        }
+    }
+}
+
+/// The searches that find emergency tickets.
+pub fn zendesk_queries(policy: &Policy) -> Vec<String> {
+    let by_priority = policy.emergency_priorities.iter().map(|p| format!("type:ticket priority:{p} status<solved"));
+    let by_tag = policy.emergency_tags.iter().map(|t| format!("type:ticket tags:{t} status<solved"));
+    by_priority.chain(by_tag).collect()
+}
+
+/// Polls Zendesk until `shutdown`.
+pub async fn zendesk(core: Arc<Core>, zd: Arc<Zendesk>, policy: Arc<Policy>, interval: Duration, shutdown: CancellationToken) {
+    let queries = zendesk_queries(&policy);
+    while every(interval, &shutdown).await {
+        for q in &queries {
+            match zd.search(q).await {
+                Ok(tickets) => {
+                    for ticket in tickets {
+                        let target = Target::Ticket(ticket.id.clone());
+                        let intake = Intake { target, event: Event::Ticket { ticket }, delivery: None };
+                        if let Err(e) = core.submit(intake).await {
+                            tracing::warn!(cause = %e, "zendesk poll: cannot apply");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(query = %q, cause = %e, "zendesk poll: search failed; next round"),
+            }
+        }
+        let open = match core.store.list(true, MAX_CHECKED).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!(cause = %e, "zendesk poll: cannot list open incidents");
+                continue;
+            }
+        };
+        for chunk in open.chunks(100) {
+            let ids: Vec<String> = chunk.iter().map(|i| i.ticket.id.clone()).collect();
+            match zd.show_many(&ids).await {
+                Ok(tickets) => {
+                    for ticket in tickets.into_iter().filter(|t| t.is_done()) {
+                        let target = Target::Ticket(ticket.id.clone());
+                        let _ = core.submit(Intake { target, event: Event::Ticket { ticket }, delivery: None }).await;
+                    }
+                }
+                Err(e) => tracing::warn!(cause = %e, "zendesk poll: ticket status failed; next round"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_query_per_emergency_criterion() {
+        assert_eq!(
+            zendesk_queries(&Policy::default()),
+            vec!["type:ticket priority:urgent status<solved", "type:ticket tags:emergency status<solved"]
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! Persistence: incidents, their deadlines, the journal and the outbox.
+//!
+//! One call to [`Store::apply`] is one transaction: it loads the incident,
+//! runs the engine, and writes the new state, the journal row and the
+//! effects (as outbox rows) together. Callers answer their webhook only
+//! after it returns, so an accepted event is never lost. The dispatcher then
+//! drains the outbox, reporting each delivery back with [`Store::complete`]
+//! in a transaction of its own.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::clock::Millis;
+use crate::engine::{Effect, Event, Incident};
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Which incident an event is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// By Zendesk ticket id (creates the incident if the engine says so).
+    Ticket(String),
+    /// By pagerd id.
+    Incident(i64),
+    /// By PagerDuty `dedup_key` / `incident_key`.
+    DedupKey(String),
+}
+
+/// An event to apply.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    /// The incident it is for.
+    pub target: Target,
+    /// What happened.
+    pub event: Event,
+    /// For at-least-once webhooks: `(source, delivery id)`. A delivery id
+    /// already applied is acknowledged again without applying twice.
+    pub delivery: Option<(String, String)>,
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
+pub enum Change {
+    /// A new incident was opened.
+    Created,
+    /// An existing incident changed.
+    Updated,
+    /// Nothing changed, and why.
+    Ignored(String),
+    /// This webhook delivery was applied before.
+    Replayed,
+}
+
+/// The answer of [`Store::apply`].
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// What happened.
+    pub result: Change,
+    /// The incident after the event, when there is one.
+    pub incident: Option<Incident>,
+    /// How many effects were queued.
+    pub effects: usize,
+}
+
+impl Applied {
+    /// The incident's next deadline, for the scheduler.
+    pub fn next_due(&self) -> Option<(i64, Option<Millis>)> {
+        let inc = self.incident.as_ref()?;
+        Some((inc.id, inc.deadlines.next()))
+    }
+}
+
+/// An outbox row ready for delivery, with the incident as it is now (so the
+/// dispatcher can fill in what earlier effects produced: the PagerDuty id, the
+/// doc id, the Slack thread).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Row id: also the base of the effect's idempotency key.
+    pub id: i64,
+    /// The effect.
+    pub effect: Effect,
+    /// Earlier failed attempts.
+    pub attempts: u32,
+    /// When it was queued.
+    pub created_at: Millis,
+    /// The incident.
+    pub incident: Incident,
+}
+
+impl Pending {
+    /// A key that is the same for every attempt of this effect and different
+    /// for every other: sent to vendors as an idempotency marker.
+    pub fn key(&self) -> String {
+        format!("pagerd-{}-{}", self.incident.id, self.id)
+    }
+}
+
+/// An outbox row as `pagerd incidents show` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Effect kind and lane.
+    pub effect: Effect,
+    /// `pending`, `delivered` or `failed`.
+    pub state: &'static str,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: Millis,
+    /// When it was delivered or given up.
+    pub done_at: Option<Millis>,
+}
+
+/// One journal row: an event that changed an incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalEntry {
+    /// When.
+    pub at: Millis,
+    /// What.
+    pub event: Event,
+    /// How many effects it queued.
+    pub effects: usize,
+}
+
+/// Counts for `/metrics` and `/readyz`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stats {
+    /// Incidents not resolved.
+    pub open_incidents: u64,
+    /// All incidents.
+    pub incidents: u64,
+    /// Effects waiting for delivery.
+    pub pending_effects: u64,
+    /// Effects given up on (permanent errors).
+    pub failed_effects: u64,
+    /// The oldest pending effect's age in ms (0 when none).
+    pub oldest_pending_ms: i64,
+}
+
+/// A store failure. The daemon answers 503 and the sender retries.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("store: {0}")]
+    Db(String),
+    /// A stored row does not parse (a bug or a downgrade).
+    #[error("store: corrupt row: {0}")]
+    Corrupt(String),
+    /// The store is shutting down or its thread died.
+    #[error("store is closed")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// Where incidents live. SQLite by default; PostgreSQL for several instances.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies one event through the engine, atomically (see module docs).
+    async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError>;
+
+    /// One incident.
+    async fn get(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+
+    /// Incidents, newest first; only unresolved ones when `open_only`.
+    async fn list(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError>;
+
+    /// An incident's journal, oldest first.
+    async fn journal(&self, id: i64) -> Result<Vec<JournalEntry>, StoreError>;
+
+    /// An incident's outbox rows, oldest first.
+    async fn outbox(&self, id: i64) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Every armed deadline: `(incident id, earliest deadline)`.
+    async fn deadlines(&self) -> Result<Vec<(i64, Millis)>, StoreError>;
+
+    /// Up to `limit` effects that may be delivered now: the oldest pending
+    /// effect of each (incident, lane), whose retry time has come, except
+    /// rows in `skip` (in flight). Also returns the earliest future retry.
+    async fn due(&self, now: Millis, limit: usize, skip: Vec<i64>) -> Result<(Vec<Pending>, Option<Millis>), StoreError>;
+
+    /// Marks a row delivered and applies the feedback event, atomically.
+    /// Returns `None` when the row was already done (a duplicate report).
+    async fn complete(&self, row: i64, feedback: Event, now: Millis) -> Result<Option<Applied>, StoreError>;
+
+    /// Records a failed attempt; the row is due again at `at`.
+    async fn retry_later(&self, row: i64, at: Millis, error: String) -> Result<(), StoreError>;
+
+    /// Gives up on a row (a permanent error) and applies the failure event.
+    async fn fail(&self, row: i64, error: String, now: Millis) -> Result<Option<Applied>, StoreError>;
+
+    /// Counts for metrics.
+    async fn stats(&self, now: Millis) -> Result<Stats, StoreError>;
+}

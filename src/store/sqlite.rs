@@ -1,0 +1,557 @@
+//! The embedded SQLite store (the default: nothing to install).
+//!
+//! One thread owns the connection; async callers send it jobs and await the
+//! answer, so no SQLite call ever blocks the reactor. The thread commits in
+//! groups: it takes every job already queued, runs each in a savepoint of
+//! one transaction, commits once (WAL, `synchronous=FULL`: one fsync), and
+//! only then answers each caller. Under a burst this turns a thousand fsyncs
+//! into a few, while every caller still hears back only after its own data
+//! is durable.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::*;
+use crate::engine::{self, Decision, EffectKind, Policy};
+
+/// Newest schema this build knows.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Most jobs committed together.
+const MAX_GROUP: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    ticket_id TEXT NOT NULL UNIQUE,
+    dedup_key TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    next_due INTEGER,
+    opened_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_next_due ON incidents(next_due) WHERE next_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents(id) WHERE status != 'resolved';
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id),
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    effects INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_incident ON journal(incident_id, id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id),
+    lane TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    done_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(incident_id, lane, id) WHERE done = 0;
+CREATE INDEX IF NOT EXISTS outbox_incident ON outbox(incident_id, id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    source TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (source, id)
+);
+";
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A unit of work for the owner thread: runs inside a savepoint and says
+/// whether to keep it, plus how to answer once the commit is known.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    policy: Arc<Policy>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its
+    /// thread. Refuses to run "half durable": if the file cannot be created,
+    /// written and synced, this fails with the path in the message.
+    pub fn open(path: &Path, policy: Arc<Policy>) -> Result<SqliteStore, StoreError> {
+        let ctx = |e: rusqlite::Error| StoreError::Db(format!("{}: {e}", path.display()));
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.exists()
+        {
+            return Err(StoreError::Db(format!(
+                "{}: directory {} does not exist (systemd's StateDirectory= creates it)",
+                path.display(),
+                dir.display()
+            )));
+        }
+        let conn = Connection::open(path).map_err(ctx)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(ctx)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(ctx)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Db(format!("{}: cannot enable WAL (got {mode})", path.display())));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(ctx)?;
+        conn.execute_batch(SCHEMA).map_err(ctx)?;
+        let version: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(ctx)?;
+        match version.and_then(|v| v.parse::<i64>().ok()) {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Db(format!(
+                    "{}: schema version {v} is newer than this pagerd knows ({SCHEMA_VERSION}); upgrade pagerd",
+                    path.display()
+                )));
+            }
+            _ => {
+                // A write at start proves the disk takes writes now, not at
+                // the first emergency.
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(ctx)?;
+            }
+        }
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("pagerd-store".into())
+            .spawn(move || owner(conn, rx))
+            .map_err(|e| StoreError::Db(format!("cannot start the store thread: {e}")))?;
+        Ok(SqliteStore { jobs: tx, policy })
+    }
+
+    /// Runs `f` on the owner thread inside the group transaction; answers
+    /// after commit. An `Err` from `f` rolls back only `f`'s own writes.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let keep = result.is_ok();
+            let reply: Reply = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
+            });
+            (keep, reply)
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// The owner thread: group commit loop. Ends when every sender is gone.
+fn owner(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs drops their reply channels: each caller gets
+            // `StoreError::Closed` and its sender retries.
+            tracing::error!(cause = %e, jobs = group.len(), "store: cannot begin a transaction");
+            continue;
+        }
+        let mut answers: Vec<Reply> = Vec::with_capacity(group.len());
+        for job in group {
+            let sp = conn.execute_batch("SAVEPOINT job");
+            let (keep, reply) = job(&conn);
+            let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            if let Err(e) = sp.and_then(|_| conn.execute_batch(end)) {
+                tracing::error!(cause = %e, "store: savepoint failed");
+            }
+            answers.push(reply);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| StoreError::Db(format!("commit failed: {e}")));
+        if let Err(e) = &commit {
+            tracing::error!(cause = %e, "store: commit failed; every caller in the group gets an error and retries");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in answers {
+            reply(match &commit {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Db(e.to_string())),
+            });
+        }
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn load(conn: &Connection, target: &Target) -> Result<Option<Incident>, StoreError> {
+    let (sql, key): (&str, rusqlite::types::Value) = match target {
+        Target::Ticket(t) => ("SELECT state FROM incidents WHERE ticket_id = ?1", t.clone().into()),
+        Target::Incident(id) => ("SELECT state FROM incidents WHERE id = ?1", (*id).into()),
+        Target::DedupKey(k) => ("SELECT state FROM incidents WHERE dedup_key = ?1", k.clone().into()),
+    };
+    let state: Option<String> = conn.prepare_cached(sql)?.query_row([key], |r| r.get(0)).optional()?;
+    state.map(|s| from_json(&s)).transpose()
+}
+
+/// The engine step inside a transaction: load, decide, persist.
+fn apply_in(conn: &Connection, policy: &Policy, intake: &Intake, now: Millis) -> Result<Applied, StoreError> {
+    if let Some((source, id)) = &intake.delivery {
+        let seen: Option<i64> = conn
+            .prepare_cached("SELECT 1 FROM deliveries WHERE source = ?1 AND id = ?2")?
+            .query_row(params![source, id], |r| r.get(0))
+            .optional()?;
+        if seen.is_some() {
+            let incident = load(conn, &intake.target)?;
+            return Ok(Applied { result: Change::Replayed, incident, effects: 0 });
+        }
+    }
+    let current = load(conn, &intake.target)?;
+    let (mut incident, effects) = match engine::apply(policy, current.as_ref(), &intake.event, now) {
+        Decision::Ignore(reason) => return Ok(Applied { result: Change::Ignored(reason), incident: current, effects: 0 }),
+        Decision::Apply { incident, effects } => (incident, effects),
+    };
+    let created = current.is_none();
+    if created {
+        incident.id = conn
+            .prepare_cached(
+                "INSERT INTO incidents(ticket_id, dedup_key, status, next_due, opened_at, updated_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, '{}') RETURNING id",
+            )?
+            .query_row(
+                params![incident.ticket.id, incident.dedup_key, incident.status.as_str(), incident.deadlines.next(), now],
+                |r| r.get(0),
+            )?;
+    }
+    conn.prepare_cached("UPDATE incidents SET status = ?2, next_due = ?3, updated_at = ?4, state = ?5 WHERE id = ?1")?
+        .execute(params![incident.id, incident.status.as_str(), incident.deadlines.next(), now, to_json(&incident)?])?;
+    conn.prepare_cached("INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4)")?.execute(
+        params![incident.id, now, to_json(&intake.event)?, effects.len() as i64],
+    )?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO outbox(incident_id, lane, effect, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?;
+    for effect in &effects {
+        insert.execute(params![incident.id, effect.lane().as_str(), to_json(effect)?, now])?;
+    }
+    if let Some((source, id)) = &intake.delivery {
+        conn.prepare_cached("INSERT INTO deliveries(source, id, at) VALUES (?1, ?2, ?3)")?
+            .execute(params![source, id, now])?;
+    }
+    let result = if created { Change::Created } else { Change::Updated };
+    Ok(Applied { result, incident: Some(incident), effects: effects.len() })
+}
+
+/// Marks row `row` done; applies `feedback` to its incident when it was
+/// still pending. `None` when it was done already.
+fn finish(
+    conn: &Connection,
+    policy: &Policy,
+    row: i64,
+    failed: Option<&str>,
+    feedback: impl FnOnce(EffectKind) -> Event,
+    now: Millis,
+) -> Result<Option<Applied>, StoreError> {
+    let found: Option<(i64, String)> = conn
+        .prepare_cached("SELECT incident_id, effect FROM outbox WHERE id = ?1 AND done = 0")?
+        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((incident_id, effect)) = found else { return Ok(None) };
+    let effect: Effect = from_json(&effect)?;
+    conn.prepare_cached(
+        "UPDATE outbox SET done = 1, failed = ?2, done_at = ?3, last_error = ?4,
+         attempts = attempts + 1 WHERE id = ?1",
+    )?
+    .execute(params![row, failed.is_some(), now, failed])?;
+    let intake = Intake { target: Target::Incident(incident_id), event: feedback(effect.kind()), delivery: None };
+    apply_in(conn, policy, &intake, now).map(Some)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError> {
+        let policy = self.policy.clone();
+        self.call(move |conn| apply_in(conn, &policy, &intake, now)).await
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        self.call(move |conn| load(conn, &Target::Incident(id))).await
+    }
+
+    async fn list(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError> {
+        self.call(move |conn| {
+            let sql = if open_only {
+                "SELECT state FROM incidents WHERE status != 'resolved' ORDER BY id DESC LIMIT ?1"
+            } else {
+                "SELECT state FROM incidents ORDER BY id DESC LIMIT ?1"
+            };
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+            rows.map(|r| from_json(&r?)).collect()
+        })
+        .await
+    }
+
+    async fn journal(&self, id: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT at, event, effects FROM journal WHERE incident_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+            rows.map(|r| {
+                let (at, event, effects) = r?;
+                Ok(JournalEntry { at, event: from_json(&event)?, effects: effects as usize })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn outbox(&self, id: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, effect, done, failed, attempts, last_error, created_at, done_at
+                 FROM outbox WHERE incident_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (id, effect, done, failed, attempts, last_error, created_at, done_at) = r?;
+                let state = match (done, failed) {
+                    (false, _) => "pending",
+                    (true, false) => "delivered",
+                    (true, true) => "failed",
+                };
+                Ok(OutboxRow { id, effect: from_json(&effect)?, state, attempts, last_error, created_at, done_at })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn deadlines(&self) -> Result<Vec<(i64, Millis)>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT id, next_due FROM incidents WHERE next_due IS NOT NULL")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+        })
+        .await
+    }
+
+    async fn due(&self, now: Millis, limit: usize, skip: Vec<i64>) -> Result<(Vec<Pending>, Option<Millis>), StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT o.id, o.effect, o.attempts, o.created_at, i.state, o.next_attempt_at
+                 FROM outbox o JOIN incidents i ON i.id = o.incident_id
+                 WHERE o.id IN (SELECT MIN(id) FROM outbox WHERE done = 0 GROUP BY incident_id, lane)
+                 ORDER BY o.next_attempt_at, o.id",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut due = Vec::new();
+            let mut next: Option<Millis> = None;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                let at: Millis = r.get(5)?;
+                if skip.contains(&id) {
+                    continue;
+                }
+                if at > now {
+                    next = Some(next.map_or(at, |n: Millis| n.min(at)));
+                    break; // ordered by next_attempt_at: the rest are later still
+                }
+                if due.len() >= limit {
+                    next = Some(now);
+                    break;
+                }
+                due.push(Pending {
+                    id,
+                    effect: from_json(&r.get::<_, String>(1)?)?,
+                    attempts: r.get(2)?,
+                    created_at: r.get(3)?,
+                    incident: from_json(&r.get::<_, String>(4)?)?,
+                });
+            }
+            Ok((due, next))
+        })
+        .await
+    }
+
+    async fn complete(&self, row: i64, feedback: Event, now: Millis) -> Result<Option<Applied>, StoreError> {
+        let policy = self.policy.clone();
+        self.call(move |conn| finish(conn, &policy, row, None, |_| feedback, now)).await
+    }
+
+    async fn retry_later(&self, row: i64, at: Millis, error: String) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1 AND done = 0",
+            )?
+            .execute(params![row, at, error])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fail(&self, row: i64, error: String, now: Millis) -> Result<Option<Applied>, StoreError> {
+        let policy = self.policy.clone();
+        self.call(move |conn| {
+            let feedback = |effect| Event::DeliveryFailed { effect, error: error.clone() };
+            finish(conn, &policy, row, Some(&error), feedback, now)
+        })
+        .await
+    }
+
+    async fn stats(&self, now: Millis) -> Result<Stats, StoreError> {
+        self.call(move |conn| {
+            let (incidents, open): (i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE status != 'resolved') FROM incidents",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let (pending, oldest): (i64, Option<i64>) = conn.query_row(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE done = 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let failed: i64 = conn.query_row("SELECT COUNT(*) FROM outbox WHERE failed = 1", [], |r| r.get(0))?;
+            Ok(Stats {
+                open_incidents: open as u64,
+                incidents: incidents as u64,
+                pending_effects: pending as u64,
+                failed_effects: failed as u64,
+                oldest_pending_ms: oldest.map_or(0, |o| (now - o).max(0)),
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Source, Ticket};
+
+    fn ticket(id: &str) -> Ticket {
+        Ticket {
+            id: id.into(),
+            title: "down".into(),
+            priority: "urgent".into(),
+            status: "new".into(),
+            tags: vec![],
+            url: "u".into(),
+            requester_name: "D".into(),
+            requester_email: "d@c.test".into(),
+            organization: "C".into(),
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), Arc::new(Policy::default())).unwrap();
+        (dir, store)
+    }
+
+    fn seen(id: &str) -> Intake {
+        Intake { target: Target::Ticket(id.into()), event: Event::Ticket { ticket: ticket(id) }, delivery: None }
+    }
+
+    #[tokio::test]
+    async fn first_sight_creates_and_queues_the_page_once() {
+        let (_d, s) = open();
+        let a = s.apply(seen("1"), 1000).await.unwrap();
+        assert_eq!(a.result, Change::Created);
+        assert_eq!(a.effects, 1);
+        let b = s.apply(seen("1"), 2000).await.unwrap();
+        assert!(matches!(b.result, Change::Ignored(_)));
+        let (due, _) = s.due(2000, 10, vec![]).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(s.deadlines().await.unwrap(), vec![(1, 1000 + 300_000)]);
+    }
+
+    #[tokio::test]
+    async fn lanes_are_fifo_per_incident_and_independent() {
+        let (_d, s) = open();
+        s.apply(seen("1"), 0).await.unwrap();
+        let ack = Event::Acknowledge { by: "ana".into(), via: Source::Cli };
+        s.apply(Intake { target: Target::Incident(1), event: ack, delivery: None }, 1).await.unwrap();
+        // Trigger (PagerDuty lane) and the comment (Zendesk lane) are due; the
+        // PagerDuty acknowledge waits behind the trigger.
+        let (due, _) = s.due(10, 10, vec![]).await.unwrap();
+        let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
+        assert_eq!(kinds, vec![EffectKind::PagerdutyTrigger, EffectKind::ZendeskComment]);
+        let trigger = due[0].id;
+        s.retry_later(trigger, 100, "PagerDuty answered 503".into()).await.unwrap();
+        let (due, next) = s.due(10, 10, vec![]).await.unwrap();
+        assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
+        assert_eq!(next, Some(100));
+        let done = Event::Delivered { effect: EffectKind::PagerdutyTrigger, outcome: None };
+        assert!(s.complete(trigger, done.clone(), 20).await.unwrap().is_some());
+        assert!(s.complete(trigger, done, 21).await.unwrap().is_none(), "a second report is a no-op");
+        let (due, _) = s.due(30, 10, vec![]).await.unwrap();
+        assert_eq!(due[0].effect.kind(), EffectKind::PagerdutyAcknowledge);
+        let rows = s.outbox(1).await.unwrap();
+        assert_eq!(rows[0].state, "delivered");
+        assert_eq!(rows[0].attempts, 2);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_delivery_is_applied_once() {
+        let (_d, s) = open();
+        s.apply(seen("1"), 0).await.unwrap();
+        let ack = || Intake {
+            target: Target::DedupKey("zendesk-1".into()),
+            event: Event::Acknowledge { by: "ana".into(), via: Source::Pagerduty },
+            delivery: Some(("pagerduty".into(), "wh-1".into())),
+        };
+        assert_eq!(s.apply(ack(), 1).await.unwrap().result, Change::Updated);
+        assert_eq!(s.apply(ack(), 2).await.unwrap().result, Change::Replayed);
+        assert_eq!(s.journal(1).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+            s.apply(seen("9"), 5).await.unwrap();
+        }
+        let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+        assert_eq!(s.deadlines().await.unwrap(), vec![(1, 300_005)]);
+        assert_eq!(s.get(1).await.unwrap().map(|i| i.ticket.id), Some("9".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_missing_directory_is_refused_with_the_path() {
+        let Err(e) = SqliteStore::open(Path::new("/nonexistent/dir/p.db"), Arc::new(Policy::default())) else {
+            panic!("opened")
+        };
+        assert!(e.to_string().contains("/nonexistent/dir"), "{e}");
+    }
+}

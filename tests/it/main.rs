@@ -1,0 +1,9 @@
+//! End-to-end tests: the real daemon on an ephemeral port of 127.0.0.1,
+//! against the stand-in vendors (real HTTP, real SMTP), with a temporary
+//! store. One binary, one module per area.
+
+/// Shared harness: stand-ins, config, start/stop the daemon, waits.
+mod util;
+
+/// The core: page, ack timer, escalation, durability (issue 3).
+mod core;

@@ -1,0 +1,161 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use pagerd::config::Config;
+use pagerd::fakes::stand_ins::{self, Extra, Options, StandIns, secrets};
+use pagerd::fakes::zendesk::TicketSpec;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A daemon under test and its world.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub vendors: StandIns,
+    pub extra: Extra,
+    pub config_path: PathBuf,
+    pub addr: Option<SocketAddr>,
+    running: Option<(CancellationToken, JoinHandle<()>)>,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    /// Stand-ins started, config written, daemon not yet running.
+    pub async fn new(opts: Options, extra: Extra) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vendors = StandIns::start(opts).await.expect("stand-ins start");
+        let mut h = Harness {
+            dir,
+            vendors,
+            extra,
+            config_path: PathBuf::new(),
+            addr: None,
+            running: None,
+            http: reqwest::Client::new(),
+        };
+        h.write_config("127.0.0.1:0");
+        h
+    }
+
+    /// A harness with PagerDuty and Zendesk only, the given policy lines,
+    /// started.
+    pub async fn started(policy: &str) -> Harness {
+        let extra = Extra { policy: policy.into(), ..Extra::default() };
+        let mut h = Harness::new(Options::default(), extra).await;
+        h.start().await;
+        h
+    }
+
+    fn write_config(&mut self, listen: &str) {
+        let store = self.dir.path().join("pagerd.db");
+        self.config_path = self.vendors.write_config(self.dir.path(), listen, &store, &self.extra).expect("config");
+    }
+
+    /// Starts (or restarts) the daemon on a fresh port.
+    pub async fn start(&mut self) {
+        assert!(self.running.is_none(), "already running");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        self.write_config(&addr.to_string());
+        let config = Config::load(&self.config_path).expect("config valid");
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let task = tokio::spawn(async move {
+            pagerd::daemon::run(config, listener, stop, Default::default()).await.expect("daemon ran");
+        });
+        self.vendors.pagerduty.set_webhook(format!("http://{addr}/webhooks/pagerduty"), secrets::PD_WEBHOOK.into());
+        self.addr = Some(addr);
+        self.running = Some((token, task));
+        self.eventually("daemon answers /healthz", || async {
+            self.http.get(self.url("/healthz")).send().await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    }
+
+    /// Stops the daemon gracefully (as SIGTERM does).
+    pub async fn stop(&mut self) {
+        let (token, task) = self.running.take().expect("running");
+        token.cancel();
+        task.await.expect("daemon task");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr.expect("started"))
+    }
+
+    /// Seeds a ticket in Zendesk and posts its signed webhook; returns the
+    /// status pagerd answered.
+    pub async fn ticket(&self, id: u64, priority: &str, tags: &[&str]) -> u16 {
+        self.vendors.zendesk.upsert_ticket(TicketSpec {
+            id,
+            subject: "Production instance down".into(),
+            priority: priority.into(),
+            status: "new".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            requester_name: "Dana Customer".into(),
+            requester_email: "dana@customer.test".into(),
+            organization: "Customer Corp".into(),
+        });
+        self.vendors.zendesk.send_webhook(&self.url("/webhooks/zendesk"), id).await.expect("webhook sent")
+    }
+
+    /// Calls the admin API.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(secrets::ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin call");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The incident for a ticket, from the admin API.
+    pub async fn incident(&self, id: i64) -> Value {
+        let (status, body) = self.admin(reqwest::Method::GET, &format!("/incidents/{id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// How many incidents the daemon holds (open and resolved).
+    pub async fn incident_count(&self) -> usize {
+        let (_, body) = self.admin(reqwest::Method::GET, "/incidents?all=true", None).await;
+        body["incidents"].as_array().map_or(0, Vec::len)
+    }
+
+    /// Polls `cond` until it holds (10 s at most), else fails naming `what`.
+    pub async fn eventually<F, Fut>(&self, what: &str, cond: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        eventually(what, cond).await;
+    }
+
+    pub fn triggers(&self, key: &str) -> usize {
+        self.vendors.pagerduty.events().iter().filter(|e| e.action == "trigger" && e.dedup_key == key).count()
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds (10 s at most).
+pub async fn eventually<F, Fut>(what: &str, cond: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Unused-import guard for modules that only need some helpers.
+#[allow(dead_code)]
+pub fn _uses() {
+    let _ = stand_ins::ZENDESK_EMAIL;
+}
