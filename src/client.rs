@@ -14,7 +14,9 @@ use crate::secret::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The daemon is not reachable.
-    #[error("cannot reach pagerd at {addr}: {cause} (is `pagerd run` up, and is server.listen right?)")]
+    #[error(
+        "cannot reach pagerd at {addr}: {cause} (is `pagerd run` up, and is server.listen right?)"
+    )]
     Unreachable {
         /// Where we tried.
         addr: String,
@@ -42,7 +44,11 @@ impl Client {
     /// A client for the daemon listening on `addr`.
     pub fn new(addr: SocketAddr, token: Option<Secret>) -> Client {
         let http = crate::integrations::http_client(std::time::Duration::from_secs(15));
-        Client { base: format!("http://{addr}/api/v1"), token, http }
+        Client {
+            base: format!("http://{addr}/api/v1"),
+            token,
+            http,
+        }
     }
 
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
@@ -50,33 +56,56 @@ impl Client {
             Some(t) => req.bearer_auth(t.expose()),
             None => req,
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable { addr: self.base.clone(), cause: e.without_url().to_string() })?;
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            addr: self.base.clone(),
+            cause: e.without_url().to_string(),
+        })?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let message = body["error"].as_str().unwrap_or("no explanation").to_string();
-            return Err(ClientError::Refused { status: status.as_u16(), message });
+            let message = body["error"]
+                .as_str()
+                .unwrap_or("no explanation")
+                .to_string();
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                message,
+            });
         }
         Ok(body)
     }
 
     /// `GET /incidents`.
     pub async fn list(&self, all: bool) -> Result<Value, ClientError> {
-        self.call(self.http.get(format!("{}/incidents", self.base)).query(&[("all", all)])).await
+        self.call(
+            self.http
+                .get(format!("{}/incidents", self.base))
+                .query(&[("all", all)]),
+        )
+        .await
     }
 
     /// `GET /incidents/{id}`.
     pub async fn show(&self, id: i64) -> Result<Value, ClientError> {
-        self.call(self.http.get(format!("{}/incidents/{id}", self.base))).await
+        self.call(self.http.get(format!("{}/incidents/{id}", self.base)))
+            .await
     }
 
     /// `POST /incidents/{id}/{action}`.
-    pub async fn act(&self, id: i64, action: &str, by: &str, reason: Option<&str>) -> Result<Value, ClientError> {
+    pub async fn act(
+        &self,
+        id: i64,
+        action: &str,
+        by: &str,
+        reason: Option<&str>,
+    ) -> Result<Value, ClientError> {
         let body = json!({ "by": by, "reason": reason });
-        self.call(self.http.post(format!("{}/incidents/{id}/{action}", self.base)).json(&body)).await
+        self.call(
+            self.http
+                .post(format!("{}/incidents/{id}/{action}", self.base))
+                .json(&body),
+        )
+        .await
     }
 }
 
@@ -86,11 +115,15 @@ fn age(inc: &Incident) -> String {
 
 /// One line per incident.
 pub fn format_list(body: &Value) -> String {
-    let incidents: Vec<Incident> = serde_json::from_value(body["incidents"].clone()).unwrap_or_default();
+    let incidents: Vec<Incident> =
+        serde_json::from_value(body["incidents"].clone()).unwrap_or_default();
     if incidents.is_empty() {
         return "no incidents\n".into();
     }
-    let mut out = format!("{:<6} {:<13} {:<5} {:<10} {:<21} {}\n", "ID", "STATUS", "LEVEL", "TICKET", "OPENED", "TITLE");
+    let mut out = format!(
+        "{:<6} {:<13} {:<5} {:<10} {:<21} {}\n",
+        "ID", "STATUS", "LEVEL", "TICKET", "OPENED", "TITLE"
+    );
     for i in incidents {
         let crisis = if i.crisis.is_some() { " [CRISIS]" } else { "" };
         let _ = writeln!(
@@ -115,7 +148,13 @@ pub fn format_show(body: &Value) -> String {
     };
     let mut out = String::new();
     let t = &i.ticket;
-    let _ = writeln!(out, "incident {}  {}  level {}", i.id, i.status.as_str(), i.level);
+    let _ = writeln!(
+        out,
+        "incident {}  {}  level {}",
+        i.id,
+        i.status.as_str(),
+        i.level
+    );
     let _ = writeln!(out, "ticket    #{} {}\nlink      {}", t.id, t.title, t.url);
     let _ = writeln!(out, "customer  {} <{}>", t.customer(), t.requester_email);
     let _ = writeln!(out, "opened    {}", rfc3339(i.opened_at));
@@ -129,7 +168,12 @@ pub fn format_show(body: &Value) -> String {
         let _ = writeln!(out, "people    {}", i.responders.join(", "));
     }
     let d = &i.deadlines;
-    for (name, at) in [("ack by", d.ack), ("crisis at", d.crisis), ("fallback", d.fallback), ("deprecate", d.deprecate)] {
+    for (name, at) in [
+        ("ack by", d.ack),
+        ("crisis at", d.crisis),
+        ("fallback", d.fallback),
+        ("deprecate", d.deprecate),
+    ] {
         if let Some(at) = at {
             let _ = writeln!(out, "{name:<9} {}", rfc3339(at));
         }
@@ -152,8 +196,18 @@ pub fn format_show(body: &Value) -> String {
     let _ = writeln!(out, "\neffects:");
     for e in body["outbox"].as_array().into_iter().flatten() {
         let kind = e["effect"]["type"].as_str().unwrap_or("?");
-        let err = e["last_error"].as_str().map(|s| format!("  last error: {s}")).unwrap_or_default();
-        let _ = writeln!(out, "  #{:<5} {:<24} {:<9} attempts {}{err}", e["id"], kind, e["state"].as_str().unwrap_or("?"), e["attempts"]);
+        let err = e["last_error"]
+            .as_str()
+            .map(|s| format!("  last error: {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  #{:<5} {:<24} {:<9} attempts {}{err}",
+            e["id"],
+            kind,
+            e["state"].as_str().unwrap_or("?"),
+            e["attempts"]
+        );
     }
     out
 }

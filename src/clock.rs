@@ -30,7 +30,7 @@ pub trait Clock: Send + Sync + 'static {
     /// How long to really wait for `ms` of clock time to pass.
     fn real(&self, ms: Millis) -> Duration;
     /// How much clock time passes in `d` of real time.
-    fn from_real(&self, d: Duration) -> Millis;
+    fn clock_time(&self, d: Duration) -> Millis;
 }
 
 /// The system's wall clock.
@@ -38,7 +38,9 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 fn system_now() -> Millis {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     millis(since)
 }
 
@@ -49,7 +51,7 @@ impl Clock for SystemClock {
     fn real(&self, ms: Millis) -> Duration {
         Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0))
     }
-    fn from_real(&self, d: Duration) -> Millis {
+    fn clock_time(&self, d: Duration) -> Millis {
         millis(d)
     }
 }
@@ -65,7 +67,10 @@ pub struct ScaledClock {
 impl ScaledClock {
     /// A clock running `factor` times faster than real time.
     pub fn new(factor: u32) -> ScaledClock {
-        ScaledClock { start_real: system_now(), factor: factor.max(1) }
+        ScaledClock {
+            start_real: system_now(),
+            factor: factor.max(1),
+        }
     }
 }
 
@@ -78,7 +83,7 @@ impl Clock for ScaledClock {
         let ms = u64::try_from(ms.max(0)).unwrap_or(0);
         Duration::from_micros(ms.saturating_mul(1000) / u64::from(self.factor))
     }
-    fn from_real(&self, d: Duration) -> Millis {
+    fn clock_time(&self, d: Duration) -> Millis {
         millis(d).saturating_mul(i64::from(self.factor))
     }
 }

@@ -299,7 +299,10 @@ struct Check {
 
 impl Check {
     fn problem(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem { key: key.to_string(), message: message.into() });
+        self.problems.push(Problem {
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     fn duration(&mut self, key: &str, value: Option<&str>, default: &str) -> Duration {
@@ -307,7 +310,12 @@ impl Check {
         match humantime::parse_duration(text) {
             Ok(d) => d,
             Err(e) => {
-                self.problem(key, format!("{text:?} is not a duration ({e}); write it like \"30s\", \"5m\", \"1h\""));
+                self.problem(
+                    key,
+                    format!(
+                        "{text:?} is not a duration ({e}); write it like \"30s\", \"5m\", \"1h\""
+                    ),
+                );
                 humantime::parse_duration(default).unwrap_or_default()
             }
         }
@@ -347,15 +355,28 @@ impl Check {
     }
 
     /// Reads the secret `name` from `name_file` or `name_env`.
-    fn secret(&mut self, section: &str, name: &str, file: Option<PathBuf>, env: Option<String>) -> Option<Secret> {
-        let (fkey, ekey) = (format!("{section}.{name}_file"), format!("{section}.{name}_env"));
+    fn secret(
+        &mut self,
+        section: &str,
+        name: &str,
+        file: Option<PathBuf>,
+        env: Option<String>,
+    ) -> Option<Secret> {
+        let (fkey, ekey) = (
+            format!("{section}.{name}_file"),
+            format!("{section}.{name}_env"),
+        );
         match (file, env) {
             (Some(_), Some(_)) => {
                 self.problem(&fkey, format!("set only one of {fkey} and {ekey}"));
                 None
             }
             (Some(path), None) => {
-                let path = if path.is_relative() { self.base.join(path) } else { path };
+                let path = if path.is_relative() {
+                    self.base.join(path)
+                } else {
+                    path
+                };
                 match std::fs::read_to_string(&path) {
                     Ok(v) if !v.trim().is_empty() => Some(Secret::new(v)),
                     Ok(_) => {
@@ -371,7 +392,10 @@ impl Check {
             (None, Some(var)) => match std::env::var(&var) {
                 Ok(v) if !v.trim().is_empty() => Some(Secret::new(v)),
                 _ => {
-                    self.problem(&ekey, format!("environment variable {var} is not set or empty"));
+                    self.problem(
+                        &ekey,
+                        format!("environment variable {var} is not set or empty"),
+                    );
                     None
                 }
             },
@@ -379,7 +403,13 @@ impl Check {
         }
     }
 
-    fn required_secret(&mut self, section: &str, name: &str, file: Option<PathBuf>, env: Option<String>) -> Secret {
+    fn required_secret(
+        &mut self,
+        section: &str,
+        name: &str,
+        file: Option<PathBuf>,
+        env: Option<String>,
+    ) -> Secret {
         let before = self.problems.len();
         let s = self.secret(section, name, file, env);
         if s.is_none() && self.problems.len() == before {
@@ -392,7 +422,9 @@ impl Check {
     }
 
     fn email(&mut self, key: &str, value: &str) {
-        let ok = value.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
+        let ok = value
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
         if !ok {
             self.problem(key, format!("{value:?} is not an e-mail address"));
         }
@@ -400,7 +432,10 @@ impl Check {
 }
 
 fn lower(v: Vec<String>) -> Vec<String> {
-    v.into_iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect()
+    v.into_iter()
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl Config {
@@ -408,7 +443,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_path_buf(),
-            problems: vec![Problem { key: "(file)".into(), message: format!("cannot read it: {e}") }],
+            problems: vec![Problem {
+                key: "(file)".into(),
+                message: format!("cannot read it: {e}"),
+            }],
         })?;
         Config::parse(path, &text)
     }
@@ -416,22 +454,37 @@ impl Config {
     /// Validates config text; `path` names the file in errors and anchors
     /// relative secret paths.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let err = |problems| ConfigError { path: path.to_path_buf(), problems };
+        let err = |problems| ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        };
         let raw: RawFile = toml::from_str(text).map_err(|e| err(vec![toml_problem(&e, text)]))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut c = Check { base, problems: Vec::new() };
+        let mut c = Check {
+            base,
+            problems: Vec::new(),
+        };
         let config = validate(&mut c, path, raw);
-        if c.problems.is_empty() { Ok(config) } else { Err(err(c.problems)) }
+        if c.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(err(c.problems))
+        }
     }
 }
 
 fn toml_problem(e: &toml::de::Error, text: &str) -> Problem {
-    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
     let key = match line {
         Some(n) => format!("line {n}"),
         None => "(syntax)".to_string(),
     };
-    Problem { key, message: e.message().to_string() }
+    Problem {
+        key,
+        message: e.message().to_string(),
+    }
 }
 
 fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
@@ -439,23 +492,40 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         let s = raw.server;
         let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
         let listen = listen_text.parse().unwrap_or_else(|_| {
-            c.problem("server.listen", format!("{listen_text:?} is not an address like \"127.0.0.1:8780\""));
+            c.problem(
+                "server.listen",
+                format!("{listen_text:?} is not an address like \"127.0.0.1:8780\""),
+            );
             SocketAddr::from(([127, 0, 0, 1], 8780))
         });
         ServerConfig {
             listen,
-            admin_token: c.secret("server", "admin_token", s.admin_token_file, s.admin_token_env),
+            admin_token: c.secret(
+                "server",
+                "admin_token",
+                s.admin_token_file,
+                s.admin_token_env,
+            ),
             shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
         }
     };
-    let store = StoreConfig { path: raw.store.path.unwrap_or_else(|| "/var/lib/pagerd/pagerd.db".into()) };
+    let store = StoreConfig {
+        path: raw
+            .store
+            .path
+            .unwrap_or_else(|| "/var/lib/pagerd/pagerd.db".into()),
+    };
 
     let p = raw.policy;
     let mut policy = Policy {
         ack_timeout: millis(c.duration("policy.ack_timeout", p.ack_timeout.as_deref(), "5m")),
         crisis_after: millis(c.duration("policy.crisis_after", p.crisis_after.as_deref(), "1h")),
         crisis_responders: p.crisis_responders.unwrap_or(2),
-        doc_deprecate_after: millis(c.duration("policy.doc_deprecate_after", p.doc_deprecate_after.as_deref(), "7d")),
+        doc_deprecate_after: millis(c.duration(
+            "policy.doc_deprecate_after",
+            p.doc_deprecate_after.as_deref(),
+            "7d",
+        )),
         ..Policy::default()
     };
     if policy.crisis_responders == 0 {
@@ -466,13 +536,19 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
     }
     if let Some(channels) = p.contact_channels {
         if channels.is_empty() {
-            c.problem("policy.contact_channels", "name at least one way to reach the customer");
+            c.problem(
+                "policy.contact_channels",
+                "name at least one way to reach the customer",
+            );
         }
         policy.contact_channels = channels;
     }
     if let Some(comment) = p.ack_comment {
         if !comment.contains("{channels}") {
-            c.problem("policy.ack_comment", "must contain {channels}: the comment asks the customer how to reach them");
+            c.problem(
+                "policy.ack_comment",
+                "must contain {channels}: the comment asks the customer how to reach them",
+            );
         }
         policy.ack_comment = comment;
     }
@@ -490,7 +566,10 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
                 policy.emergency_tags = lower(t);
             }
             if policy.emergency_priorities.is_empty() && policy.emergency_tags.is_empty() {
-                c.problem("zendesk.emergency_priorities", "with no emergency priorities nor tags nothing would ever page");
+                c.problem(
+                    "zendesk.emergency_priorities",
+                    "with no emergency priorities nor tags nothing would ever page",
+                );
             }
             let email = c.required("zendesk.email", z.email);
             if !email.is_empty() {
@@ -499,9 +578,23 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             Some(ZendeskConfig {
                 url: c.url("zendesk.url", z.url, None),
                 email,
-                api_token: c.required_secret("zendesk", "api_token", z.api_token_file, z.api_token_env),
-                webhook_secret: c.required_secret("zendesk", "webhook_secret", z.webhook_secret_file, z.webhook_secret_env),
-                poll_interval: c.interval("zendesk.poll_interval", z.poll_interval.as_deref(), "2m"),
+                api_token: c.required_secret(
+                    "zendesk",
+                    "api_token",
+                    z.api_token_file,
+                    z.api_token_env,
+                ),
+                webhook_secret: c.required_secret(
+                    "zendesk",
+                    "webhook_secret",
+                    z.webhook_secret_file,
+                    z.webhook_secret_env,
+                ),
+                poll_interval: c.interval(
+                    "zendesk.poll_interval",
+                    z.poll_interval.as_deref(),
+                    "2m",
+                ),
             })
         }
     };
@@ -517,13 +610,40 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
                 c.email("pagerduty.from", &from);
             }
             Some(PagerDutyConfig {
-                events_url: c.url("pagerduty.events_url", p.events_url, Some("https://events.pagerduty.com")),
-                api_url: c.url("pagerduty.api_url", p.api_url, Some("https://api.pagerduty.com")),
-                routing_key: c.required_secret("pagerduty", "routing_key", p.routing_key_file, p.routing_key_env),
-                api_token: c.required_secret("pagerduty", "api_token", p.api_token_file, p.api_token_env),
+                events_url: c.url(
+                    "pagerduty.events_url",
+                    p.events_url,
+                    Some("https://events.pagerduty.com"),
+                ),
+                api_url: c.url(
+                    "pagerduty.api_url",
+                    p.api_url,
+                    Some("https://api.pagerduty.com"),
+                ),
+                routing_key: c.required_secret(
+                    "pagerduty",
+                    "routing_key",
+                    p.routing_key_file,
+                    p.routing_key_env,
+                ),
+                api_token: c.required_secret(
+                    "pagerduty",
+                    "api_token",
+                    p.api_token_file,
+                    p.api_token_env,
+                ),
                 from,
-                webhook_secret: c.secret("pagerduty", "webhook_secret", p.webhook_secret_file, p.webhook_secret_env),
-                poll_interval: c.interval("pagerduty.poll_interval", p.poll_interval.as_deref(), "30s"),
+                webhook_secret: c.secret(
+                    "pagerduty",
+                    "webhook_secret",
+                    p.webhook_secret_file,
+                    p.webhook_secret_env,
+                ),
+                poll_interval: c.interval(
+                    "pagerduty.poll_interval",
+                    p.poll_interval.as_deref(),
+                    "30s",
+                ),
                 events_per_minute: p.events_per_minute.unwrap_or(120),
             })
         }
@@ -531,15 +651,25 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
 
     let slack = raw.slack.map(|s| {
         let channels = s.channels.unwrap_or_else(|| {
-            ["#infrastructure", "#development", "#general"].map(String::from).to_vec()
+            ["#infrastructure", "#development", "#general"]
+                .map(String::from)
+                .to_vec()
         });
         if channels.is_empty() {
-            c.problem("slack.channels", "name at least one channel (or remove [slack])");
+            c.problem(
+                "slack.channels",
+                "name at least one channel (or remove [slack])",
+            );
         }
         SlackConfig {
             api_url: c.url("slack.api_url", s.api_url, Some("https://slack.com/api")),
             bot_token: c.required_secret("slack", "bot_token", s.bot_token_file, s.bot_token_env),
-            signing_secret: c.secret("slack", "signing_secret", s.signing_secret_file, s.signing_secret_env),
+            signing_secret: c.secret(
+                "slack",
+                "signing_secret",
+                s.signing_secret_file,
+                s.signing_secret_env,
+            ),
             channels,
         }
     });
@@ -550,25 +680,46 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
     let google = raw.google.map(|g| {
         let role = g.customer_role.unwrap_or_else(|| "commenter".into());
         if !matches!(role.as_str(), "writer" | "commenter" | "reader") {
-            c.problem("google.customer_role", format!("{role:?} is not one of writer, commenter, reader"));
+            c.problem(
+                "google.customer_role",
+                format!("{role:?} is not one of writer, commenter, reader"),
+            );
         }
         let file = match g.service_account_file {
             Some(f) if f.is_relative() => c.base.join(f),
             Some(f) => f,
             None => {
-                c.problem("google.service_account_file", "is required: the service account's JSON key");
+                c.problem(
+                    "google.service_account_file",
+                    "is required: the service account's JSON key",
+                );
                 PathBuf::new()
             }
         };
         if !file.as_os_str().is_empty()
-            && let Err(e) = std::fs::read_to_string(&file).map(|_| ()).map_err(|e| e.to_string()) // PENDING-GOOGLE
+            && let Err(e) = std::fs::read_to_string(&file)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        // PENDING-GOOGLE
         {
             c.problem("google.service_account_file", e);
         }
         GoogleConfig {
-            token_url: c.url("google.token_url", g.token_url, Some("https://oauth2.googleapis.com/token")),
-            drive_url: c.url("google.drive_url", g.drive_url, Some("https://www.googleapis.com/drive/v3")),
-            docs_url: c.url("google.docs_url", g.docs_url, Some("https://docs.googleapis.com")),
+            token_url: c.url(
+                "google.token_url",
+                g.token_url,
+                Some("https://oauth2.googleapis.com/token"),
+            ),
+            drive_url: c.url(
+                "google.drive_url",
+                g.drive_url,
+                Some("https://www.googleapis.com/drive/v3"),
+            ),
+            docs_url: c.url(
+                "google.docs_url",
+                g.docs_url,
+                Some("https://docs.googleapis.com"),
+            ),
             service_account_file: file,
             template_id: g.template_id.filter(|t| !t.is_empty()),
             folder_id: g.folder_id.filter(|t| !t.is_empty()),
@@ -581,7 +732,10 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
     let email = raw.email.map(|e| {
         let level2 = e.level2.unwrap_or_default();
         if level2.is_empty() {
-            c.problem("email.level2", "name at least one level-2 address for the fallback page");
+            c.problem(
+                "email.level2",
+                "name at least one level-2 address for the fallback page",
+            );
         }
         for a in &level2 {
             c.email("email.level2", a);
@@ -590,10 +744,20 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         if !from.is_empty() {
             c.email("email.from", &from);
         }
-        policy.fallback_after = Some(millis(c.duration("email.fallback_after", e.fallback_after.as_deref(), "2m")));
+        policy.fallback_after = Some(millis(c.duration(
+            "email.fallback_after",
+            e.fallback_after.as_deref(),
+            "2m",
+        )));
         let smtp_url = c.required("email.smtp_url", e.smtp_url);
-        if !smtp_url.is_empty() && !(smtp_url.starts_with("smtp://") || smtp_url.starts_with("smtps://")) {
-            c.problem("email.smtp_url", format!("{smtp_url:?} must start with smtp:// or smtps://"));
+        if !(smtp_url.is_empty()
+            || smtp_url.starts_with("smtp://")
+            || smtp_url.starts_with("smtps://"))
+        {
+            c.problem(
+                "email.smtp_url",
+                format!("{smtp_url:?} must start with smtp:// or smtps://"),
+            );
         }
         EmailConfig {
             smtp_url,
@@ -623,7 +787,17 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         poll_interval: None,
         events_per_minute: 0,
     });
-    Config { path: path.to_path_buf(), server, store, policy, zendesk, pagerduty, slack, google, email }
+    Config {
+        path: path.to_path_buf(),
+        server,
+        store,
+        policy,
+        zendesk,
+        pagerduty,
+        slack,
+        google,
+        email,
+    }
 }
 
 /// What the CLI needs to reach a running daemon: its address and the admin
@@ -632,25 +806,46 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
 pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         path: path.to_path_buf(),
-        problems: vec![Problem { key: "(file)".into(), message: format!("cannot read it: {e}") }],
+        problems: vec![Problem {
+            key: "(file)".into(),
+            message: format!("cannot read it: {e}"),
+        }],
     })?;
     #[derive(Deserialize)]
     struct Partial {
         #[serde(default)]
         server: RawServer,
     }
-    let err = |problems| ConfigError { path: path.to_path_buf(), problems };
+    let err = |problems| ConfigError {
+        path: path.to_path_buf(),
+        problems,
+    };
     let raw: Partial = toml::from_str(&text).map_err(|e| err(vec![toml_problem(&e, &text)]))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut c = Check { base, problems: Vec::new() };
+    let mut c = Check {
+        base,
+        problems: Vec::new(),
+    };
     let s = raw.server;
     let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
     let listen = listen_text.parse().unwrap_or_else(|_| {
-        c.problem("server.listen", format!("{listen_text:?} is not an address"));
+        c.problem(
+            "server.listen",
+            format!("{listen_text:?} is not an address"),
+        );
         SocketAddr::from(([127, 0, 0, 1], 8780))
     });
-    let token = c.secret("server", "admin_token", s.admin_token_file, s.admin_token_env);
-    if c.problems.is_empty() { Ok((listen, token)) } else { Err(err(c.problems)) }
+    let token = c.secret(
+        "server",
+        "admin_token",
+        s.admin_token_file,
+        s.admin_token_env,
+    );
+    if c.problems.is_empty() {
+        Ok((listen, token))
+    } else {
+        Err(err(c.problems))
+    }
 }
 
 #[cfg(test)]
@@ -700,7 +895,9 @@ from = "oncall@acme.example"
     fn unknown_key_is_named_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let text = format!("{}\n[policy]\nack_timeot = \"5m\"\n", minimal(dir.path()));
-        let e = Config::parse(&dir.path().join("p.toml"), &text).unwrap_err().to_string();
+        let e = Config::parse(&dir.path().join("p.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ack_timeot") && e.contains("line 14"), "{e}");
     }
 
@@ -732,7 +929,10 @@ from = "oncall@acme.example"
             ]
         );
         let text = e.to_string();
-        assert!(text.contains("missing-file") && text.contains("p.toml"), "{text}");
+        assert!(
+            text.contains("missing-file") && text.contains("p.toml"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -42,7 +42,8 @@ impl Core {
             Change::Ignored(_) => "ignored",
             Change::Replayed => "replayed",
         };
-        self.metrics.inc("pagerd_events_total", format!("result=\"{result}\""));
+        self.metrics
+            .inc("pagerd_events_total", format!("result=\"{result}\""));
         // Re-arming an unchanged incident is harmless and keeps a timer
         // whose tick was ignored (nothing due yet) in the set.
         if let Some((id, due)) = applied.next_due() {

@@ -46,7 +46,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { clock: Arc::new(SystemClock) }
+        Options {
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -54,10 +56,16 @@ impl Default for Options {
 /// cancelled, then drains: stops accepting, finishes requests in flight,
 /// lets deliveries in flight finish (bounded by `server.shutdown_grace`;
 /// anything unfinished stays in the outbox for the next start).
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken, opts: Options) -> Result<(), DaemonError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    opts: Options,
+) -> Result<(), DaemonError> {
     let policy = Arc::new(config.policy.clone());
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store.path, policy.clone())?);
-    let integrations = Arc::new(Integrations::from_config(&config).map_err(DaemonError::Integration)?);
+    let integrations =
+        Arc::new(Integrations::from_config(&config).map_err(DaemonError::Integration)?);
     let core = Arc::new(Core {
         store,
         clock: opts.clock,
@@ -90,22 +98,41 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             &config.zendesk.api_token,
             crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT),
         ));
-        background.spawn(poller::zendesk(core.clone(), zd, policy.clone(), every, tasks.clone()));
+        background.spawn(poller::zendesk(
+            core.clone(),
+            zd,
+            policy.clone(),
+            every,
+            tasks.clone(),
+        ));
     }
-    background.spawn(watchdog(core.store.clone(), core.clock.clone(), tasks.clone()));
+    background.spawn(watchdog(
+        core.store.clone(),
+        core.clock.clone(),
+        tasks.clone(),
+    ));
 
     let grace = config.server.shutdown_grace;
-    let state = AppState { core: core.clone(), config: Arc::new(config), leader: Arc::new(AtomicBool::new(true)) };
+    let state = AppState {
+        core: core.clone(),
+        config: Arc::new(config),
+        leader: Arc::new(AtomicBool::new(true)),
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "pagerd is ready");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let served = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: no new requests; finishing deliveries in flight");
     tasks.cancel();
     if tokio::time::timeout(grace, dispatch_done).await.is_err() {
-        tracing::warn!(?grace, "deliveries did not finish in time; they stay in the outbox for the next start");
+        tracing::warn!(
+            ?grace,
+            "deliveries did not finish in time; they stay in the outbox for the next start"
+        );
     }
     background.shutdown().await;
     served?;
@@ -115,8 +142,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
 /// Pings systemd's watchdog while the store answers; a wedged store stops
 /// the pings and systemd restarts the daemon.
-async fn watchdog(store: Arc<dyn store::Store>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
-    let Some(timeout) = sd_notify::watchdog_enabled() else { return };
+async fn watchdog(
+    store: Arc<dyn store::Store>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) {
+    let Some(timeout) = sd_notify::watchdog_enabled() else {
+        return;
+    };
     let every = (timeout / 2).max(Duration::from_millis(100));
     loop {
         tokio::select! {

@@ -34,7 +34,9 @@ pub struct Integrations {
 }
 
 fn not_configured(what: &str) -> DeliveryError {
-    DeliveryError::permanent(format!("[{what}] is not configured, but an effect for it was queued; add the section"))
+    DeliveryError::permanent(format!(
+        "[{what}] is not configured, but an effect for it was queued; add the section"
+    ))
 }
 
 impl Integrations {
@@ -76,12 +78,22 @@ impl Integrations {
                 http.clone(),
             ),
             zendesk: Zendesk::new(zd.url.clone(), &zd.email, &zd.api_token, http.clone()),
-            slack: config.slack.as_ref().map(|s| Slack::new(s.api_url.clone(), s.bot_token.clone(), http.clone())),
+            slack: config
+                .slack
+                .as_ref()
+                .map(|s| Slack::new(s.api_url.clone(), s.bot_token.clone(), http.clone())),
             google,
             mailer,
             share_domain: config.google.as_ref().and_then(|g| g.share_domain.clone()),
-            customer_role: config.google.as_ref().map_or_else(|| "commenter".into(), |g| g.customer_role.clone()),
-            level2: config.email.as_ref().map(|e| e.level2.clone()).unwrap_or_default(),
+            customer_role: config
+                .google
+                .as_ref()
+                .map_or_else(|| "commenter".into(), |g| g.customer_role.clone()),
+            level2: config
+                .email
+                .as_ref()
+                .map(|e| e.level2.clone())
+                .unwrap_or_default(),
         })
     }
 
@@ -142,7 +154,11 @@ impl Deliver for Integrations {
         match &p.effect {
             Effect::PagerdutyTrigger { summary } => {
                 let t = &inc.ticket;
-                let source = if t.organization.is_empty() { "zendesk" } else { t.organization.as_str() };
+                let source = if t.organization.is_empty() {
+                    "zendesk"
+                } else {
+                    t.organization.as_str()
+                };
                 let page = Page {
                     dedup_key: &inc.dedup_key,
                     summary,
@@ -157,8 +173,16 @@ impl Deliver for Integrations {
                 };
                 self.pagerduty.trigger(&page).await.map(|()| None)
             }
-            Effect::PagerdutyAcknowledge => self.pagerduty.update(&inc.dedup_key, "acknowledge").await.map(|()| None),
-            Effect::PagerdutyResolve => self.pagerduty.update(&inc.dedup_key, "resolve").await.map(|()| None),
+            Effect::PagerdutyAcknowledge => self
+                .pagerduty
+                .update(&inc.dedup_key, "acknowledge")
+                .await
+                .map(|()| None),
+            Effect::PagerdutyResolve => self
+                .pagerduty
+                .update(&inc.dedup_key, "resolve")
+                .await
+                .map(|()| None),
             Effect::PagerdutyEscalate { level, note } => {
                 let (id, learned) = self.pagerduty_id(inc).await?;
                 self.pagerduty.escalate(&id, *level).await?;
@@ -170,10 +194,16 @@ impl Deliver for Integrations {
                 self.pagerduty.note(&id, text, &key).await?;
                 Ok(learned.then_some(Outcome::PagerdutyIncident { id }))
             }
-            Effect::ZendeskComment { body, public } => {
-                self.zendesk.comment(&inc.ticket.id, body, *public, &key, retry).await.map(|()| None)
-            }
-            Effect::SlackPost { channel, text, buttons: with_buttons } => {
+            Effect::ZendeskComment { body, public } => self
+                .zendesk
+                .comment(&inc.ticket.id, body, *public, &key, retry)
+                .await
+                .map(|()| None),
+            Effect::SlackPost {
+                channel,
+                text,
+                buttons: with_buttons,
+            } => {
                 let slack = self.slack.as_ref().ok_or_else(|| not_configured("slack"))?;
                 let thread = inc.crisis.as_ref().and_then(|c| c.threads.get(channel));
                 let msg = SlackMessage {
@@ -186,36 +216,66 @@ impl Deliver for Integrations {
                 let posted = slack.post(&msg, retry).await?;
                 Ok(thread.is_none().then(|| Outcome::SlackThread {
                     channel: channel.clone(),
-                    thread: SlackThread { channel_id: posted.channel, ts: posted.ts },
+                    thread: SlackThread {
+                        channel_id: posted.channel,
+                        ts: posted.ts,
+                    },
                 }))
             }
             Effect::CreateDoc { title, body } => {
-                let google = self.google.as_ref().ok_or_else(|| not_configured("google"))?;
+                let google = self
+                    .google
+                    .as_ref()
+                    .ok_or_else(|| not_configured("google"))?;
                 let doc = google.create_doc(title, body, &key).await?;
-                Ok(Some(Outcome::Doc { doc: Doc { id: doc.id, url: doc.url } }))
+                Ok(Some(Outcome::Doc {
+                    doc: Doc {
+                        id: doc.id,
+                        url: doc.url,
+                    },
+                }))
             }
             Effect::ShareDoc => {
-                let google = self.google.as_ref().ok_or_else(|| not_configured("google"))?;
+                let google = self
+                    .google
+                    .as_ref()
+                    .ok_or_else(|| not_configured("google"))?;
                 let doc = self.doc(inc)?;
                 // Sequential on purpose: Drive applies only the last of
                 // concurrent permission changes to one file.
                 if let Some(domain) = &self.share_domain {
-                    google.share(&doc.id, &Grantee::Domain(domain.clone()), "writer").await?;
+                    google
+                        .share(&doc.id, &Grantee::Domain(domain.clone()), "writer")
+                        .await?;
                 }
                 if !inc.ticket.requester_email.is_empty() {
                     let customer = Grantee::User(inc.ticket.requester_email.clone());
-                    google.share(&doc.id, &customer, &self.customer_role).await?;
+                    google
+                        .share(&doc.id, &customer, &self.customer_role)
+                        .await?;
                 }
                 Ok(None)
             }
             Effect::DeprecateDoc { notice } => {
-                let google = self.google.as_ref().ok_or_else(|| not_configured("google"))?;
+                let google = self
+                    .google
+                    .as_ref()
+                    .ok_or_else(|| not_configured("google"))?;
                 let doc = self.doc(inc)?;
-                google.deprecate(&doc.id, DEPRECATED_PREFIX, notice).await.map(|()| None)
+                google
+                    .deprecate(&doc.id, DEPRECATED_PREFIX, notice)
+                    .await
+                    .map(|()| None)
             }
             Effect::Email { subject, body } => {
-                let mailer = self.mailer.as_ref().ok_or_else(|| not_configured("email"))?;
-                mailer.send(&self.level2, subject, body, &key).await.map(|()| None)
+                let mailer = self
+                    .mailer
+                    .as_ref()
+                    .ok_or_else(|| not_configured("email"))?;
+                mailer
+                    .send(&self.level2, subject, body, &key)
+                    .await
+                    .map(|()| None)
             }
         }
     }

@@ -1,5 +1,260 @@
-//! `pagerd demo` (filled in below).
-/// Runs the demo.
-pub async fn run(_speed: u32) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+//! `pagerd demo`: the whole story of an emergency, on a compressed clock.
+//!
+//! Starts the real daemon (same code as `pagerd run`) with a temporary
+//! store, against the built-in stand-ins of PagerDuty, Zendesk, Slack,
+//! Google and SMTP on `127.0.0.1`, then plays the people: the customer who
+//! opens the ticket, the on-call engineer who does not answer in time, the
+//! one who does, a colleague who joins from Slack. Every line printed is
+//! something a stand-in actually received over the wire, stamped with the
+//! demo's clock (five minutes of policy per second of demo by default).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, Millis, ScaledClock};
+use crate::config::Config;
+use crate::fakes::stand_ins::{Extra, Options, StandIns, secrets};
+use crate::fakes::zendesk::TicketSpec;
+use crate::fakes::{Fault, Timeline, slack};
+
+const TICKET: u64 = 4711;
+const KEY: &str = "zendesk-4711";
+
+fn stamp(ms: Millis) -> String {
+    let s = ms.max(0) / 1000;
+    format!("T+{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Waits (in real time, at most `limit`) for `cond`, or fails saying `what`.
+async fn until<F, Fut>(what: &str, limit: Duration, cond: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
+    while !cond().await {
+        if start.elapsed() > limit {
+            bail!("the demo waited {limit:?} for {what}; see the daemon's log");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+fn log_to(path: &Path) -> anyhow::Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let filter = tracing_subscriber::EnvFilter::new("pagerd=info");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(Arc::new(file))
+        .try_init();
+    Ok(())
+}
+
+/// Runs the demo; `speed` is how much faster than real time the clock runs.
+pub async fn run(speed: u32) -> anyhow::Result<()> {
+    let dir: PathBuf = std::env::temp_dir().join(format!("pagerd-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log = dir.join("pagerd.log");
+    log_to(&log)?;
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let timeline = Timeline::new(tx);
+    let clock = Arc::new(ScaledClock::new(speed));
+    let t0 = clock.now();
+    let printer = {
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            while let Some(line) = rx.recv().await {
+                println!("{}  {line}", stamp(clock.now() - t0));
+            }
+        })
+    };
+    let say = |line: &str| timeline.say(format!("▶ {line}"));
+
+    println!(
+        "pagerd demo: the real daemon against local stand-ins; 1 s of demo = {} of policy time.",
+        { humantime::format_duration(Duration::from_secs(u64::from(speed))) }
+    );
+    println!(
+        "Policy: ack within 5m, else level 2; crisis doc after 1h; e-mail to level 2 if PagerDuty is down for 2m.\n"
+    );
+
+    let vendors = StandIns::start(Options {
+        slack: true,
+        google: true,
+        email: true,
+        timeline: timeline.clone(),
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let extra = Extra {
+        policy: "doc_deprecate_after = \"30m\"".into(),
+        pagerduty: "poll_interval = \"off\"".into(),
+        zendesk: "poll_interval = \"off\"".into(),
+        email: "fallback_after = \"2m\"".into(),
+        server: String::new(),
+    };
+    let store = dir.join("pagerd.db");
+    let config_path = vendors.write_config(&dir, &addr.to_string(), &store, &extra)?;
+    let config = Config::load(&config_path)?;
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(crate::daemon::run(
+        config,
+        listener,
+        shutdown.clone(),
+        crate::daemon::Options {
+            clock: clock.clone(),
+        },
+    ));
+    vendors.pagerduty.set_webhook(
+        format!("http://{addr}/webhooks/pagerduty"),
+        secrets::PD_WEBHOOK.into(),
+    );
+    let base = format!("http://{addr}");
+    let limit = Duration::from_secs(30);
+    let pd = &vendors.pagerduty;
+    let (Some(slack_fake), Some(google), Some(smtp)) =
+        (&vendors.slack, &vendors.google, &vendors.smtp)
+    else {
+        bail!("the demo needs every stand-in");
+    };
+    let sleep_until = |at_ms: Millis| {
+        let wait = clock.real(t0 + at_ms - clock.now());
+        tokio::time::sleep(wait)
+    };
+
+    say(
+        "Customer Corp's production instance is down. Dana opens ticket #4711 with priority Urgent.",
+    );
+    vendors.zendesk.upsert_ticket(TicketSpec {
+        id: TICKET,
+        subject: "Production instance down: every request fails with 502".into(),
+        priority: "urgent".into(),
+        status: "new".into(),
+        tags: vec!["premium".into()],
+        requester_name: "Dana Customer".into(),
+        requester_email: "dana@customer.test".into(),
+        organization: "Customer Corp".into(),
+    });
+    let status = vendors
+        .zendesk
+        .send_webhook(&format!("{base}/webhooks/zendesk"), TICKET)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    if status != 200 {
+        bail!("pagerd answered the Zendesk webhook with {status}");
+    }
+    until("the page", limit, || async { pd.opened_for(KEY) == 1 }).await?;
+
+    say(
+        "The on-call engineer sleeps through the page. And PagerDuty's REST API is having an outage.",
+    );
+    pd.rest_faults.push(
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        2,
+    );
+    until("the level-2 escalation", limit, || async {
+        !pd.escalations().is_empty()
+    })
+    .await?;
+    until("the fallback e-mail", limit, || async {
+        !smtp.messages().is_empty()
+    })
+    .await?;
+
+    sleep_until(15 * 60_000).await;
+    say("Ana (level 2) taps Acknowledge in the PagerDuty app.");
+    pd.acknowledge(KEY, "Ana Engineer")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    until("the comment to the customer", limit, || async {
+        !vendors.zendesk.comments(TICKET).is_empty()
+    })
+    .await?;
+
+    say("An hour later the instance is still down.");
+    until("the crisis doc", limit, || async {
+        !google.docs().is_empty()
+    })
+    .await?;
+    until("the Slack announcements", limit, || async {
+        ["infrastructure", "development", "general"]
+            .iter()
+            .all(|c| !slack_fake.top_level_in(c).is_empty())
+    })
+    .await?;
+
+    say("Bo from the database team clicks Join on the announcement in #infrastructure.");
+    let body = slack::block_action_body("pagerd_join", "1", "U0BO00001", "bo");
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    slack::send_signed(
+        &format!("{base}/webhooks/slack"),
+        secrets::SLACK_SIGNING,
+        &body,
+        now_secs,
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    until("Bo in the thread", limit, || async {
+        slack_fake
+            .replies_in("infrastructure")
+            .iter()
+            .any(|m| m.text.contains("@bo"))
+    })
+    .await?;
+
+    sleep_until(80 * 60_000).await;
+    say("Ana fixes the instance and runs `pagerd incidents resolve 1`.");
+    let client = crate::client::Client::new(addr, Some(crate::secret::Secret::new(secrets::ADMIN)));
+    client.act(1, "resolve", "ana", None).await?;
+    until("the checklist", limit, || async {
+        slack_fake
+            .replies_in("general")
+            .iter()
+            .any(|m| m.text.contains("hand-off call"))
+    })
+    .await?;
+    until("the doc's deprecation", limit, || async {
+        google
+            .docs()
+            .iter()
+            .any(|d| d.name.starts_with(crate::deliver::DEPRECATED_PREFIX))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let show = client.show(1).await?;
+    shutdown.cancel();
+    daemon.await.context("daemon task")??;
+    drop(timeline);
+    drop(vendors);
+    let _ = printer.await;
+
+    println!("\nThe incident as `pagerd incidents show 1` printed it before the daemon stopped:\n");
+    for line in crate::client::format_show(&show).lines() {
+        println!("  {line}");
+    }
+    println!(
+        "\nDone. The daemon's store is {}, its log {}, its config {}.",
+        store.display(),
+        log.display(),
+        config_path.display()
+    );
+    println!("Next: read README.md to point pagerd at your real Zendesk and PagerDuty.");
+    Ok(())
 }

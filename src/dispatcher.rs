@@ -46,7 +46,9 @@ pub trait Deliver: Send + Sync + 'static {
 /// jitter" (half fixed, half random) so a fleet of retries spreads out
 /// without ever retrying immediately.
 pub fn backoff(attempts: u32) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempts.min(16))).min(BACKOFF_CAP);
+    let exp = BACKOFF_BASE
+        .saturating_mul(2u32.saturating_pow(attempts.min(16)))
+        .min(BACKOFF_CAP);
     let half = exp / 2;
     let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
     half + Duration::from_millis(jitter)
@@ -63,7 +65,12 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher delivering through `deliver`, at most `concurrency` at once.
     pub fn new(core: Arc<Core>, deliver: Arc<dyn Deliver>, concurrency: usize) -> Dispatcher {
-        Dispatcher { core, deliver, concurrency: concurrency.max(1), in_flight: Default::default() }
+        Dispatcher {
+            core,
+            deliver,
+            concurrency: concurrency.max(1),
+            in_flight: Default::default(),
+        }
     }
 
     /// Runs until `shutdown`, then waits for the deliveries in flight (the
@@ -76,14 +83,23 @@ impl Dispatcher {
             let mut next_wake = Duration::from_secs(5);
             if free > 0 {
                 let now = self.core.clock.now();
-                let skip: Vec<i64> = self.in_flight.lock().expect("in-flight lock").iter().copied().collect();
+                let skip: Vec<i64> = self
+                    .in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .iter()
+                    .copied()
+                    .collect();
                 match self.core.store.due(now, free, skip).await {
                     Ok((due, next)) => {
                         if let Some(n) = next {
                             next_wake = self.core.clock.real(n - now).min(next_wake);
                         }
                         for pending in due {
-                            self.in_flight.lock().expect("in-flight lock").insert(pending.id);
+                            self.in_flight
+                                .lock()
+                                .expect("in-flight lock")
+                                .insert(pending.id);
                             tasks.spawn(deliver_one(
                                 self.core.clone(),
                                 self.deliver.clone(),
@@ -106,13 +122,21 @@ impl Dispatcher {
             }
         }
         if !tasks.is_empty() {
-            tracing::info!(in_flight = tasks.len(), "dispatcher: finishing deliveries in flight");
+            tracing::info!(
+                in_flight = tasks.len(),
+                "dispatcher: finishing deliveries in flight"
+            );
         }
         while tasks.join_next().await.is_some() {}
     }
 }
 
-async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, in_flight: Arc<Mutex<HashSet<i64>>>, p: Pending) {
+async fn deliver_one(
+    core: Arc<Core>,
+    deliver: Arc<dyn Deliver>,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    p: Pending,
+) {
     let kind = p.effect.kind();
     let lane = kind.lane().as_str();
     let span = tracing::info_span!("deliver", incident = p.incident.id, ticket = %p.incident.ticket.id, effect = ?kind, row = p.id);
@@ -120,22 +144,40 @@ async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, in_flight: Arc<
     let now = core.clock.now();
     let stored = match result {
         Ok(outcome) => {
-            core.metrics.inc("pagerd_effects_delivered_total", format!("lane=\"{lane}\""));
+            core.metrics
+                .inc("pagerd_effects_delivered_total", format!("lane=\"{lane}\""));
             tracing::info!(parent: &span, attempts = p.attempts + 1, "delivered");
-            let event = Event::Delivered { effect: kind, outcome };
-            core.store.complete(p.id, event, now).await.map(|a| a.inspect(|a| core.after(a)))
+            let event = Event::Delivered {
+                effect: kind,
+                outcome,
+            };
+            core.store
+                .complete(p.id, event, now)
+                .await
+                .map(|a| a.inspect(|a| core.after(a)))
         }
-        Err(DeliveryError::Retryable { reason, retry_after }) => {
-            core.metrics.inc("pagerd_effects_retried_total", format!("lane=\"{lane}\""));
+        Err(DeliveryError::Retryable {
+            reason,
+            retry_after,
+        }) => {
+            core.metrics
+                .inc("pagerd_effects_retried_total", format!("lane=\"{lane}\""));
             let delay = backoff(p.attempts).max(retry_after.unwrap_or_default());
             tracing::warn!(parent: &span, attempts = p.attempts + 1, retry_in = ?delay, cause = %reason, "delivery failed; will retry");
-            let at = now + core.clock.from_real(delay);
-            core.store.retry_later(p.id, at, reason).await.map(|()| None)
+            let at = now + core.clock.clock_time(delay);
+            core.store
+                .retry_later(p.id, at, reason)
+                .await
+                .map(|()| None)
         }
         Err(DeliveryError::Permanent { reason }) => {
-            core.metrics.inc("pagerd_effects_failed_total", format!("lane=\"{lane}\""));
+            core.metrics
+                .inc("pagerd_effects_failed_total", format!("lane=\"{lane}\""));
             tracing::error!(parent: &span, cause = %reason, "delivery failed permanently; fix the configuration (see `pagerd incidents show`)");
-            core.store.fail(p.id, reason, now).await.map(|a| a.inspect(|a| core.after(a)))
+            core.store
+                .fail(p.id, reason, now)
+                .await
+                .map(|a| a.inspect(|a| core.after(a)))
         }
     };
     if let Err(e) = stored {
@@ -155,7 +197,9 @@ mod tests {
     fn backoff_grows_is_capped_and_never_zero() {
         for attempt in 0..40 {
             let d = backoff(attempt);
-            let exp = BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(BACKOFF_CAP);
+            let exp = BACKOFF_BASE
+                .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+                .min(BACKOFF_CAP);
             assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?}");
         }
     }

@@ -18,7 +18,12 @@ use pagerd::config::{self, Config};
 /// engineer has the case, and runs the crisis routine (shared doc, Slack)
 /// when an emergency drags on.
 #[derive(Parser)]
-#[command(version, about, long_about, after_help = "Start with `pagerd demo` to watch the whole story on local stand-ins.")]
+#[command(
+    version,
+    about,
+    long_about,
+    after_help = "Start with `pagerd demo` to watch the whole story on local stand-ins."
+)]
 struct Cli {
     /// Config file (TOML).
     #[arg(long, short, global = true, env = "PAGERD_CONFIG", default_value = config::DEFAULT_PATH)]
@@ -106,8 +111,11 @@ struct Act {
 
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("pagerd=info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("pagerd=info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -116,7 +124,10 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pagerd: cannot start the async runtime: {e}");
@@ -145,7 +156,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let listener = tokio::net::TcpListener::bind(config.server.listen)
                 .await
-                .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
+                .with_context(|| {
+                    format!("cannot listen on {} (server.listen)", config.server.listen)
+                })?;
             let shutdown = CancellationToken::new();
             let trigger = shutdown.clone();
             tokio::spawn(async move {
@@ -158,7 +171,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => match Config::load(&cli.config) {
             Ok(c) => {
                 println!("{}: OK", cli.config.display());
-                println!("  listen {}  store {}", c.server.listen, c.store.path.display());
+                println!(
+                    "  listen {}  store {}",
+                    c.server.listen,
+                    c.store.path.display()
+                );
                 let on = |b: bool| if b { "on" } else { "off" };
                 println!(
                     "  slack {}  google {}  e-mail fallback {}  admin API {}  PagerDuty webhooks {}",
@@ -185,14 +202,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let out = match cmd {
                 Incidents::List { all, json } => {
                     let body = client.list(all).await?;
-                    if json { format!("{body:#}\n") } else { format_list(&body) }
+                    if json {
+                        format!("{body:#}\n")
+                    } else {
+                        format_list(&body)
+                    }
                 }
                 Incidents::Show { id, json } => {
                     let body = client.show(id).await?;
-                    if json { format!("{body:#}\n") } else { format_show(&body) }
+                    if json {
+                        format!("{body:#}\n")
+                    } else {
+                        format_show(&body)
+                    }
                 }
                 Incidents::Ack(a) => act(&client, a, "ack", None).await?,
-                Incidents::Escalate { act: a, reason } => act(&client, a, "escalate", Some(&reason)).await?,
+                Incidents::Escalate { act: a, reason } => {
+                    act(&client, a, "escalate", Some(&reason)).await?
+                }
                 Incidents::Crisis(a) => act(&client, a, "crisis", None).await?,
                 Incidents::Join(a) => act(&client, a, "join", None).await?,
                 Incidents::Resolve(a) => act(&client, a, "resolve", None).await?,
@@ -203,10 +230,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn act(client: &Client, a: Act, action: &str, reason: Option<&str>) -> anyhow::Result<String> {
+async fn act(
+    client: &Client,
+    a: Act,
+    action: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<String> {
     let body = client.act(a.id, action, &a.by, reason).await?;
     Ok(match body["result"].as_str() {
-        Some("ignored") => format!("incident {}: nothing to do ({})\n", a.id, body["reason"].as_str().unwrap_or("")),
+        Some("ignored") => format!(
+            "incident {}: nothing to do ({})\n",
+            a.id,
+            body["reason"].as_str().unwrap_or("")
+        ),
         _ => format!("incident {}: {action} done\n", a.id),
     })
 }

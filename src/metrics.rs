@@ -18,12 +18,30 @@ pub struct Metrics {
 
 /// Help text of each counter, in output order.
 const HELP: &[(&str, &str)] = &[
-    ("pagerd_webhooks_total", "Webhook requests by source and result."),
-    ("pagerd_events_total", "Events applied to incidents by result (created, updated, ignored, replayed)."),
-    ("pagerd_effects_delivered_total", "Effects delivered, by lane."),
-    ("pagerd_effects_retried_total", "Failed delivery attempts that will be retried, by lane."),
-    ("pagerd_effects_failed_total", "Effects given up on after a permanent error, by lane."),
-    ("pagerd_timer_fired_total", "Deadline checks fired by the scheduler."),
+    (
+        "pagerd_webhooks_total",
+        "Webhook requests by source and result.",
+    ),
+    (
+        "pagerd_events_total",
+        "Events applied to incidents by result (created, updated, ignored, replayed).",
+    ),
+    (
+        "pagerd_effects_delivered_total",
+        "Effects delivered, by lane.",
+    ),
+    (
+        "pagerd_effects_retried_total",
+        "Failed delivery attempts that will be retried, by lane.",
+    ),
+    (
+        "pagerd_effects_failed_total",
+        "Effects given up on after a permanent error, by lane.",
+    ),
+    (
+        "pagerd_timer_fired_total",
+        "Deadline checks fired by the scheduler.",
+    ),
 ];
 
 impl Metrics {
@@ -56,13 +74,33 @@ impl Metrics {
         let mut gauge = |name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge("pagerd_leader", "1 when this instance fires timers and dispatches effects.", u64::from(leader));
+        gauge(
+            "pagerd_leader",
+            "1 when this instance fires timers and dispatches effects.",
+            u64::from(leader),
+        );
         if let Some(s) = stats {
             gauge("pagerd_incidents", "Incidents in the store.", s.incidents);
-            gauge("pagerd_incidents_open", "Incidents not resolved.", s.open_incidents);
-            gauge("pagerd_outbox_pending", "Effects waiting for delivery.", s.pending_effects);
-            gauge("pagerd_outbox_failed", "Effects given up on.", s.failed_effects);
-            gauge("pagerd_outbox_oldest_pending_ms", "Age of the oldest pending effect.", s.oldest_pending_ms as u64);
+            gauge(
+                "pagerd_incidents_open",
+                "Incidents not resolved.",
+                s.open_incidents,
+            );
+            gauge(
+                "pagerd_outbox_pending",
+                "Effects waiting for delivery.",
+                s.pending_effects,
+            );
+            gauge(
+                "pagerd_outbox_failed",
+                "Effects given up on.",
+                s.failed_effects,
+            );
+            gauge(
+                "pagerd_outbox_oldest_pending_ms",
+                "Age of the oldest pending effect.",
+                s.oldest_pending_ms as u64,
+            );
         }
         out
     }
@@ -75,10 +113,22 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.inc("pagerd_webhooks_total", r#"source="zendesk",result="accepted""#.into());
-        m.inc("pagerd_webhooks_total", r#"source="zendesk",result="accepted""#.into());
+        m.inc(
+            "pagerd_webhooks_total",
+            r#"source="zendesk",result="accepted""#.into(),
+        );
+        m.inc(
+            "pagerd_webhooks_total",
+            r#"source="zendesk",result="accepted""#.into(),
+        );
         let text = m.render(None, true);
-        assert!(text.contains("pagerd_webhooks_total{source=\"zendesk\",result=\"accepted\"} 2\n"), "{text}");
-        assert!(text.contains("# TYPE pagerd_leader gauge\npagerd_leader 1\n"), "{text}");
+        assert!(
+            text.contains("pagerd_webhooks_total{source=\"zendesk\",result=\"accepted\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE pagerd_leader gauge\npagerd_leader 1\n"),
+            "{text}"
+        );
     }
 }

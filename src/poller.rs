@@ -32,7 +32,12 @@ async fn every(interval: Duration, shutdown: &CancellationToken) -> bool {
 }
 
 /// Polls PagerDuty for the status of open incidents until `shutdown`.
-pub async fn pagerduty(core: Arc<Core>, pd: Arc<PagerDuty>, interval: Duration, shutdown: CancellationToken) {
+pub async fn pagerduty(
+    core: Arc<Core>,
+    pd: Arc<PagerDuty>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     while every(interval, &shutdown).await {
         let open = match core.store.list(true, MAX_CHECKED).await {
             Ok(open) => open,
@@ -50,14 +55,31 @@ pub async fn pagerduty(core: Arc<Core>, pd: Arc<PagerDuty>, interval: Duration, 
                     break;
                 }
             };
-            let by = remote.acknowledgers.first().cloned().unwrap_or_else(|| "a PagerDuty user".into());
+            let by = remote
+                .acknowledgers
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "a PagerDuty user".into());
             let event = match (remote.status.as_str(), inc.status) {
-                ("acknowledged", Status::Triggered) => Event::Acknowledge { by, via: Source::Pagerduty },
-                ("resolved", Status::Triggered | Status::Acknowledged) => Event::Resolve { by, via: Source::Pagerduty },
+                ("acknowledged", Status::Triggered) => Event::Acknowledge {
+                    by,
+                    via: Source::Pagerduty,
+                },
+                ("resolved", Status::Triggered | Status::Acknowledged) => Event::Resolve {
+                    by,
+                    via: Source::Pagerduty,
+                },
                 _ => continue,
             };
             tracing::info!(incident = inc.id, status = %remote.status, "pagerduty poll: learned a status change");
-            if let Err(e) = core.submit(Intake { target: Target::Incident(inc.id), event, delivery: None }).await {
+            if let Err(e) = core
+                .submit(Intake {
+                    target: Target::Incident(inc.id),
+                    event,
+                    delivery: None,
+                })
+                .await
+            {
                 tracing::warn!(incident = inc.id, cause = %e, "pagerduty poll: cannot apply");
             }
         }
@@ -66,13 +88,25 @@ pub async fn pagerduty(core: Arc<Core>, pd: Arc<PagerDuty>, interval: Duration, 
 
 /// The searches that find emergency tickets.
 pub fn zendesk_queries(policy: &Policy) -> Vec<String> {
-    let by_priority = policy.emergency_priorities.iter().map(|p| format!("type:ticket priority:{p} status<solved"));
-    let by_tag = policy.emergency_tags.iter().map(|t| format!("type:ticket tags:{t} status<solved"));
+    let by_priority = policy
+        .emergency_priorities
+        .iter()
+        .map(|p| format!("type:ticket priority:{p} status<solved"));
+    let by_tag = policy
+        .emergency_tags
+        .iter()
+        .map(|t| format!("type:ticket tags:{t} status<solved"));
     by_priority.chain(by_tag).collect()
 }
 
 /// Polls Zendesk until `shutdown`.
-pub async fn zendesk(core: Arc<Core>, zd: Arc<Zendesk>, policy: Arc<Policy>, interval: Duration, shutdown: CancellationToken) {
+pub async fn zendesk(
+    core: Arc<Core>,
+    zd: Arc<Zendesk>,
+    policy: Arc<Policy>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let queries = zendesk_queries(&policy);
     while every(interval, &shutdown).await {
         for q in &queries {
@@ -80,13 +114,19 @@ pub async fn zendesk(core: Arc<Core>, zd: Arc<Zendesk>, policy: Arc<Policy>, int
                 Ok(tickets) => {
                     for ticket in tickets {
                         let target = Target::Ticket(ticket.id.clone());
-                        let intake = Intake { target, event: Event::Ticket { ticket }, delivery: None };
+                        let intake = Intake {
+                            target,
+                            event: Event::Ticket { ticket },
+                            delivery: None,
+                        };
                         if let Err(e) = core.submit(intake).await {
                             tracing::warn!(cause = %e, "zendesk poll: cannot apply");
                         }
                     }
                 }
-                Err(e) => tracing::warn!(query = %q, cause = %e, "zendesk poll: search failed; next round"),
+                Err(e) => {
+                    tracing::warn!(query = %q, cause = %e, "zendesk poll: search failed; next round")
+                }
             }
         }
         let open = match core.store.list(true, MAX_CHECKED).await {
@@ -102,10 +142,18 @@ pub async fn zendesk(core: Arc<Core>, zd: Arc<Zendesk>, policy: Arc<Policy>, int
                 Ok(tickets) => {
                     for ticket in tickets.into_iter().filter(|t| t.is_done()) {
                         let target = Target::Ticket(ticket.id.clone());
-                        let _ = core.submit(Intake { target, event: Event::Ticket { ticket }, delivery: None }).await;
+                        let _ = core
+                            .submit(Intake {
+                                target,
+                                event: Event::Ticket { ticket },
+                                delivery: None,
+                            })
+                            .await;
                     }
                 }
-                Err(e) => tracing::warn!(cause = %e, "zendesk poll: ticket status failed; next round"),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "zendesk poll: ticket status failed; next round")
+                }
             }
         }
     }
@@ -119,7 +167,10 @@ mod tests {
     fn one_query_per_emergency_criterion() {
         assert_eq!(
             zendesk_queries(&Policy::default()),
-            vec!["type:ticket priority:urgent status<solved", "type:ticket tags:emergency status<solved"]
+            vec![
+                "type:ticket priority:urgent status<solved",
+                "type:ticket tags:emergency status<solved"
+            ]
         );
     }
 }

@@ -114,7 +114,9 @@ impl Scheduler {
             }
             // Re-check at least every minute: cheap, and bounds the harm of a
             // wall-clock jump.
-            let wait = next.map_or(Duration::from_secs(60), |n| core.clock.real(n - now)).min(Duration::from_secs(60));
+            let wait = next
+                .map_or(Duration::from_secs(60), |n| core.clock.real(n - now))
+                .min(Duration::from_secs(60));
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {}
@@ -125,7 +127,11 @@ impl Scheduler {
 
     async fn fire(&self, core: &Core, id: i64) {
         core.metrics.inc("pagerd_timer_fired_total", String::new());
-        let intake = Intake { target: Target::Incident(id), event: Event::Tick, delivery: None };
+        let intake = Intake {
+            target: Target::Incident(id),
+            event: Event::Tick,
+            delivery: None,
+        };
         if let Err(e) = core.submit(intake).await {
             tracing::error!(incident = id, cause = %e, "scheduler: deadline not processed; retrying in 1s");
             self.arm(id, Some(core.clock.now() + 1000));

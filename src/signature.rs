@@ -127,7 +127,10 @@ pub fn pagerduty_verify(
 
 /// Computes `X-Slack-Signature` (`v0=<hex>`) over `v0:{timestamp}:{body}`.
 pub fn slack_sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let mac = mac(secret.as_bytes(), &[b"v0:", timestamp.as_bytes(), b":", body]);
+    let mac = mac(
+        secret.as_bytes(),
+        &[b"v0:", timestamp.as_bytes(), b":", body],
+    );
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
@@ -152,9 +155,12 @@ pub fn slack_verify(
         .strip_prefix("v0=")
         .and_then(|h| hex::decode(h).ok())
         .ok_or(SignatureError::Malformed(SIG))?;
-    mac(secret.as_bytes(), &[b"v0:", timestamp.trim().as_bytes(), b":", body])
-        .verify_slice(&given)
-        .map_err(|_| SignatureError::Mismatch)?;
+    mac(
+        secret.as_bytes(),
+        &[b"v0:", timestamp.trim().as_bytes(), b":", body],
+    )
+    .verify_slice(&given)
+    .map_err(|_| SignatureError::Mismatch)?;
     fresh(ts, now_secs)
 }
 
@@ -190,10 +196,20 @@ mod tests {
     #[test]
     fn zendesk_sign_matches_vector_and_stale_is_refused() {
         let v = &vectors()["zendesk"][0];
-        let sig = zendesk_sign(s(v, "secret"), s(v, "header_timestamp"), s(v, "body").as_bytes());
+        let sig = zendesk_sign(
+            s(v, "secret"),
+            s(v, "header_timestamp"),
+            s(v, "body").as_bytes(),
+        );
         assert_eq!(sig, s(v, "X-Zendesk-Webhook-Signature"));
         let late = zendesk_timestamp_secs("2026-11-24T12:05:01Z").unwrap();
-        let r = zendesk_verify(s(v, "secret"), Some(&sig), Some(s(v, "header_timestamp")), s(v, "body").as_bytes(), late);
+        let r = zendesk_verify(
+            s(v, "secret"),
+            Some(&sig),
+            Some(s(v, "header_timestamp")),
+            s(v, "body").as_bytes(),
+            late,
+        );
         assert_eq!(r, Err(SignatureError::Stale));
     }
 
@@ -208,7 +224,10 @@ mod tests {
             assert_eq!(r.is_ok(), v["valid"].as_bool().unwrap(), "{v}");
         }
         let v = &vectors()["pagerduty"][0];
-        assert_eq!(pagerduty_sign(s(v, "secret"), s(v, "body").as_bytes()), s(v, "X-PagerDuty-Signature"));
+        assert_eq!(
+            pagerduty_sign(s(v, "secret"), s(v, "body").as_bytes()),
+            s(v, "X-PagerDuty-Signature")
+        );
     }
 
     #[test]
@@ -217,14 +236,38 @@ mod tests {
         let ts = s(v, "X-Slack-Request-Timestamp");
         let now: i64 = ts.parse().unwrap();
         let body = s(v, "body").as_bytes();
-        assert_eq!(slack_sign(s(v, "secret"), ts, body), s(v, "X-Slack-Signature"));
-        assert!(slack_verify(s(v, "secret"), Some(s(v, "X-Slack-Signature")), Some(ts), body, now + 10).is_ok());
         assert_eq!(
-            slack_verify(s(v, "secret"), Some(s(v, "X-Slack-Signature")), Some(ts), body, now + 301),
+            slack_sign(s(v, "secret"), ts, body),
+            s(v, "X-Slack-Signature")
+        );
+        assert!(
+            slack_verify(
+                s(v, "secret"),
+                Some(s(v, "X-Slack-Signature")),
+                Some(ts),
+                body,
+                now + 10
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            slack_verify(
+                s(v, "secret"),
+                Some(s(v, "X-Slack-Signature")),
+                Some(ts),
+                body,
+                now + 301
+            ),
             Err(SignatureError::Stale)
         );
         assert_eq!(
-            slack_verify("wrong", Some(s(v, "X-Slack-Signature")), Some(ts), body, now),
+            slack_verify(
+                "wrong",
+                Some(s(v, "X-Slack-Signature")),
+                Some(ts),
+                body,
+                now
+            ),
             Err(SignatureError::Mismatch)
         );
     }
@@ -237,7 +280,9 @@ mod tests {
         );
         assert_eq!(
             zendesk_verify("k", Some("abc"), None, b"{}", 0),
-            Err(SignatureError::Missing("X-Zendesk-Webhook-Signature-Timestamp"))
+            Err(SignatureError::Missing(
+                "X-Zendesk-Webhook-Signature-Timestamp"
+            ))
         );
     }
 }

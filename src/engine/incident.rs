@@ -104,7 +104,10 @@ pub struct Deadlines {
 impl Deadlines {
     /// The earliest armed deadline.
     pub fn next(&self) -> Option<Millis> {
-        [self.ack, self.crisis, self.fallback, self.deprecate].into_iter().flatten().min()
+        [self.ack, self.crisis, self.fallback, self.deprecate]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -444,6 +447,9 @@ impl EffectKind {
     /// Whether this effect is what wakes a human (a page or an escalation):
     /// if it cannot be delivered, the e-mail fallback takes over.
     pub fn is_page(self) -> bool {
-        matches!(self, EffectKind::PagerdutyTrigger | EffectKind::PagerdutyEscalate)
+        matches!(
+            self,
+            EffectKind::PagerdutyTrigger | EffectKind::PagerdutyEscalate
+        )
     }
 }

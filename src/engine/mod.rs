@@ -9,7 +9,8 @@ mod incident;
 mod rules;
 
 pub use incident::{
-    Crisis, Deadlines, Doc, Effect, EffectKind, Event, Incident, Lane, Outcome, SlackThread, Source, Status, Ticket,
+    Crisis, Deadlines, Doc, Effect, EffectKind, Event, Incident, Lane, Outcome, SlackThread,
+    Source, Status, Ticket,
 };
 pub use rules::{Decision, apply};
 
@@ -52,7 +53,9 @@ impl Default for Policy {
             crisis_responders: 2,
             doc_deprecate_after: 7 * 24 * 3_600_000,
             fallback_after: None,
-            contact_channels: ["Phone", "Skype", "WebEx", "Hangouts"].map(String::from).to_vec(),
+            contact_channels: ["Phone", "Skype", "WebEx", "Hangouts"]
+                .map(String::from)
+                .to_vec(),
             ack_comment: DEFAULT_ACK_COMMENT.to_string(),
             emergency_priorities: vec!["urgent".into()],
             emergency_tags: vec!["emergency".into()],
@@ -71,7 +74,7 @@ handle or meeting link, and we will join you there.";
 impl Policy {
     /// Whether a ticket is an emergency: an emergency priority or tag.
     pub fn is_emergency(&self, ticket: &Ticket) -> bool {
-        self.emergency_priorities.iter().any(|p| *p == ticket.priority)
+        self.emergency_priorities.contains(&ticket.priority)
             || ticket.tags.iter().any(|t| self.emergency_tags.contains(t))
     }
 }

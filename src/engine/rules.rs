@@ -6,6 +6,10 @@ use super::*;
 use crate::clock::rfc3339;
 
 /// What the engine decided.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per event and consumed at once; boxing would only add an allocation"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Nothing to do; the reason is logged and returned to the caller.
@@ -27,16 +31,27 @@ pub fn apply(policy: &Policy, current: Option<&Incident>, event: &Event, now: Mi
             _ => Decision::Ignore("no such incident".into()),
         };
     };
-    let mut step = Step { policy, inc: current.clone(), fx: Vec::new(), now };
+    let mut step = Step {
+        policy,
+        inc: current.clone(),
+        fx: Vec::new(),
+        now,
+    };
     match step.event(event) {
         Err(reason) => Decision::Ignore(reason),
-        Ok(()) if step.inc == *current && step.fx.is_empty() => Decision::Ignore("no change".into()),
-        Ok(()) => Decision::Apply { incident: step.inc, effects: step.fx },
+        Ok(()) if step.inc == *current && step.fx.is_empty() => {
+            Decision::Ignore("no change".into())
+        }
+        Ok(()) => Decision::Apply {
+            incident: step.inc,
+            effects: step.fx,
+        },
     }
 }
 
 fn human(ms: Millis) -> String {
-    humantime::format_duration(Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0))).to_string()
+    humantime::format_duration(Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0)))
+        .to_string()
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -59,7 +74,12 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
         return Decision::Ignore(format!("ticket {} is already {}", ticket.id, ticket.status));
     }
     let summary = truncate(
-        &format!("Emergency ticket #{}: {} ({})", ticket.id, ticket.title, ticket.customer()),
+        &format!(
+            "Emergency ticket #{}: {} ({})",
+            ticket.id,
+            ticket.title,
+            ticket.customer()
+        ),
         1024,
     );
     let incident = Incident {
@@ -84,7 +104,10 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
         crisis: None,
         last_error: None,
     };
-    Decision::Apply { incident, effects: vec![Effect::PagerdutyTrigger { summary }] }
+    Decision::Apply {
+        incident,
+        effects: vec![Effect::PagerdutyTrigger { summary }],
+    }
 }
 
 /// One event being applied: the incident as it becomes, and the effects.
@@ -151,7 +174,10 @@ impl Step<'_> {
         // Seen again (a retried webhook, the poller): nothing new. The stored
         // ticket is kept as first seen, since a poll result carries less
         // (no requester) than the webhook did.
-        Err(format!("ticket {} already has incident {}", ticket.id, self.inc.id))
+        Err(format!(
+            "ticket {} already has incident {}",
+            ticket.id, self.inc.id
+        ))
     }
 
     fn acknowledge(&mut self, by: &str, via: Source) -> Result<(), String> {
@@ -201,7 +227,10 @@ impl Step<'_> {
         };
         self.inc.level = 2;
         self.inc.deadlines.ack = None;
-        self.fx.push(Effect::PagerdutyEscalate { level: 2, note: note.clone() });
+        self.fx.push(Effect::PagerdutyEscalate {
+            level: 2,
+            note: note.clone(),
+        });
         self.page_sent();
         self.thread_update(&note);
         if via != Source::Timer {
@@ -267,7 +296,10 @@ impl Step<'_> {
         if due(d.crisis) {
             self.inc.deadlines.crisis = None;
             if self.inc.is_open() && self.inc.crisis.is_none() {
-                self.declare(format!("unresolved after {}", human(self.policy.crisis_after)));
+                self.declare(format!(
+                    "unresolved after {}",
+                    human(self.policy.crisis_after)
+                ));
             }
         }
         if due(d.deprecate) {
@@ -285,7 +317,9 @@ impl Step<'_> {
         }
         match outcome {
             Some(Outcome::Doc { doc }) => {
-                let Some(crisis) = self.inc.crisis.as_mut() else { return };
+                let Some(crisis) = self.inc.crisis.as_mut() else {
+                    return;
+                };
                 if crisis.doc.is_some() {
                     return;
                 }
@@ -300,7 +334,9 @@ impl Step<'_> {
                     ),
                     public: true,
                 });
-                self.fx.push(Effect::PagerdutyNote { text: format!("Crisis document: {link}") });
+                self.fx.push(Effect::PagerdutyNote {
+                    text: format!("Crisis document: {link}"),
+                });
             }
             Some(Outcome::PagerdutyIncident { id }) => self.inc.pagerduty_id = Some(id.clone()),
             Some(Outcome::SlackThread { channel, thread }) => {
@@ -371,20 +407,31 @@ impl Step<'_> {
         if self.policy.crisis_docs {
             let t = &self.inc.ticket;
             self.fx.push(Effect::CreateDoc {
-                title: truncate(&format!("Crisis: #{} {} ({})", t.id, t.title, t.customer()), 200),
+                title: truncate(
+                    &format!("Crisis: #{} {} ({})", t.id, t.title, t.customer()),
+                    200,
+                ),
                 body: self.doc_body(),
             });
         } else {
             // No doc to wait for: announce right away.
             self.announce();
-            self.fx.push(Effect::PagerdutyNote { text: format!("Crisis declared: {reason}") });
+            self.fx.push(Effect::PagerdutyNote {
+                text: format!("Crisis declared: {reason}"),
+            });
         }
     }
 
     fn announce(&mut self) {
         let t = &self.inc.ticket;
-        let Some(crisis) = &self.inc.crisis else { return };
-        let doc = crisis.doc.as_ref().map(|d| format!("\n*Crisis doc:* {}", d.url)).unwrap_or_default();
+        let Some(crisis) = &self.inc.crisis else {
+            return;
+        };
+        let doc = crisis
+            .doc
+            .as_ref()
+            .map(|d| format!("\n*Crisis doc:* {}", d.url))
+            .unwrap_or_default();
         let on_it = if self.inc.responders.is_empty() {
             "nobody has acknowledged yet".to_string()
         } else {
@@ -401,7 +448,11 @@ impl Step<'_> {
             doc
         );
         for channel in &self.policy.slack_channels {
-            self.fx.push(Effect::SlackPost { channel: channel.clone(), text: text.clone(), buttons: true });
+            self.fx.push(Effect::SlackPost {
+                channel: channel.clone(),
+                text: text.clone(),
+                buttons: true,
+            });
         }
     }
 
@@ -411,12 +462,18 @@ impl Step<'_> {
             return;
         }
         for channel in &self.policy.slack_channels {
-            self.fx.push(Effect::SlackPost { channel: channel.clone(), text: text.to_string(), buttons: false });
+            self.fx.push(Effect::SlackPost {
+                channel: channel.clone(),
+                text: text.to_string(),
+                buttons: false,
+            });
         }
     }
 
     fn deprecate(&mut self) {
-        let Some(crisis) = self.inc.crisis.as_mut() else { return };
+        let Some(crisis) = self.inc.crisis.as_mut() else {
+            return;
+        };
         if crisis.doc.is_none() || crisis.deprecated {
             return;
         }
@@ -437,7 +494,11 @@ impl Step<'_> {
             Some((by, at)) => format!("{} acknowledged by {by}", rfc3339(*at)),
             None => "not acknowledged yet".to_string(),
         };
-        let people = if self.inc.responders.is_empty() { "(nobody yet)".into() } else { self.inc.responders.join(", ") };
+        let people = if self.inc.responders.is_empty() {
+            "(nobody yet)".into()
+        } else {
+            self.inc.responders.join(", ")
+        };
         format!(
             "Crisis: emergency ticket #{id} — {title}\n\n\
              Customer: {customer} ({name} <{email}>)\nTicket: {url}\nPagerDuty key: {key}\n\n\
@@ -456,7 +517,12 @@ impl Step<'_> {
             opened = rfc3339(self.inc.opened_at),
             level = self.inc.level,
             declared = rfc3339(self.now),
-            reason = self.inc.crisis.as_ref().map(|c| c.reason.as_str()).unwrap_or_default(),
+            reason = self
+                .inc
+                .crisis
+                .as_ref()
+                .map(|c| c.reason.as_str())
+                .unwrap_or_default(),
         )
     }
 }
@@ -508,7 +574,14 @@ mod tests {
     }
 
     fn opened(p: &Policy) -> Incident {
-        let (mut inc, _) = applied(apply(p, None, &Event::Ticket { ticket: ticket("4711") }, T0));
+        let (mut inc, _) = applied(apply(
+            p,
+            None,
+            &Event::Ticket {
+                ticket: ticket("4711"),
+            },
+            T0,
+        ));
         inc.id = 1;
         inc
     }
@@ -528,7 +601,14 @@ mod tests {
     #[test]
     fn emergency_ticket_pages_and_arms_ack_and_crisis_deadlines() {
         let p = Policy::default();
-        let (inc, fx) = applied(apply(&p, None, &Event::Ticket { ticket: ticket("4711") }, T0));
+        let (inc, fx) = applied(apply(
+            &p,
+            None,
+            &Event::Ticket {
+                ticket: ticket("4711"),
+            },
+            T0,
+        ));
         assert_eq!(inc.dedup_key, "zendesk-4711");
         assert_eq!(inc.deadlines.ack, Some(T0 + 5 * MIN));
         assert_eq!(inc.deadlines.crisis, Some(T0 + 60 * MIN));
@@ -546,23 +626,39 @@ mod tests {
         let p = Policy::default();
         let mut t = ticket("1");
         t.priority = "normal".into();
-        assert!(matches!(apply(&p, None, &Event::Ticket { ticket: t.clone() }, T0), Decision::Ignore(_)));
+        assert!(matches!(
+            apply(&p, None, &Event::Ticket { ticket: t.clone() }, T0),
+            Decision::Ignore(_)
+        ));
         t.tags.push("emergency".into());
-        assert!(matches!(apply(&p, None, &Event::Ticket { ticket: t }, T0), Decision::Apply { .. }));
+        assert!(matches!(
+            apply(&p, None, &Event::Ticket { ticket: t }, T0),
+            Decision::Apply { .. }
+        ));
     }
 
     #[test]
     fn solved_ticket_opens_nothing() {
         let mut t = ticket("1");
         t.status = "solved".into();
-        assert!(matches!(apply(&Policy::default(), None, &Event::Ticket { ticket: t }, T0), Decision::Ignore(_)));
+        assert!(matches!(
+            apply(&Policy::default(), None, &Event::Ticket { ticket: t }, T0),
+            Decision::Ignore(_)
+        ));
     }
 
     #[test]
     fn same_ticket_again_pages_nobody() {
         let p = Policy::default();
         let inc = opened(&p);
-        let d = apply(&p, Some(&inc), &Event::Ticket { ticket: ticket("4711") }, T0 + 1000);
+        let d = apply(
+            &p,
+            Some(&inc),
+            &Event::Ticket {
+                ticket: ticket("4711"),
+            },
+            T0 + 1000,
+        );
         assert!(matches!(d, Decision::Ignore(_)));
     }
 
@@ -570,13 +666,21 @@ mod tests {
     fn no_ack_by_deadline_escalates_to_level_two_once() {
         let p = Policy::default();
         let inc = opened(&p);
-        assert!(matches!(apply(&p, Some(&inc), &Event::Tick, T0 + 5 * MIN - 1), Decision::Ignore(_)));
+        assert!(matches!(
+            apply(&p, Some(&inc), &Event::Tick, T0 + 5 * MIN - 1),
+            Decision::Ignore(_)
+        ));
         let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 5 * MIN);
         assert_eq!(inc.level, 2);
         assert_eq!(inc.deadlines.ack, None);
-        assert!(matches!(&fx[..], [Effect::PagerdutyEscalate { level: 2, note }] if note.contains("5m")));
+        assert!(
+            matches!(&fx[..], [Effect::PagerdutyEscalate { level: 2, note }] if note.contains("5m"))
+        );
         // The crisis deadline is still armed; a tick in between does nothing.
-        assert!(matches!(apply(&p, Some(&inc), &Event::Tick, T0 + 6 * MIN), Decision::Ignore(_)));
+        assert!(matches!(
+            apply(&p, Some(&inc), &Event::Tick, T0 + 6 * MIN),
+            Decision::Ignore(_)
+        ));
     }
 
     #[test]
@@ -586,32 +690,61 @@ mod tests {
         let (inc, fx) = step(&p, &inc, ack("Ana", Source::Pagerduty), T0 + MIN);
         assert_eq!(inc.status, Status::Acknowledged);
         assert_eq!(inc.deadlines.ack, None);
-        let Effect::ZendeskComment { body, public } = &fx[0] else { panic!("{fx:?}") };
+        let Effect::ZendeskComment { body, public } = &fx[0] else {
+            panic!("{fx:?}")
+        };
         assert!(public);
-        assert!(body.contains("Ana from our engineering team has your case"), "{body}");
+        assert!(
+            body.contains("Ana from our engineering team has your case"),
+            "{body}"
+        );
         assert!(body.contains("Phone, Skype, WebEx or Hangouts"), "{body}");
         assert!(body.starts_with("Hello Dana"), "{body}");
-        assert_eq!(fx.len(), 1, "an ack from PagerDuty is not echoed back to it");
+        assert_eq!(
+            fx.len(),
+            1,
+            "an ack from PagerDuty is not echoed back to it"
+        );
         // Past the old ack deadline nothing escalates.
-        assert!(matches!(apply(&p, Some(&inc), &Event::Tick, T0 + 5 * MIN), Decision::Ignore(_)));
+        assert!(matches!(
+            apply(&p, Some(&inc), &Event::Tick, T0 + 5 * MIN),
+            Decision::Ignore(_)
+        ));
     }
 
     #[test]
     fn ack_from_cli_also_acknowledges_in_pagerduty() {
         let p = Policy::default();
         let (_, fx) = step(&p, &opened(&p), ack("ana", Source::Cli), T0 + MIN);
-        assert_eq!(kinds(&fx), vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]);
+        assert_eq!(
+            kinds(&fx),
+            vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]
+        );
     }
 
     #[test]
     fn resolve_disarms_every_timer() {
         let p = crisis_policy();
         let inc = opened(&p);
-        let (inc, fx) = step(&p, &inc, Event::Resolve { by: "ana".into(), via: Source::Cli }, T0 + MIN);
+        let (inc, fx) = step(
+            &p,
+            &inc,
+            Event::Resolve {
+                by: "ana".into(),
+                via: Source::Cli,
+            },
+            T0 + MIN,
+        );
         assert_eq!(inc.deadlines, Deadlines::default());
         assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyResolve]);
-        assert!(matches!(apply(&p, Some(&inc), &Event::Tick, T0 + 100 * MIN), Decision::Ignore(_)));
-        assert!(matches!(apply(&p, Some(&inc), &ack("x", Source::Cli), T0 + 2 * MIN), Decision::Ignore(_)));
+        assert!(matches!(
+            apply(&p, Some(&inc), &Event::Tick, T0 + 100 * MIN),
+            Decision::Ignore(_)
+        ));
+        assert!(matches!(
+            apply(&p, Some(&inc), &ack("x", Source::Cli), T0 + 2 * MIN),
+            Decision::Ignore(_)
+        ));
     }
 
     #[test]
@@ -627,7 +760,11 @@ mod tests {
     #[test]
     fn manual_escalation_records_who_and_why() {
         let p = Policy::default();
-        let ev = Event::Escalate { by: "ana".into(), reason: "cluster is read-only".into(), via: Source::Cli };
+        let ev = Event::Escalate {
+            by: "ana".into(),
+            reason: "cluster is read-only".into(),
+            via: Source::Cli,
+        };
         let (inc, fx) = step(&p, &opened(&p), ev, T0 + MIN);
         assert_eq!(inc.level, 2);
         assert_eq!(inc.responders, vec!["ana".to_string()]);
@@ -642,10 +779,19 @@ mod tests {
         let inc = opened(&p);
         let (inc, _) = step(&p, &inc, ack("Ana", Source::Pagerduty), T0 + MIN);
         let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 60 * MIN);
-        assert_eq!(inc.crisis.as_ref().map(|c| c.reason.as_str()), Some("unresolved after 1h"));
+        assert_eq!(
+            inc.crisis.as_ref().map(|c| c.reason.as_str()),
+            Some("unresolved after 1h")
+        );
         assert_eq!(kinds(&fx), vec![EffectKind::CreateDoc]);
-        let doc = Doc { id: "d1".into(), url: "https://docs.example/d1".into() };
-        let ev = Event::Delivered { effect: EffectKind::CreateDoc, outcome: Some(Outcome::Doc { doc }) };
+        let doc = Doc {
+            id: "d1".into(),
+            url: "https://docs.example/d1".into(),
+        };
+        let ev = Event::Delivered {
+            effect: EffectKind::CreateDoc,
+            outcome: Some(Outcome::Doc { doc }),
+        };
         let (inc, fx) = step(&p, &inc, ev.clone(), T0 + 61 * MIN);
         assert_eq!(
             kinds(&fx),
@@ -657,10 +803,18 @@ mod tests {
                 EffectKind::PagerdutyNote
             ]
         );
-        let Effect::SlackPost { text, buttons, .. } = &fx[1] else { panic!() };
-        assert!(*buttons && text.contains("https://docs.example/d1") && text.contains("Ana"), "{text}");
+        let Effect::SlackPost { text, buttons, .. } = &fx[1] else {
+            panic!()
+        };
+        assert!(
+            *buttons && text.contains("https://docs.example/d1") && text.contains("Ana"),
+            "{text}"
+        );
         // The same delivery reported twice creates nothing new.
-        assert!(matches!(apply(&p, Some(&inc), &ev, T0 + 62 * MIN), Decision::Ignore(_)));
+        assert!(matches!(
+            apply(&p, Some(&inc), &ev, T0 + 62 * MIN),
+            Decision::Ignore(_)
+        ));
     }
 
     #[test]
@@ -668,8 +822,19 @@ mod tests {
         let p = crisis_policy();
         let (inc, _) = step(&p, &opened(&p), ack("Ana", Source::Pagerduty), T0 + MIN);
         assert!(inc.crisis.is_none());
-        let (inc, fx) = step(&p, &inc, Event::Join { by: "Bo".into(), via: Source::Slack }, T0 + 2 * MIN);
-        assert_eq!(inc.crisis.as_ref().map(|c| c.reason.as_str()), Some("2 people are involved"));
+        let (inc, fx) = step(
+            &p,
+            &inc,
+            Event::Join {
+                by: "Bo".into(),
+                via: Source::Slack,
+            },
+            T0 + 2 * MIN,
+        );
+        assert_eq!(
+            inc.crisis.as_ref().map(|c| c.reason.as_str()),
+            Some("2 people are involved")
+        );
         assert_eq!(kinds(&fx), vec![EffectKind::CreateDoc]);
         // The crisis deadline is spent: the hour passing declares nothing twice.
         assert_eq!(inc.deadlines.crisis, None);
@@ -677,35 +842,76 @@ mod tests {
 
     #[test]
     fn crisis_without_google_announces_at_once() {
-        let p = Policy { crisis_docs: false, ..crisis_policy() };
-        let ev = Event::DeclareCrisis { by: "ana".into(), via: Source::Cli };
+        let p = Policy {
+            crisis_docs: false,
+            ..crisis_policy()
+        };
+        let ev = Event::DeclareCrisis {
+            by: "ana".into(),
+            via: Source::Cli,
+        };
         let (_, fx) = step(&p, &opened(&p), ev, T0 + MIN);
-        assert_eq!(kinds(&fx), vec![EffectKind::SlackPost, EffectKind::SlackPost, EffectKind::PagerdutyNote]);
+        assert_eq!(
+            kinds(&fx),
+            vec![
+                EffectKind::SlackPost,
+                EffectKind::SlackPost,
+                EffectKind::PagerdutyNote
+            ]
+        );
     }
 
     #[test]
     fn resolution_posts_the_checklist_and_later_deprecates_the_doc() {
         let p = crisis_policy();
-        let (inc, _) = step(&p, &opened(&p), Event::DeclareCrisis { by: "ana".into(), via: Source::Cli }, T0);
-        let doc = Doc { id: "d1".into(), url: "u".into() };
+        let (inc, _) = step(
+            &p,
+            &opened(&p),
+            Event::DeclareCrisis {
+                by: "ana".into(),
+                via: Source::Cli,
+            },
+            T0,
+        );
+        let doc = Doc {
+            id: "d1".into(),
+            url: "u".into(),
+        };
         let (inc, _) = step(
             &p,
             &inc,
-            Event::Delivered { effect: EffectKind::CreateDoc, outcome: Some(Outcome::Doc { doc }) },
+            Event::Delivered {
+                effect: EffectKind::CreateDoc,
+                outcome: Some(Outcome::Doc { doc }),
+            },
             T0,
         );
-        let thread = SlackThread { channel_id: "C1".into(), ts: "1.2".into() };
+        let thread = SlackThread {
+            channel_id: "C1".into(),
+            ts: "1.2".into(),
+        };
         let (inc, _) = step(
             &p,
             &inc,
             Event::Delivered {
                 effect: EffectKind::SlackPost,
-                outcome: Some(Outcome::SlackThread { channel: "#general".into(), thread }),
+                outcome: Some(Outcome::SlackThread {
+                    channel: "#general".into(),
+                    thread,
+                }),
             },
             T0,
         );
         assert_eq!(inc.crisis.as_ref().map(|c| c.threads.len()), Some(1));
-        let (inc, fx) = step(&p, &inc, Event::Resolve { by: "ana".into(), via: Source::Pagerduty }, T0 + 10 * MIN);
+        let (inc, fx) = step(
+            &p,
+            &inc,
+            Event::Resolve {
+                by: "ana".into(),
+                via: Source::Pagerduty,
+            },
+            T0 + 10 * MIN,
+        );
         let texts: Vec<&str> = fx
             .iter()
             .filter_map(|e| match e {
@@ -714,11 +920,25 @@ mod tests {
             })
             .collect();
         assert_eq!(texts.len(), 2);
-        assert!(texts[0].contains("know-how") && texts[0].contains("hand-off call") && texts[0].contains("7days"));
-        assert_eq!(inc.deadlines.deprecate, Some(T0 + 10 * MIN + 7 * 24 * 60 * MIN));
+        assert!(
+            texts[0].contains("know-how")
+                && texts[0].contains("hand-off call")
+                && texts[0].contains("7days")
+        );
+        assert_eq!(
+            inc.deadlines.deprecate,
+            Some(T0 + 10 * MIN + 7 * 24 * 60 * MIN)
+        );
         let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 10 * MIN + 7 * 24 * 60 * MIN);
         assert!(inc.crisis.as_ref().is_some_and(|c| c.deprecated));
-        assert_eq!(kinds(&fx), vec![EffectKind::DeprecateDoc, EffectKind::SlackPost, EffectKind::SlackPost]);
+        assert_eq!(
+            kinds(&fx),
+            vec![
+                EffectKind::DeprecateDoc,
+                EffectKind::SlackPost,
+                EffectKind::SlackPost
+            ]
+        );
     }
 
     #[test]
@@ -738,7 +958,10 @@ mod tests {
     #[test]
     fn delivered_page_disarms_the_fallback() {
         let p = crisis_policy();
-        let ev = Event::Delivered { effect: EffectKind::PagerdutyTrigger, outcome: None };
+        let ev = Event::Delivered {
+            effect: EffectKind::PagerdutyTrigger,
+            outcome: None,
+        };
         let (inc, _) = step(&p, &opened(&p), ev, T0 + 100);
         assert!(!inc.page_pending);
         assert_eq!(inc.deadlines.fallback, None);
@@ -747,11 +970,17 @@ mod tests {
     #[test]
     fn permanent_page_failure_sends_the_fallback_at_once() {
         let p = crisis_policy();
-        let ev =
-            Event::DeliveryFailed { effect: EffectKind::PagerdutyTrigger, error: "400 invalid routing key".into() };
+        let ev = Event::DeliveryFailed {
+            effect: EffectKind::PagerdutyTrigger,
+            error: "400 invalid routing key".into(),
+        };
         let (inc, fx) = step(&p, &opened(&p), ev, T0 + 100);
         assert_eq!(kinds(&fx), vec![EffectKind::Email]);
-        assert!(inc.last_error.as_deref().is_some_and(|e| e.contains("invalid routing key")));
+        assert!(
+            inc.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("invalid routing key"))
+        );
     }
 
     #[test]

@@ -89,8 +89,12 @@ impl Faults {
     /// `None` means handle the request normally (after any delay).
     pub async fn intercept(&self) -> Option<Response> {
         match self.next()? {
-            Fault::Status { status, retry_after } => {
-                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Fault::Status {
+                status,
+                retry_after,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut headers = HeaderMap::new();
                 if let Some(secs) = retry_after {
                     headers.insert("retry-after", HeaderValue::from(secs));

@@ -557,14 +557,18 @@ async fn conversations_list(
 }
 
 /// The channel of a history/replies call: Slack wants the ID here.
-fn channel_by_id(shared: &Shared, args: &HashMap<String, Value>) -> Result<String, Response> {
+/// `(id, name)`.
+fn channel_by_id(
+    shared: &Shared,
+    args: &HashMap<String, Value>,
+) -> Result<(String, String), Response> {
     let id = str_arg(args, "channel").unwrap_or_default();
     let inner = shared.lock();
     inner
         .channels
         .iter()
         .find(|(_, i)| i == id)
-        .map(|(_, i)| i.clone())
+        .map(|(n, i)| (i.clone(), n.clone()))
         .ok_or_else(|| slack_error("channel_not_found"))
 }
 
@@ -578,8 +582,8 @@ async fn conversations_history(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let id = match channel_by_id(&shared, &args) {
-        Ok(id) => id,
+    let (id, name) = match channel_by_id(&shared, &args) {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let with_md = bool_arg(&args, "include_all_metadata");
@@ -604,6 +608,9 @@ async fn conversations_history(
             })
             .collect()
     };
+    shared
+        .timeline
+        .say(format!("Slack: pagerd read the history of #{name}"));
     match page(&messages, &args, 100) {
         Ok((messages, next)) => ok(json!({
             "messages": messages,
@@ -627,8 +634,8 @@ async fn conversations_replies(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let id = match channel_by_id(&shared, &args) {
-        Ok(id) => id,
+    let (id, name) = match channel_by_id(&shared, &args) {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let Some(ts) = str_arg(&args, "ts").map(str::to_string) else {
@@ -659,6 +666,9 @@ async fn conversations_replies(
     let Some(messages) = messages else {
         return slack_error("thread_not_found");
     };
+    shared
+        .timeline
+        .say(format!("Slack: pagerd read the thread {ts} in #{name}"));
     match page(&messages, &args, 100) {
         Ok((messages, next)) => ok(json!({
             "messages": messages,

@@ -40,8 +40,11 @@ pub const ZENDESK_EMAIL: &str = "pagerd@acme.example";
 /// The Google service account.
 pub const GOOGLE_ACCOUNT: &str = "pagerd@acme-demo.iam.gserviceaccount.com";
 /// The Slack channels: (name, ID).
-pub const SLACK_CHANNELS: [(&str, &str); 3] =
-    [("infrastructure", "C0INFRA001"), ("development", "C0DEVEL001"), ("general", "C0GENERAL1")];
+pub const SLACK_CHANNELS: [(&str, &str); 3] = [
+    ("infrastructure", "C0INFRA001"),
+    ("development", "C0DEVEL001"),
+    ("general", "C0GENERAL1"),
+];
 
 /// Which optional stand-ins to start.
 #[derive(Clone, Default)]
@@ -103,8 +106,18 @@ impl StandIns {
         })
         .await?;
         let slack = if opts.slack {
-            let channels = SLACK_CHANNELS.iter().map(|(n, id)| (n.to_string(), id.to_string())).collect();
-            Some(FakeSlack::start(FakeSlackOptions { bot_token: secrets::SLACK_BOT.into(), channels, timeline: t.clone() }).await?)
+            let channels = SLACK_CHANNELS
+                .iter()
+                .map(|(n, id)| (n.to_string(), id.to_string()))
+                .collect();
+            Some(
+                FakeSlack::start(FakeSlackOptions {
+                    bot_token: secrets::SLACK_BOT.into(),
+                    channels,
+                    timeline: t.clone(),
+                })
+                .await?,
+            )
         } else {
             None
         };
@@ -120,13 +133,29 @@ impl StandIns {
         } else {
             None
         };
-        let smtp = if opts.email { Some(FakeSmtp::start(t.clone()).await?) } else { None };
-        Ok(StandIns { pagerduty, zendesk, slack, google, smtp })
+        let smtp = if opts.email {
+            Some(FakeSmtp::start(t.clone()).await?)
+        } else {
+            None
+        };
+        Ok(StandIns {
+            pagerduty,
+            zendesk,
+            slack,
+            google,
+            smtp,
+        })
     }
 
     /// Writes the secret files and `pagerd.toml` into `dir`; returns the
     /// config's path. `listen` is the daemon's address, `store` its database.
-    pub fn write_config(&self, dir: &Path, listen: &str, store: &Path, extra: &Extra) -> io::Result<PathBuf> {
+    pub fn write_config(
+        &self,
+        dir: &Path,
+        listen: &str,
+        store: &Path,
+        extra: &Extra,
+    ) -> io::Result<PathBuf> {
         let secret = |name: &str, value: &str| -> io::Result<String> {
             let path = dir.join(name);
             std::fs::write(&path, format!("{value}\n"))?;
@@ -165,7 +194,10 @@ impl StandIns {
         }
         if let Some(google) = &self.google {
             let key = dir.join("google-service-account.json");
-            std::fs::write(&key, super::google::demo_service_account_json(GOOGLE_ACCOUNT, &google.token_url()))?;
+            std::fs::write(
+                &key,
+                super::google::demo_service_account_json(GOOGLE_ACCOUNT, &google.token_url()),
+            )?;
             toml.push_str(&format!(
                 "\n[google]\ntoken_url = {:?}\ndrive_url = {:?}\ndocs_url = {:?}\nservice_account_file = {:?}\n\
                  share_domain = \"acme.example\"\ncustomer_role = \"commenter\"\n",

@@ -1345,6 +1345,12 @@ mod tests {
         let (_, body) = get(&zd, "/api/v2/search.json?query=type:ticket&per_page=2").await;
         assert_eq!((body["count"].as_u64(), ids(&body).len()), (Some(4), 2));
         assert!(body["next_page"].is_string());
+        let (_, body) = get(
+            &zd,
+            "/api/v2/search.json?query=tags:prod&sort_by=created_at&sort_order=desc",
+        )
+        .await;
+        assert_eq!(ids(&body), vec![4714, 4713, 4711]);
         assert_eq!(get(&zd, "/api/v2/search.json").await.0, 400);
     }
 

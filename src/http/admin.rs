@@ -31,11 +31,15 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
     let Some(token) = &st.config.server.admin_token else {
         return (
             StatusCode::FORBIDDEN,
-            axum::Json(json!({ "error": "the admin API is off: set server.admin_token_file (or _env)" })),
+            axum::Json(
+                json!({ "error": "the admin API is off: set server.admin_token_file (or _env)" }),
+            ),
         )
             .into_response();
     };
-    let given = header_str(req.headers(), "authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or_default();
+    let given = header_str(req.headers(), "authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default();
     if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
         next.run(req).await
     } else {
@@ -51,8 +55,15 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
-    let incidents = st.core.store.list(!q.all, q.limit.unwrap_or(100).min(10_000)).await?;
+async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let incidents = st
+        .core
+        .store
+        .list(!q.all, q.limit.unwrap_or(100).min(10_000))
+        .await?;
     Ok(axum::Json(json!({ "incidents": incidents })).into_response())
 }
 
@@ -62,7 +73,10 @@ async fn show(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Respons
     };
     let journal = st.core.store.journal(id).await?;
     let outbox = st.core.store.outbox(id).await?;
-    Ok(axum::Json(json!({ "incident": incident, "journal": journal, "outbox": outbox })).into_response())
+    Ok(
+        axum::Json(json!({ "incident": incident, "journal": journal, "outbox": outbox }))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -79,28 +93,48 @@ async fn act(
     body: Option<axum::Json<ActBody>>,
 ) -> Result<Response, ApiError> {
     let body = body.map(|b| b.0).unwrap_or_default();
-    let by = body.by.filter(|b| !b.trim().is_empty()).unwrap_or_else(|| "operator".into());
+    let by = body
+        .by
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "operator".into());
     let via = Source::Cli;
     let event = match action.as_str() {
         "ack" => Event::Acknowledge { by, via },
         "escalate" => Event::Escalate {
             by,
-            reason: body.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "escalated by hand".into()),
+            reason: body
+                .reason
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| "escalated by hand".into()),
             via,
         },
         "crisis" => Event::DeclareCrisis { by, via },
         "join" => Event::Join { by, via },
         "resolve" => Event::Resolve { by, via },
         other => {
-            return Err(ApiError::NotFound(format!("no action {other:?}; use ack, escalate, crisis, join or resolve")));
+            return Err(ApiError::NotFound(format!(
+                "no action {other:?}; use ack, escalate, crisis, join or resolve"
+            )));
         }
     };
-    let applied = st.core.submit(Intake { target: Target::Incident(id), event, delivery: None }).await?;
+    let applied = st
+        .core
+        .submit(Intake {
+            target: Target::Incident(id),
+            event,
+            delivery: None,
+        })
+        .await?;
     let (result, reason) = match &applied.result {
-        Change::Ignored(_) if applied.incident.is_none() => return Err(ApiError::NotFound(format!("no incident {id}"))),
+        Change::Ignored(_) if applied.incident.is_none() => {
+            return Err(ApiError::NotFound(format!("no incident {id}")));
+        }
         Change::Ignored(r) => ("ignored", Some(r.clone())),
         Change::Created | Change::Updated => ("updated", None),
         Change::Replayed => ("replayed", None),
     };
-    Ok(axum::Json(json!({ "result": result, "reason": reason, "incident": applied.incident })).into_response())
+    Ok(
+        axum::Json(json!({ "result": result, "reason": reason, "incident": applied.incident }))
+            .into_response(),
+    )
 }

@@ -53,7 +53,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TraceLayer::new_for_http())
         // Graceful shutdown waits for requests in flight; bound them.
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(10),
+        ))
         .with_state(state)
 }
 
@@ -61,7 +64,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
     let now = st.core.clock.now();
     match st.core.store.stats(now).await {
         Ok(stats) => {
-            let role = if st.leader.load(Ordering::Relaxed) { "leader" } else { "follower" };
+            let role = if st.leader.load(Ordering::Relaxed) {
+                "leader"
+            } else {
+                "follower"
+            };
             let body = json!({ "status": "ready", "role": role, "armed_deadlines": st.core.scheduler.len(), "store": stats });
             (StatusCode::OK, axum::Json(body)).into_response()
         }
@@ -71,7 +78,10 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 async fn metrics(State(st): State<AppState>) -> Response {
     let stats = st.core.store.stats(st.core.clock.now()).await.ok();
-    let text = st.core.metrics.render(stats, st.leader.load(Ordering::Relaxed));
+    let text = st
+        .core
+        .metrics
+        .render(stats, st.leader.load(Ordering::Relaxed));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -115,7 +125,8 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (status, axum::Json(json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         resp
     }
@@ -127,8 +138,15 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
 }
 
 /// Refuses a body whose `Content-Type` is not `expected`.
-pub(crate) fn require_content_type(headers: &HeaderMap, expected: &'static str) -> Result<(), ApiError> {
+pub(crate) fn require_content_type(
+    headers: &HeaderMap,
+    expected: &'static str,
+) -> Result<(), ApiError> {
     let ct = header_str(headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
     let essence = ct.split(';').next().unwrap_or_default().trim();
-    if essence.eq_ignore_ascii_case(expected) { Ok(()) } else { Err(ApiError::UnsupportedMediaType(expected)) }
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(expected))
+    }
 }

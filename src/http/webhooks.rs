@@ -21,15 +21,24 @@ use crate::store::{Applied, Change, Intake, Target};
 /// Signed timestamps are checked against the real wall clock (not the
 /// demo's compressed one): they come from the vendor's clock.
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn count(st: &AppState, source: &str, result: &str) {
-    st.core.metrics.inc("pagerd_webhooks_total", format!("source=\"{source}\",result=\"{result}\""));
+    st.core.metrics.inc(
+        "pagerd_webhooks_total",
+        format!("source=\"{source}\",result=\"{result}\""),
+    );
 }
 
 /// Runs a verification step, counting and logging a refusal.
-fn verified(st: &AppState, source: &str, r: Result<(), signature::SignatureError>) -> Result<(), ApiError> {
+fn verified(
+    st: &AppState,
+    source: &str,
+    r: Result<(), signature::SignatureError>,
+) -> Result<(), ApiError> {
     r.map_err(|e| {
         count(st, source, "unauthorized");
         tracing::warn!(source, cause = %e, "webhook refused");
@@ -74,8 +83,17 @@ impl Loose {
 
     fn words(self) -> Vec<String> {
         match self {
-            Loose::List(l) => l.into_iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect(),
-            other => other.text().split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_lowercase).collect(),
+            Loose::List(l) => l
+                .into_iter()
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            other => other
+                .text()
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_lowercase)
+                .collect(),
         }
     }
 }
@@ -125,7 +143,8 @@ fn ticket_link(url: String, base: &str, id: &str) -> String {
 
 /// Parses the documented trigger body (see the README) into a ticket.
 pub fn parse_zendesk(body: &[u8], base_url: &str) -> Result<Ticket, String> {
-    let parsed: ZendeskBody = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let parsed: ZendeskBody =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
     let t = parsed.ticket;
     let id = t.id.text();
     if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
@@ -146,7 +165,11 @@ pub fn parse_zendesk(body: &[u8], base_url: &str) -> Result<Ticket, String> {
 }
 
 /// `POST /webhooks/zendesk`.
-pub async fn zendesk(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn zendesk(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let secret = st.config.zendesk.webhook_secret.expose();
     verified(
         &st,
@@ -165,11 +188,18 @@ pub async fn zendesk(State(st): State<AppState>, headers: HeaderMap, body: Bytes
         ApiError::BadRequest(e)
     })?;
     let span = tracing::info_span!("zendesk_webhook", ticket = %ticket.id);
-    let intake = Intake { target: Target::Ticket(ticket.id.clone()), event: Event::Ticket { ticket }, delivery: None };
+    let intake = Intake {
+        target: Target::Ticket(ticket.id.clone()),
+        event: Event::Ticket { ticket },
+        delivery: None,
+    };
     let applied = st.core.submit(intake).await?;
     count(&st, "zendesk", "accepted");
     span.in_scope(|| match &applied.result {
-        Change::Created => tracing::info!(incident = applied.incident.as_ref().map(|i| i.id), "emergency: paging"),
+        Change::Created => tracing::info!(
+            incident = applied.incident.as_ref().map(|i| i.id),
+            "emergency: paging"
+        ),
         Change::Ignored(reason) => tracing::info!(%reason, "ticket ignored"),
         _ => tracing::info!("ticket update applied"),
     });
@@ -202,35 +232,71 @@ struct PdRef {
 }
 
 /// `POST /webhooks/pagerduty`.
-pub async fn pagerduty(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn pagerduty(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let Some(secret) = &st.config.pagerduty.webhook_secret else {
         count(&st, "pagerduty", "unauthorized");
         return Err(ApiError::Unauthorized(
-            "PagerDuty webhooks are off: set pagerduty.webhook_secret_file (polling still works)".into(),
+            "PagerDuty webhooks are off: set pagerduty.webhook_secret_file (polling still works)"
+                .into(),
         ));
     };
-    verified(&st, "pagerduty", signature::pagerduty_verify(secret.expose(), header_str(&headers, "x-pagerduty-signature"), &body))?;
+    verified(
+        &st,
+        "pagerduty",
+        signature::pagerduty_verify(
+            secret.expose(),
+            header_str(&headers, "x-pagerduty-signature"),
+            &body,
+        ),
+    )?;
     require_content_type(&headers, "application/json")?;
     let parsed: PdBody = serde_json::from_slice(&body).map_err(|e| {
         count(&st, "pagerduty", "bad_request");
         ApiError::BadRequest(format!("invalid JSON body: {e}"))
     })?;
     let ev = parsed.event;
-    let who = ev.agent.and_then(|a| a.summary.or(a.id)).unwrap_or_else(|| "a PagerDuty user".into());
+    let who = ev
+        .agent
+        .and_then(|a| a.summary.or(a.id))
+        .unwrap_or_else(|| "a PagerDuty user".into());
     let event = match ev.event_type.as_str() {
-        "incident.acknowledged" => Event::Acknowledge { by: who, via: Source::Pagerduty },
-        "incident.resolved" => Event::Resolve { by: who, via: Source::Pagerduty },
+        "incident.acknowledged" => Event::Acknowledge {
+            by: who,
+            via: Source::Pagerduty,
+        },
+        "incident.resolved" => Event::Resolve {
+            by: who,
+            via: Source::Pagerduty,
+        },
         other => {
             // Subscriptions often carry more types than pagerd acts on.
-            tracing::debug!(event_type = other, "pagerduty webhook: event type not acted on");
+            tracing::debug!(
+                event_type = other,
+                "pagerduty webhook: event type not acted on"
+            );
             count(&st, "pagerduty", "ignored");
-            return Ok((StatusCode::OK, axum::Json(json!({ "result": "ignored", "reason": "event type not acted on" })))
+            return Ok((
+                StatusCode::OK,
+                axum::Json(json!({ "result": "ignored", "reason": "event type not acted on" })),
+            )
                 .into_response());
         }
     };
-    let Some(key) = ev.data.get("incident_key").and_then(Value::as_str).filter(|k| k.starts_with("zendesk-")) else {
+    let Some(key) = ev
+        .data
+        .get("incident_key")
+        .and_then(Value::as_str)
+        .filter(|k| k.starts_with("zendesk-"))
+    else {
         count(&st, "pagerduty", "ignored");
-        return Ok((StatusCode::OK, axum::Json(json!({ "result": "ignored", "reason": "not a pagerd incident" })))
+        return Ok((
+            StatusCode::OK,
+            axum::Json(json!({ "result": "ignored", "reason": "not a pagerd incident" })),
+        )
             .into_response());
     };
     let delivery = header_str(&headers, "x-webhook-id").map_or(ev.id, str::to_string);
@@ -287,8 +353,16 @@ fn slack_event(verb: &str, by: String, reason: &str) -> Option<Event> {
     Some(match verb {
         "ack" | "acknowledge" => Event::Acknowledge { by, via },
         "escalate" => {
-            let reason = if reason.is_empty() { "escalated from Slack" } else { reason };
-            Event::Escalate { by, reason: reason.to_string(), via }
+            let reason = if reason.is_empty() {
+                "escalated from Slack"
+            } else {
+                reason
+            };
+            Event::Escalate {
+                by,
+                reason: reason.to_string(),
+                via,
+            }
         }
         "crisis" => Event::DeclareCrisis { by, via },
         "join" => Event::Join { by, via },
@@ -298,16 +372,32 @@ fn slack_event(verb: &str, by: String, reason: &str) -> Option<Event> {
 }
 
 fn ephemeral(text: String) -> Response {
-    (StatusCode::OK, axum::Json(json!({ "response_type": "ephemeral", "text": text }))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(json!({ "response_type": "ephemeral", "text": text })),
+    )
+        .into_response()
 }
 
-const SLASH_HELP: &str = "Usage: /pagerd status | ack ID | escalate ID [reason] | crisis ID | join ID | resolve ID";
+const SLASH_HELP: &str =
+    "Usage: /pagerd status | ack ID | escalate ID [reason] | crisis ID | join ID | resolve ID";
 
 /// `POST /webhooks/slack`: interactivity (buttons) and the `/pagerd` command.
-pub async fn slack(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let Some(secret) = st.config.slack.as_ref().and_then(|s| s.signing_secret.as_ref()) else {
+pub async fn slack(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(secret) = st
+        .config
+        .slack
+        .as_ref()
+        .and_then(|s| s.signing_secret.as_ref())
+    else {
         count(&st, "slack", "unauthorized");
-        return Err(ApiError::Unauthorized("Slack requests are off: set slack.signing_secret_file".into()));
+        return Err(ApiError::Unauthorized(
+            "Slack requests are off: set slack.signing_secret_file".into(),
+        ));
     };
     verified(
         &st,
@@ -328,12 +418,17 @@ pub async fn slack(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
     let form: Vec<(String, String)> = serde_urlencoded_pairs(&body).map_err(bad)?;
     let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(payload) = field("payload") {
-        let i: Interaction = serde_json::from_str(&payload).map_err(|e| bad(format!("invalid payload: {e}")))?;
+        let i: Interaction =
+            serde_json::from_str(&payload).map_err(|e| bad(format!("invalid payload: {e}")))?;
         if i.kind != "block_actions" {
             count(&st, "slack", "ignored");
             return Ok(StatusCode::OK.into_response());
         }
-        let user = i.user.unwrap_or(SlackUser { id: None, username: None, name: None });
+        let user = i.user.unwrap_or(SlackUser {
+            id: None,
+            username: None,
+            name: None,
+        });
         let who = slack_who(user.username.or(user.name), user.id);
         for action in i.actions {
             let verb = action.action_id.strip_prefix("pagerd_").unwrap_or_default();
@@ -341,7 +436,13 @@ pub async fn slack(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
             let (Some(event), Some(id)) = (slack_event(verb, who.clone(), ""), id) else {
                 continue;
             };
-            st.core.submit(Intake { target: Target::Incident(id), event, delivery: None }).await?;
+            st.core
+                .submit(Intake {
+                    target: Target::Incident(id),
+                    event,
+                    delivery: None,
+                })
+                .await?;
         }
         count(&st, "slack", "accepted");
         return Ok(StatusCode::OK.into_response());
@@ -364,19 +465,37 @@ pub async fn slack(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
                     (Status::Acknowledged, Some((by, _))) => format!("acknowledged by {by}"),
                     _ => "NOT acknowledged".into(),
                 };
-                format!("• {} — #{} {} ({}), level {}, {who}", i.id, i.ticket.id, i.ticket.title, i.ticket.customer(), i.level)
+                format!(
+                    "• {} — #{} {} ({}), level {}, {who}",
+                    i.id,
+                    i.ticket.id,
+                    i.ticket.title,
+                    i.ticket.customer(),
+                    i.level
+                )
             })
             .collect();
         return Ok(ephemeral(lines.join("\n")));
     }
-    let id = words.next().and_then(|w| w.trim_start_matches('#').parse::<i64>().ok());
+    let id = words
+        .next()
+        .and_then(|w| w.trim_start_matches('#').parse::<i64>().ok());
     let reason = words.collect::<Vec<_>>().join(" ");
     let (Some(event), Some(id)) = (slack_event(&verb, who, &reason), id) else {
         return Ok(ephemeral(SLASH_HELP.into()));
     };
-    let applied = st.core.submit(Intake { target: Target::Incident(id), event, delivery: None }).await?;
+    let applied = st
+        .core
+        .submit(Intake {
+            target: Target::Incident(id),
+            event,
+            delivery: None,
+        })
+        .await?;
     let msg = match applied.result {
-        Change::Ignored(reason) if applied.incident.is_none() => format!("No incident {id}: {reason}."),
+        Change::Ignored(reason) if applied.incident.is_none() => {
+            format!("No incident {id}: {reason}.")
+        }
         Change::Ignored(reason) => format!("Nothing to do for incident {id}: {reason}."),
         _ => format!("Done: {verb} on incident {id}."),
     };
@@ -386,8 +505,12 @@ pub async fn slack(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
 /// Decodes `application/x-www-form-urlencoded`.
 fn serde_urlencoded_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_string())?;
-    let url = reqwest::Url::parse(&format!("http://x/?{text}")).map_err(|e| format!("invalid form body: {e}"))?;
-    Ok(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    let url = reqwest::Url::parse(&format!("http://x/?{text}"))
+        .map_err(|e| format!("invalid form body: {e}"))?;
+    Ok(url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
 }
 
 #[cfg(test)]
@@ -396,8 +519,10 @@ mod tests {
 
     #[test]
     fn parses_the_body_zendesk_renders() {
-        let v: Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/signature-test-vectors.json")).unwrap();
+        let v: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/signature-test-vectors.json"
+        ))
+        .unwrap();
         let body = v["zendesk"][0]["body"].as_str().unwrap();
         let t = parse_zendesk(body.as_bytes(), "https://acme.zendesk.com").unwrap();
         assert_eq!(t.id, "4711");
@@ -414,12 +539,18 @@ mod tests {
         assert!(parse_zendesk(br#"{"ticket":{"id":"{{ticket.id}}"}}"#, "u").is_err());
         assert!(parse_zendesk(br#"{"ticket":{}}"#, "u").is_err());
         assert!(parse_zendesk(b"\xff\xfe", "u").is_err());
-        assert!(parse_zendesk(br#"{"ticket":{"id":4711}}"#, "u").is_ok(), "a number is fine too");
+        assert!(
+            parse_zendesk(br#"{"ticket":{"id":4711}}"#, "u").is_ok(),
+            "a number is fine too"
+        );
     }
 
     #[test]
     fn slash_verbs_map_to_events() {
-        assert!(matches!(slack_event("ack", "@a".into(), ""), Some(Event::Acknowledge { .. })));
+        assert!(matches!(
+            slack_event("ack", "@a".into(), ""),
+            Some(Event::Acknowledge { .. })
+        ));
         assert!(
             matches!(slack_event("escalate", "@a".into(), "db down"), Some(Event::Escalate { reason, .. }) if reason == "db down")
         );

@@ -109,8 +109,9 @@ impl Mailer {
 /// SMTP 5xx is permanent; 4xx, timeouts, connection and TLS trouble are
 /// worth another try.
 fn classify(e: &lettre::transport::smtp::Error) -> DeliveryError {
+    // lettre's Display already ends with its direct source; add the rest.
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(e).and_then(|s| s.source());
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
@@ -198,6 +199,13 @@ mod tests {
             .await
             .unwrap_err();
         assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn send_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let mailer = Mailer::new("smtp://127.0.0.1:1", "p@example.com", None, None).unwrap();
+        assert_send(&mailer.send(&[], "s", "b", "m"));
     }
 
     #[tokio::test]

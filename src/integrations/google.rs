@@ -176,6 +176,15 @@ pub struct Google {
     token: tokio::sync::Mutex<Option<CachedToken>>,
 }
 
+impl std::fmt::Debug for Google {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Google")
+            .field("settings", &self.settings)
+            .field("client_email", &self.key.client_email)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Google {
     /// A client; `http` must carry a timeout (see [`super::http_client`]).
     /// An unusable key is reported by the first call, as a permanent error.
@@ -788,6 +797,76 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot read")
         );
+    }
+
+    #[tokio::test]
+    async fn the_fake_tells_the_story() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let fake = FakeGoogle::start(FakeGoogleOptions {
+            client_email: EMAIL.into(),
+            public_key_pem: crate::fakes::google::DEMO_PUBLIC_KEY_PEM.into(),
+            timeline: Timeline::new(tx),
+        })
+        .await
+        .unwrap();
+        fake.add_template("tmpl", "Postmortem template", "{{incident}}");
+        let key =
+            ServiceAccountKey::from_json(&demo_service_account_json(EMAIL, &fake.token_url()))
+                .unwrap();
+        let settings = GoogleSettings {
+            token_url: fake.token_url(),
+            drive_url: fake.drive_url(),
+            docs_url: fake.docs_url(),
+            template_id: Some("tmpl".into()),
+            folder_id: None,
+        };
+        let google = Google::new(settings, key, http_client(REQUEST_TIMEOUT));
+        let doc = google
+            .create_doc("Incident 3", "db down", "inc-3/doc")
+            .await
+            .unwrap();
+        google
+            .share(
+                &doc.id,
+                &Grantee::User("alice@example.com".into()),
+                "writer",
+            )
+            .await
+            .unwrap();
+        google
+            .deprecate(&doc.id, "[OLD] ", "Superseded.")
+            .await
+            .unwrap();
+        drop(google);
+        drop(fake);
+        let mut lines = Vec::new();
+        while let Some(l) = rx.recv().await {
+            lines.push(l);
+        }
+        assert_eq!(
+            lines,
+            [
+                format!("Google: issued an access token to {EMAIL}"),
+                "Google Drive: search for a doc marked pagerd_key=inc-3/doc found 0".to_string(),
+                "Google Drive: copied \"Postmortem template\" to new doc \"Incident 3\" marked pagerd_key=inc-3/doc"
+                    .to_string(),
+                "Google Docs: edited \"Incident 3\": replaced 1 × {{incident}}".to_string(),
+                "Google Drive: shared \"Incident 3\" with user alice@example.com as writer (notification e-mail sent)"
+                    .to_string(),
+                "Google Drive: renamed \"Incident 3\" to \"[OLD] Incident 3\"".to_string(),
+                "Google Docs: edited \"[OLD] Incident 3\": inserted 12 characters".to_string(),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn methods_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let (_fake, google) = setup(None).await;
+        assert_send(&google.create_doc("t", "b", "m"));
+        assert_send(&google.share("d", &Grantee::User("a@b".into()), "reader"));
+        assert_send(&google.deprecate("d", "[X] ", "n"));
+        assert!(!format!("{google:?}").contains("PRIVATE"));
     }
 
     #[tokio::test]

@@ -43,12 +43,17 @@ pub enum DeliveryError {
 impl DeliveryError {
     /// A retryable error without a server-given delay.
     pub fn retry(reason: impl Into<String>) -> DeliveryError {
-        DeliveryError::Retryable { reason: reason.into(), retry_after: None }
+        DeliveryError::Retryable {
+            reason: reason.into(),
+            retry_after: None,
+        }
     }
 
     /// A permanent error.
     pub fn permanent(reason: impl Into<String>) -> DeliveryError {
-        DeliveryError::Permanent { reason: reason.into() }
+        DeliveryError::Permanent {
+            reason: reason.into(),
+        }
     }
 
     /// Whether trying again may succeed.
@@ -80,21 +85,40 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs = ["retry-after", "ratelimit-reset"]
         .iter()
-        .filter_map(|name| headers.get(*name)?.to_str().ok()?.trim().parse::<f64>().ok())
+        .filter_map(|name| {
+            headers
+                .get(*name)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .find(|s| s.is_finite() && *s >= 0.0)?;
     Some(Duration::from_secs_f64(secs.min(600.0)))
 }
 
 /// Classifies a non-success HTTP response: 408, 429 and 5xx are worth another
 /// try; any other 4xx is permanent.
-pub fn from_status(service: &str, status: StatusCode, headers: &HeaderMap, body: &str) -> DeliveryError {
+pub fn from_status(
+    service: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+) -> DeliveryError {
     let mut snippet: String = body.chars().take(200).collect();
     if snippet.len() < body.len() {
         snippet.push('…');
     }
     let reason = format!("{service} answered {status}: {}", snippet.trim());
-    if status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        DeliveryError::Retryable { reason, retry_after: retry_after(headers) }
+    if status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+    {
+        DeliveryError::Retryable {
+            reason,
+            retry_after: retry_after(headers),
+        }
     } else {
         DeliveryError::Permanent { reason }
     }
@@ -144,8 +168,11 @@ pub async fn json_response<T: serde::de::DeserializeOwned>(
     if !status.is_success() {
         return Err(from_status(service, status, &headers, &body));
     }
-    serde_json::from_str(&body)
-        .map_err(|e| DeliveryError::retry(format!("{service} answered {status} with a body that does not parse: {e}")))
+    serde_json::from_str(&body).map_err(|e| {
+        DeliveryError::retry(format!(
+            "{service} answered {status} with a body that does not parse: {e}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -158,7 +185,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("7"));
         let e = from_status("Slack", StatusCode::TOO_MANY_REQUESTS, &h, "{}");
-        assert_eq!(e, DeliveryError::Retryable { reason: "Slack answered 429 Too Many Requests: {}".into(), retry_after: Some(Duration::from_secs(7)) });
+        assert_eq!(
+            e,
+            DeliveryError::Retryable {
+                reason: "Slack answered 429 Too Many Requests: {}".into(),
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
         assert!(from_status("x", StatusCode::BAD_GATEWAY, &HeaderMap::new(), "").is_retryable());
         assert!(!from_status("x", StatusCode::UNAUTHORIZED, &HeaderMap::new(), "").is_retryable());
         assert!(!from_status("x", StatusCode::BAD_REQUEST, &HeaderMap::new(), "").is_retryable());

@@ -86,7 +86,11 @@ impl From<IncidentJson> for RemoteIncident {
             .into_iter()
             .filter_map(|a| a.acknowledger.and_then(|r| r.summary.or(r.id)))
             .collect();
-        RemoteIncident { id: i.id, status: i.status, acknowledgers }
+        RemoteIncident {
+            id: i.id,
+            status: i.status,
+            acknowledgers,
+        }
     }
 }
 
@@ -103,7 +107,16 @@ impl PagerDuty {
     ) -> PagerDuty {
         let per_minute = events_per_minute as usize;
         let pacer = (per_minute > 0).then(|| Mutex::new(VecDeque::with_capacity(per_minute)));
-        PagerDuty { events_url, api_url, routing_key, api_token, from, http, pacer, per_minute }
+        PagerDuty {
+            events_url,
+            api_url,
+            routing_key,
+            api_token,
+            from,
+            http,
+            pacer,
+            per_minute,
+        }
     }
 
     /// Waits for a free slot in the sliding one-minute window.
@@ -112,13 +125,19 @@ impl PagerDuty {
         let mut sent = pacer.lock().await;
         let window = Duration::from_secs(60);
         let now = Instant::now();
-        while sent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        while sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
             sent.pop_front();
         }
         if sent.len() >= self.per_minute
             && let Some(oldest) = sent.pop_front()
         {
-            tracing::warn!(per_minute = self.per_minute, "pagerduty: pacing events to the per-key rate limit");
+            tracing::warn!(
+                per_minute = self.per_minute,
+                "pagerduty: pacing events to the per-key rate limit"
+            );
             tokio::time::sleep_until(oldest + window).await;
         }
         sent.push_back(Instant::now());
@@ -126,7 +145,12 @@ impl PagerDuty {
 
     async fn enqueue(&self, body: Value) -> Result<(), DeliveryError> {
         self.pace().await;
-        let resp = self.http.post(format!("{}/v2/enqueue", self.events_url)).json(&body).send().await;
+        let resp = self
+            .http
+            .post(format!("{}/v2/enqueue", self.events_url))
+            .json(&body)
+            .send()
+            .await;
         let resp = resp.map_err(|e| from_transport(SERVICE, &e))?;
         let status = resp.status();
         if status.is_success() {
@@ -172,7 +196,10 @@ impl PagerDuty {
     fn rest(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.api_url))
-            .header("Authorization", format!("Token token={}", self.api_token.expose()))
+            .header(
+                "Authorization",
+                format!("Token token={}", self.api_token.expose()),
+            )
             .header("Accept", ACCEPT)
     }
 
@@ -182,15 +209,21 @@ impl PagerDuty {
         struct List {
             incidents: Vec<IncidentJson>,
         }
-        let req = self.rest(reqwest::Method::GET, "/incidents").query(&[("incident_key", dedup_key)]);
+        let req = self
+            .rest(reqwest::Method::GET, "/incidents")
+            .query(&[("incident_key", dedup_key)]);
         let list: List = json_response("PagerDuty REST API", req.send().await).await?;
         Ok(list.incidents.into_iter().last().map(RemoteIncident::from))
     }
 
     /// Escalates the incident to `level`.
     pub async fn escalate(&self, id: &str, level: u8) -> Result<(), DeliveryError> {
-        let body = json!({ "incident": { "type": "incident_reference", "escalation_level": level } });
-        let req = self.rest(reqwest::Method::PUT, &format!("/incidents/{id}")).header("From", &self.from).json(&body);
+        let body =
+            json!({ "incident": { "type": "incident_reference", "escalation_level": level } });
+        let req = self
+            .rest(reqwest::Method::PUT, &format!("/incidents/{id}"))
+            .header("From", &self.from)
+            .json(&body);
         let _: Value = json_response("PagerDuty REST API", req.send().await).await?;
         Ok(())
     }
@@ -208,7 +241,11 @@ impl PagerDuty {
         let tagged = format!("{content}\n[{marker}]");
         let list = self.rest(reqwest::Method::GET, &format!("/incidents/{id}/notes"));
         let notes: Notes = json_response("PagerDuty REST API", list.send().await).await?;
-        if notes.notes.iter().any(|n| n.content.contains(&format!("[{marker}]"))) {
+        if notes
+            .notes
+            .iter()
+            .any(|n| n.content.contains(&format!("[{marker}]")))
+        {
             return Ok(());
         }
         let req = self

@@ -76,6 +76,15 @@ pub struct Posted {
     pub ts: String,
 }
 
+impl std::fmt::Debug for Slack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slack")
+            .field("api_url", &self.api_url)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Slack {
     /// A client for `api_url` (e.g. `https://slack.com/api`, no trailing
     /// slash needed) with a bot token (`xoxb-…`). `http` must carry a
@@ -370,6 +379,15 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn post_can_be_spawned_and_debug_hides_the_token() {
+        fn assert_send<T: Send>(_: &T) {}
+        let (_fake, slack) = setup().await;
+        let m = msg("#general", "x", "k");
+        assert_send(&slack.post(&m, true));
+        assert!(!format!("{slack:?}").contains(TOKEN));
+    }
+
     #[test]
     fn names_and_ids_are_told_apart() {
         assert_eq!(channel_name("#general"), Some("general"));
@@ -400,6 +418,45 @@ mod tests {
         let replies = fake.replies_in("#general");
         assert_eq!(replies.len(), 1);
         assert_eq!(replies[0].thread_ts.as_deref(), Some(top.ts.as_str()));
+    }
+
+    #[tokio::test]
+    async fn the_fake_tells_the_story() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let fake = FakeSlack::start(FakeSlackOptions {
+            bot_token: TOKEN.into(),
+            channels: vec![("general".into(), "C0GENERAL1".into())],
+            timeline: Timeline::new(tx),
+        })
+        .await
+        .unwrap();
+        let slack = Slack::new(fake.url(), Secret::new(TOKEN), http_client(REQUEST_TIMEOUT));
+        let top = slack
+            .post(&msg("#general", "P1: db down", "k1"), false)
+            .await
+            .unwrap();
+        let mut reply = msg("#general", "acked", "k2");
+        reply.thread_ts = Some(top.ts.clone());
+        slack.post(&reply, true).await.unwrap();
+        let _ = slack.post(&msg("#random", "x", "k3"), false).await;
+        drop(slack);
+        drop(fake);
+        let mut lines = Vec::new();
+        while let Some(l) = rx.recv().await {
+            lines.push(l);
+        }
+        assert_eq!(
+            lines,
+            [
+                "Slack: message in #general: \"P1: db down\"".to_string(),
+                format!("Slack: pagerd read the thread {} in #general", top.ts),
+                format!(
+                    "Slack: thread reply in #general under {}: \"acked\"",
+                    top.ts
+                ),
+                "Slack: refused a message to #random: channel_not_found".to_string(),
+            ]
+        );
     }
 
     #[tokio::test]

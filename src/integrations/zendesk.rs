@@ -38,8 +38,13 @@ struct TicketJson {
 impl Zendesk {
     /// A client for `url` (`https://acme.zendesk.com`) with API-token auth.
     pub fn new(url: String, email: &str, api_token: &Secret, http: reqwest::Client) -> Zendesk {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{email}/token:{}", api_token.expose()));
-        Zendesk { url, auth: Secret::new(format!("Basic {basic}")), http }
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{email}/token:{}", api_token.expose()));
+        Zendesk {
+            url,
+            auth: Secret::new(format!("Basic {basic}")),
+            http,
+        }
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -70,15 +75,21 @@ impl Zendesk {
             struct Show {
                 ticket: TicketJson,
             }
-            let show: Show =
-                json_response(SERVICE, self.req(reqwest::Method::GET, &format!("/tickets/{ticket_id}.json")).send().await)
-                    .await?;
-            if show.ticket.tags.iter().any(|t| *t == tag) {
+            let show: Show = json_response(
+                SERVICE,
+                self.req(reqwest::Method::GET, &format!("/tickets/{ticket_id}.json"))
+                    .send()
+                    .await,
+            )
+            .await?;
+            if show.ticket.tags.contains(&tag) {
                 return Ok(());
             }
         }
         let payload = json!({ "ticket": { "comment": { "body": body, "public": public }, "additional_tags": [tag] } });
-        let req = self.req(reqwest::Method::PUT, &format!("/tickets/{ticket_id}.json")).json(&payload);
+        let req = self
+            .req(reqwest::Method::PUT, &format!("/tickets/{ticket_id}.json"))
+            .json(&payload);
         let _: Value = json_response(SERVICE, req.send().await).await?;
         Ok(())
     }
@@ -89,11 +100,17 @@ impl Zendesk {
         struct Results {
             results: Vec<Value>,
         }
-        let req = self
-            .req(reqwest::Method::GET, "/search.json")
-            .query(&[("query", query), ("sort_by", "created_at"), ("sort_order", "desc")]);
+        let req = self.req(reqwest::Method::GET, "/search.json").query(&[
+            ("query", query),
+            ("sort_by", "created_at"),
+            ("sort_order", "desc"),
+        ]);
         let r: Results = json_response(SERVICE, req.send().await).await?;
-        Ok(r.results.into_iter().filter_map(|v| serde_json::from_value(v).ok()).map(|t| self.to_ticket(t)).collect())
+        Ok(r.results
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .map(|t| self.to_ticket(t))
+            .collect())
     }
 
     /// The current state of the given tickets.
@@ -102,7 +119,9 @@ impl Zendesk {
         struct Many {
             tickets: Vec<TicketJson>,
         }
-        let req = self.req(reqwest::Method::GET, "/tickets/show_many.json").query(&[("ids", ids.join(","))]);
+        let req = self
+            .req(reqwest::Method::GET, "/tickets/show_many.json")
+            .query(&[("ids", ids.join(","))]);
         let r: Many = json_response(SERVICE, req.send().await).await?;
         Ok(r.tickets.into_iter().map(|t| self.to_ticket(t)).collect())
     }

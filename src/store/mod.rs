@@ -187,17 +187,32 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` effects that may be delivered now: the oldest pending
     /// effect of each (incident, lane), whose retry time has come, except
     /// rows in `skip` (in flight). Also returns the earliest future retry.
-    async fn due(&self, now: Millis, limit: usize, skip: Vec<i64>) -> Result<(Vec<Pending>, Option<Millis>), StoreError>;
+    async fn due(
+        &self,
+        now: Millis,
+        limit: usize,
+        skip: Vec<i64>,
+    ) -> Result<(Vec<Pending>, Option<Millis>), StoreError>;
 
     /// Marks a row delivered and applies the feedback event, atomically.
     /// Returns `None` when the row was already done (a duplicate report).
-    async fn complete(&self, row: i64, feedback: Event, now: Millis) -> Result<Option<Applied>, StoreError>;
+    async fn complete(
+        &self,
+        row: i64,
+        feedback: Event,
+        now: Millis,
+    ) -> Result<Option<Applied>, StoreError>;
 
     /// Records a failed attempt; the row is due again at `at`.
     async fn retry_later(&self, row: i64, at: Millis, error: String) -> Result<(), StoreError>;
 
     /// Gives up on a row (a permanent error) and applies the failure event.
-    async fn fail(&self, row: i64, error: String, now: Millis) -> Result<Option<Applied>, StoreError>;
+    async fn fail(
+        &self,
+        row: i64,
+        error: String,
+        now: Millis,
+    ) -> Result<Option<Applied>, StoreError>;
 
     /// Counts for metrics.
     async fn stats(&self, now: Millis) -> Result<Stats, StoreError>;

@@ -98,15 +98,28 @@ impl SqliteStore {
             )));
         }
         let conn = Connection::open(path).map_err(ctx)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(ctx)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(ctx)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(ctx)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(ctx)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Db(format!("{}: cannot enable WAL (got {mode})", path.display())));
+            return Err(StoreError::Db(format!(
+                "{}: cannot enable WAL (got {mode})",
+                path.display()
+            )));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;").map_err(ctx)?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(ctx)?;
         conn.execute_batch(SCHEMA).map_err(ctx)?;
-        let version: Option<String> =
-            conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(ctx)?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key='schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(ctx)?;
         match version.and_then(|v| v.parse::<i64>().ok()) {
             Some(v) if v > SCHEMA_VERSION => {
                 return Err(StoreError::Db(format!(
@@ -173,13 +186,19 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         for job in group {
             let sp = conn.execute_batch("SAVEPOINT job");
             let (keep, reply) = job(&conn);
-            let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            let end = if keep {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
             if let Err(e) = sp.and_then(|_| conn.execute_batch(end)) {
                 tracing::error!(cause = %e, "store: savepoint failed");
             }
             answers.push(reply);
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| StoreError::Db(format!("commit failed: {e}")));
+        let commit = conn
+            .execute_batch("COMMIT")
+            .map_err(|e| StoreError::Db(format!("commit failed: {e}")));
         if let Err(e) = &commit {
             tracing::error!(cause = %e, "store: commit failed; every caller in the group gets an error and retries");
             let _ = conn.execute_batch("ROLLBACK");
@@ -203,16 +222,30 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 
 fn load(conn: &Connection, target: &Target) -> Result<Option<Incident>, StoreError> {
     let (sql, key): (&str, rusqlite::types::Value) = match target {
-        Target::Ticket(t) => ("SELECT state FROM incidents WHERE ticket_id = ?1", t.clone().into()),
+        Target::Ticket(t) => (
+            "SELECT state FROM incidents WHERE ticket_id = ?1",
+            t.clone().into(),
+        ),
         Target::Incident(id) => ("SELECT state FROM incidents WHERE id = ?1", (*id).into()),
-        Target::DedupKey(k) => ("SELECT state FROM incidents WHERE dedup_key = ?1", k.clone().into()),
+        Target::DedupKey(k) => (
+            "SELECT state FROM incidents WHERE dedup_key = ?1",
+            k.clone().into(),
+        ),
     };
-    let state: Option<String> = conn.prepare_cached(sql)?.query_row([key], |r| r.get(0)).optional()?;
+    let state: Option<String> = conn
+        .prepare_cached(sql)?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
     state.map(|s| from_json(&s)).transpose()
 }
 
 /// The engine step inside a transaction: load, decide, persist.
-fn apply_in(conn: &Connection, policy: &Policy, intake: &Intake, now: Millis) -> Result<Applied, StoreError> {
+fn apply_in(
+    conn: &Connection,
+    policy: &Policy,
+    intake: &Intake,
+    now: Millis,
+) -> Result<Applied, StoreError> {
     if let Some((source, id)) = &intake.delivery {
         let seen: Option<i64> = conn
             .prepare_cached("SELECT 1 FROM deliveries WHERE source = ?1 AND id = ?2")?
@@ -220,12 +253,23 @@ fn apply_in(conn: &Connection, policy: &Policy, intake: &Intake, now: Millis) ->
             .optional()?;
         if seen.is_some() {
             let incident = load(conn, &intake.target)?;
-            return Ok(Applied { result: Change::Replayed, incident, effects: 0 });
+            return Ok(Applied {
+                result: Change::Replayed,
+                incident,
+                effects: 0,
+            });
         }
     }
     let current = load(conn, &intake.target)?;
-    let (mut incident, effects) = match engine::apply(policy, current.as_ref(), &intake.event, now) {
-        Decision::Ignore(reason) => return Ok(Applied { result: Change::Ignored(reason), incident: current, effects: 0 }),
+    let (mut incident, effects) = match engine::apply(policy, current.as_ref(), &intake.event, now)
+    {
+        Decision::Ignore(reason) => {
+            return Ok(Applied {
+                result: Change::Ignored(reason),
+                incident: current,
+                effects: 0,
+            });
+        }
         Decision::Apply { incident, effects } => (incident, effects),
     };
     let created = current.is_none();
@@ -242,21 +286,40 @@ fn apply_in(conn: &Connection, policy: &Policy, intake: &Intake, now: Millis) ->
     }
     conn.prepare_cached("UPDATE incidents SET status = ?2, next_due = ?3, updated_at = ?4, state = ?5 WHERE id = ?1")?
         .execute(params![incident.id, incident.status.as_str(), incident.deadlines.next(), now, to_json(&incident)?])?;
-    conn.prepare_cached("INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4)")?.execute(
-        params![incident.id, now, to_json(&intake.event)?, effects.len() as i64],
-    )?;
+    conn.prepare_cached(
+        "INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        incident.id,
+        now,
+        to_json(&intake.event)?,
+        effects.len() as i64
+    ])?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox(incident_id, lane, effect, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?;
     for effect in &effects {
-        insert.execute(params![incident.id, effect.lane().as_str(), to_json(effect)?, now])?;
+        insert.execute(params![
+            incident.id,
+            effect.lane().as_str(),
+            to_json(effect)?,
+            now
+        ])?;
     }
     if let Some((source, id)) = &intake.delivery {
         conn.prepare_cached("INSERT INTO deliveries(source, id, at) VALUES (?1, ?2, ?3)")?
             .execute(params![source, id, now])?;
     }
-    let result = if created { Change::Created } else { Change::Updated };
-    Ok(Applied { result, incident: Some(incident), effects: effects.len() })
+    let result = if created {
+        Change::Created
+    } else {
+        Change::Updated
+    };
+    Ok(Applied {
+        result,
+        incident: Some(incident),
+        effects: effects.len(),
+    })
 }
 
 /// Marks row `row` done; applies `feedback` to its incident when it was
@@ -273,14 +336,20 @@ fn finish(
         .prepare_cached("SELECT incident_id, effect FROM outbox WHERE id = ?1 AND done = 0")?
         .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((incident_id, effect)) = found else { return Ok(None) };
+    let Some((incident_id, effect)) = found else {
+        return Ok(None);
+    };
     let effect: Effect = from_json(&effect)?;
     conn.prepare_cached(
         "UPDATE outbox SET done = 1, failed = ?2, done_at = ?3, last_error = ?4,
          attempts = attempts + 1 WHERE id = ?1",
     )?
     .execute(params![row, failed.is_some(), now, failed])?;
-    let intake = Intake { target: Target::Incident(incident_id), event: feedback(effect.kind()), delivery: None };
+    let intake = Intake {
+        target: Target::Incident(incident_id),
+        event: feedback(effect.kind()),
+        delivery: None,
+    };
     apply_in(conn, policy, &intake, now).map(Some)
 }
 
@@ -288,11 +357,13 @@ fn finish(
 impl Store for SqliteStore {
     async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError> {
         let policy = self.policy.clone();
-        self.call(move |conn| apply_in(conn, &policy, &intake, now)).await
+        self.call(move |conn| apply_in(conn, &policy, &intake, now))
+            .await
     }
 
     async fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        self.call(move |conn| load(conn, &Target::Incident(id))).await
+        self.call(move |conn| load(conn, &Target::Incident(id)))
+            .await
     }
 
     async fn list(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError> {
@@ -311,12 +382,23 @@ impl Store for SqliteStore {
 
     async fn journal(&self, id: i64) -> Result<Vec<JournalEntry>, StoreError> {
         self.call(move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT at, event, effects FROM journal WHERE incident_id = ?1 ORDER BY id")?;
-            let rows = stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT at, event, effects FROM journal WHERE incident_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
             rows.map(|r| {
                 let (at, event, effects) = r?;
-                Ok(JournalEntry { at, event: from_json(&event)?, effects: effects as usize })
+                Ok(JournalEntry {
+                    at,
+                    event: from_json(&event)?,
+                    effects: effects as usize,
+                })
             })
             .collect()
         })
@@ -348,7 +430,15 @@ impl Store for SqliteStore {
                     (true, false) => "delivered",
                     (true, true) => "failed",
                 };
-                Ok(OutboxRow { id, effect: from_json(&effect)?, state, attempts, last_error, created_at, done_at })
+                Ok(OutboxRow {
+                    id,
+                    effect: from_json(&effect)?,
+                    state,
+                    attempts,
+                    last_error,
+                    created_at,
+                    done_at,
+                })
             })
             .collect()
         })
@@ -357,14 +447,21 @@ impl Store for SqliteStore {
 
     async fn deadlines(&self) -> Result<Vec<(i64, Millis)>, StoreError> {
         self.call(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT id, next_due FROM incidents WHERE next_due IS NOT NULL")?;
+            let mut stmt = conn
+                .prepare_cached("SELECT id, next_due FROM incidents WHERE next_due IS NOT NULL")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(StoreError::from)
         })
         .await
     }
 
-    async fn due(&self, now: Millis, limit: usize, skip: Vec<i64>) -> Result<(Vec<Pending>, Option<Millis>), StoreError> {
+    async fn due(
+        &self,
+        now: Millis,
+        limit: usize,
+        skip: Vec<i64>,
+    ) -> Result<(Vec<Pending>, Option<Millis>), StoreError> {
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT o.id, o.effect, o.attempts, o.created_at, i.state, o.next_attempt_at
@@ -402,9 +499,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn complete(&self, row: i64, feedback: Event, now: Millis) -> Result<Option<Applied>, StoreError> {
+    async fn complete(
+        &self,
+        row: i64,
+        feedback: Event,
+        now: Millis,
+    ) -> Result<Option<Applied>, StoreError> {
         let policy = self.policy.clone();
-        self.call(move |conn| finish(conn, &policy, row, None, |_| feedback, now)).await
+        self.call(move |conn| finish(conn, &policy, row, None, |_| feedback, now))
+            .await
     }
 
     async fn retry_later(&self, row: i64, at: Millis, error: String) -> Result<(), StoreError> {
@@ -418,10 +521,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn fail(&self, row: i64, error: String, now: Millis) -> Result<Option<Applied>, StoreError> {
+    async fn fail(
+        &self,
+        row: i64,
+        error: String,
+        now: Millis,
+    ) -> Result<Option<Applied>, StoreError> {
         let policy = self.policy.clone();
         self.call(move |conn| {
-            let feedback = |effect| Event::DeliveryFailed { effect, error: error.clone() };
+            let feedback = |effect| Event::DeliveryFailed {
+                effect,
+                error: error.clone(),
+            };
             finish(conn, &policy, row, Some(&error), feedback, now)
         })
         .await
@@ -439,7 +550,10 @@ impl Store for SqliteStore {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let failed: i64 = conn.query_row("SELECT COUNT(*) FROM outbox WHERE failed = 1", [], |r| r.get(0))?;
+            let failed: i64 =
+                conn.query_row("SELECT COUNT(*) FROM outbox WHERE failed = 1", [], |r| {
+                    r.get(0)
+                })?;
             Ok(Stats {
                 open_incidents: open as u64,
                 incidents: incidents as u64,
@@ -473,12 +587,17 @@ mod tests {
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("p.db"), Arc::new(Policy::default())).unwrap();
+        let store =
+            SqliteStore::open(&dir.path().join("p.db"), Arc::new(Policy::default())).unwrap();
         (dir, store)
     }
 
     fn seen(id: &str) -> Intake {
-        Intake { target: Target::Ticket(id.into()), event: Event::Ticket { ticket: ticket(id) }, delivery: None }
+        Intake {
+            target: Target::Ticket(id.into()),
+            event: Event::Ticket { ticket: ticket(id) },
+            delivery: None,
+        }
     }
 
     #[tokio::test]
@@ -498,23 +617,52 @@ mod tests {
     async fn lanes_are_fifo_per_incident_and_independent() {
         let (_d, s) = open();
         s.apply(seen("1"), 0).await.unwrap();
-        let ack = Event::Acknowledge { by: "ana".into(), via: Source::Cli };
-        s.apply(Intake { target: Target::Incident(1), event: ack, delivery: None }, 1).await.unwrap();
+        let ack = Event::Acknowledge {
+            by: "ana".into(),
+            via: Source::Cli,
+        };
+        s.apply(
+            Intake {
+                target: Target::Incident(1),
+                event: ack,
+                delivery: None,
+            },
+            1,
+        )
+        .await
+        .unwrap();
         // Trigger (PagerDuty lane) and the comment (Zendesk lane) are due; the
         // PagerDuty acknowledge waits behind the trigger.
         let (due, _) = s.due(10, 10, vec![]).await.unwrap();
         let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
-        assert_eq!(kinds, vec![EffectKind::PagerdutyTrigger, EffectKind::ZendeskComment]);
+        assert_eq!(
+            kinds,
+            vec![EffectKind::PagerdutyTrigger, EffectKind::ZendeskComment]
+        );
         let trigger = due[0].id;
-        s.retry_later(trigger, 100, "PagerDuty answered 503".into()).await.unwrap();
+        s.retry_later(trigger, 100, "PagerDuty answered 503".into())
+            .await
+            .unwrap();
         let (due, next) = s.due(10, 10, vec![]).await.unwrap();
         assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
         assert_eq!(next, Some(100));
-        let done = Event::Delivered { effect: EffectKind::PagerdutyTrigger, outcome: None };
-        assert!(s.complete(trigger, done.clone(), 20).await.unwrap().is_some());
-        assert!(s.complete(trigger, done, 21).await.unwrap().is_none(), "a second report is a no-op");
+        let done = Event::Delivered {
+            effect: EffectKind::PagerdutyTrigger,
+            outcome: None,
+        };
+        assert!(
+            s.complete(trigger, done.clone(), 20)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            s.complete(trigger, done, 21).await.unwrap().is_none(),
+            "a second report is a no-op"
+        );
         let (due, _) = s.due(30, 10, vec![]).await.unwrap();
-        assert_eq!(due[0].effect.kind(), EffectKind::PagerdutyAcknowledge);
+        let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
+        assert_eq!(kinds, vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]);
         let rows = s.outbox(1).await.unwrap();
         assert_eq!(rows[0].state, "delivered");
         assert_eq!(rows[0].attempts, 2);
@@ -526,7 +674,10 @@ mod tests {
         s.apply(seen("1"), 0).await.unwrap();
         let ack = || Intake {
             target: Target::DedupKey("zendesk-1".into()),
-            event: Event::Acknowledge { by: "ana".into(), via: Source::Pagerduty },
+            event: Event::Acknowledge {
+                by: "ana".into(),
+                via: Source::Pagerduty,
+            },
             delivery: Some(("pagerduty".into(), "wh-1".into())),
         };
         assert_eq!(s.apply(ack(), 1).await.unwrap().result, Change::Updated);
@@ -544,12 +695,18 @@ mod tests {
         }
         let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
         assert_eq!(s.deadlines().await.unwrap(), vec![(1, 300_005)]);
-        assert_eq!(s.get(1).await.unwrap().map(|i| i.ticket.id), Some("9".to_string()));
+        assert_eq!(
+            s.get(1).await.unwrap().map(|i| i.ticket.id),
+            Some("9".to_string())
+        );
     }
 
     #[tokio::test]
     async fn a_missing_directory_is_refused_with_the_path() {
-        let Err(e) = SqliteStore::open(Path::new("/nonexistent/dir/p.db"), Arc::new(Policy::default())) else {
+        let Err(e) = SqliteStore::open(
+            Path::new("/nonexistent/dir/p.db"),
+            Arc::new(Policy::default()),
+        ) else {
             panic!("opened")
         };
         assert!(e.to_string().contains("/nonexistent/dir"), "{e}");

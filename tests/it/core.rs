@@ -14,11 +14,23 @@ const KEY: &str = "zendesk-4711";
 async fn emergency_ticket_pages_pagerduty_with_a_link_back() {
     let h = Harness::started("").await;
     assert_eq!(h.ticket(4711, "urgent", &[]).await, 200);
-    eventually("PagerDuty opened an incident", || async { h.vendors.pagerduty.opened_for(KEY) == 1 }).await;
+    eventually("PagerDuty opened an incident", || async {
+        h.vendors.pagerduty.opened_for(KEY) == 1
+    })
+    .await;
     let inc = h.vendors.pagerduty.incident_by_key(KEY).expect("incident");
-    assert!(inc.title.contains("#4711") && inc.title.contains("Production instance down") && inc.title.contains("Customer Corp"), "{}", inc.title);
+    assert!(
+        inc.title.contains("#4711")
+            && inc.title.contains("Production instance down")
+            && inc.title.contains("Customer Corp"),
+        "{}",
+        inc.title
+    );
     let href = inc.links[0]["href"].as_str().unwrap_or_default();
-    assert!(href.starts_with("http") && href.ends_with("/agent/tickets/4711"), "{href}");
+    assert!(
+        href.starts_with("http") && href.ends_with("/agent/tickets/4711"),
+        "{href}"
+    );
     assert_eq!(inc.custom_details["requester_email"], "dana@customer.test");
     assert_eq!(inc.custom_details["organization"], "Customer Corp");
 }
@@ -28,7 +40,10 @@ async fn emergency_tag_pages_and_ordinary_ticket_does_not() {
     let h = Harness::started("").await;
     assert_eq!(h.ticket(1, "normal", &["billing"]).await, 200);
     assert_eq!(h.ticket(2, "low", &["emergency"]).await, 200);
-    eventually("tagged ticket paged", || async { h.vendors.pagerduty.opened_for("zendesk-2") == 1 }).await;
+    eventually("tagged ticket paged", || async {
+        h.vendors.pagerduty.opened_for("zendesk-2") == 1
+    })
+    .await;
     // Both webhooks were answered in order, and the ordinary one created no
     // incident: nothing to deliver for it, ever.
     assert_eq!(h.incident_count().await, 1);
@@ -52,12 +67,22 @@ async fn no_ack_in_time_escalates_to_level_two_with_a_note() {
     let h = Harness::started("ack_timeout = \"300ms\"").await;
     let sent = Instant::now();
     h.ticket(4711, "urgent", &[]).await;
-    eventually("escalated", || async { !h.vendors.pagerduty.escalations().is_empty() }).await;
-    assert!(sent.elapsed() >= Duration::from_millis(300), "escalated before the deadline");
+    eventually("escalated", || async {
+        !h.vendors.pagerduty.escalations().is_empty()
+    })
+    .await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "escalated before the deadline"
+    );
     let inc = h.vendors.pagerduty.incident_by_key(KEY).expect("incident");
     assert_eq!(h.vendors.pagerduty.escalations(), vec![(inc.id.clone(), 2)]);
     eventually("note added", || async {
-        h.vendors.pagerduty.incident_by_key(KEY).is_some_and(|i| i.notes.iter().any(|n| n.contains("No acknowledgement within 300ms")))
+        h.vendors.pagerduty.incident_by_key(KEY).is_some_and(|i| {
+            i.notes
+                .iter()
+                .any(|n| n.contains("No acknowledgement within 300ms"))
+        })
     })
     .await;
     assert_eq!(h.incident(1).await["incident"]["level"], 2);
@@ -67,14 +92,31 @@ async fn no_ack_in_time_escalates_to_level_two_with_a_note() {
 async fn ack_from_the_phone_app_stops_escalation_and_asks_the_customer() {
     let h = Harness::started("ack_timeout = \"700ms\"").await;
     h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.vendors.pagerduty.opened_for(KEY) == 1 }).await;
-    h.vendors.pagerduty.acknowledge(KEY, "Ana Engineer").await.expect("ack webhook accepted");
-    eventually("customer asked", || async { !h.vendors.zendesk.comments(4711).is_empty() }).await;
+    eventually("paged", || async {
+        h.vendors.pagerduty.opened_for(KEY) == 1
+    })
+    .await;
+    h.vendors
+        .pagerduty
+        .acknowledge(KEY, "Ana Engineer")
+        .await
+        .expect("ack webhook accepted");
+    eventually("customer asked", || async {
+        !h.vendors.zendesk.comments(4711).is_empty()
+    })
+    .await;
     let c = &h.vendors.zendesk.comments(4711)[0];
     assert!(c.public);
-    assert!(c.body.contains("Ana Engineer") && c.body.contains("Phone, Skype, WebEx or Hangouts"), "{}", c.body);
+    assert!(
+        c.body.contains("Ana Engineer") && c.body.contains("Phone, Skype, WebEx or Hangouts"),
+        "{}",
+        c.body
+    );
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(h.vendors.pagerduty.escalations().is_empty(), "acknowledged incidents are not escalated");
+    assert!(
+        h.vendors.pagerduty.escalations().is_empty(),
+        "acknowledged incidents are not escalated"
+    );
     assert_eq!(h.incident(1).await["incident"]["status"], "acknowledged");
     // The webhook delivered again (PagerDuty is at-least-once) changes nothing.
     assert_eq!(h.vendors.pagerduty.redeliver_last_webhook().await, Ok(200));
@@ -84,15 +126,27 @@ async fn ack_from_the_phone_app_stops_escalation_and_asks_the_customer() {
 
 #[tokio::test]
 async fn ack_is_learned_by_polling_when_webhooks_are_lost() {
-    let extra = Extra { policy: "ack_timeout = \"5s\"".into(), pagerduty: "poll_interval = \"100ms\"".into(), ..Extra::default() };
+    let extra = Extra {
+        policy: "ack_timeout = \"5s\"".into(),
+        pagerduty: "poll_interval = \"100ms\"".into(),
+        ..Extra::default()
+    };
     let mut h = Harness::new(Options::default(), extra).await;
     h.start().await;
     h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.vendors.pagerduty.opened_for(KEY) == 1 }).await;
+    eventually("paged", || async {
+        h.vendors.pagerduty.opened_for(KEY) == 1
+    })
+    .await;
     // Point PagerDuty's webhooks nowhere: the ack is only visible by polling.
-    h.vendors.pagerduty.set_webhook("http://127.0.0.1:9/lost".into(), "x".into());
+    h.vendors
+        .pagerduty
+        .set_webhook("http://127.0.0.1:9/lost".into(), "x".into());
     let _ = h.vendors.pagerduty.acknowledge(KEY, "Ana Engineer").await;
-    eventually("ack learned by polling", || async { h.vendors.zendesk.comments(4711).len() == 1 }).await;
+    eventually("ack learned by polling", || async {
+        h.vendors.zendesk.comments(4711).len() == 1
+    })
+    .await;
     assert_eq!(h.incident(1).await["incident"]["acked"][0], "Ana Engineer");
 }
 
@@ -100,11 +154,19 @@ async fn ack_is_learned_by_polling_when_webhooks_are_lost() {
 async fn cli_ack_comments_and_acknowledges_in_pagerduty_too() {
     let h = Harness::started("ack_timeout = \"2s\"").await;
     h.ticket(4711, "urgent", &[]).await;
-    let (status, body) = h.admin(Method::POST, "/incidents/1/ack", Some(json!({"by": "ana"}))).await;
+    let (status, body) = h
+        .admin(Method::POST, "/incidents/1/ack", Some(json!({"by": "ana"})))
+        .await;
     assert_eq!(status, 200, "{body}");
-    eventually("Zendesk comment", || async { h.vendors.zendesk.comments(4711).len() == 1 }).await;
+    eventually("Zendesk comment", || async {
+        h.vendors.zendesk.comments(4711).len() == 1
+    })
+    .await;
     eventually("PagerDuty acknowledged", || async {
-        h.vendors.pagerduty.incident_by_key(KEY).is_some_and(|i| i.status == "acknowledged")
+        h.vendors
+            .pagerduty
+            .incident_by_key(KEY)
+            .is_some_and(|i| i.status == "acknowledged")
     })
     .await;
 }
@@ -113,13 +175,25 @@ async fn cli_ack_comments_and_acknowledges_in_pagerduty_too() {
 async fn resolve_disarms_every_timer() {
     let h = Harness::started("ack_timeout = \"400ms\"").await;
     h.ticket(4711, "urgent", &[]).await;
-    let (status, _) = h.admin(Method::POST, "/incidents/1/resolve", Some(json!({"by": "ana"}))).await;
+    let (status, _) = h
+        .admin(
+            Method::POST,
+            "/incidents/1/resolve",
+            Some(json!({"by": "ana"})),
+        )
+        .await;
     assert_eq!(status, 200);
     let body = h.incident(1).await;
     assert_eq!(body["incident"]["status"], "resolved");
-    assert_eq!(body["incident"]["deadlines"], json!({"ack": null, "crisis": null, "fallback": null, "deprecate": null}));
+    assert_eq!(
+        body["incident"]["deadlines"],
+        json!({"ack": null, "crisis": null, "fallback": null, "deprecate": null})
+    );
     eventually("resolved in PagerDuty", || async {
-        h.vendors.pagerduty.incident_by_key(KEY).is_some_and(|i| i.status == "resolved")
+        h.vendors
+            .pagerduty
+            .incident_by_key(KEY)
+            .is_some_and(|i| i.status == "resolved")
     })
     .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -131,7 +205,13 @@ async fn zendesk_solved_resolves_the_incident() {
     let h = Harness::started("").await;
     h.ticket(4711, "urgent", &[]).await;
     h.vendors.zendesk.set_status(4711, "solved");
-    assert_eq!(h.vendors.zendesk.send_webhook(&h.url("/webhooks/zendesk"), 4711).await, Ok(200));
+    assert_eq!(
+        h.vendors
+            .zendesk
+            .send_webhook(&h.url("/webhooks/zendesk"), 4711)
+            .await,
+        Ok(200)
+    );
     assert_eq!(h.incident(1).await["incident"]["status"], "resolved");
 }
 
@@ -139,11 +219,18 @@ async fn zendesk_solved_resolves_the_incident() {
 async fn unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere() {
     let h = Harness::started("").await;
     h.ticket(1, "normal", &[]).await; // seeds the fake; not an emergency
-    let body = h.vendors.zendesk.webhook_body(1).replace("\"Normal\"", "\"Urgent\"");
+    let body = h
+        .vendors
+        .zendesk
+        .webhook_body(1)
+        .replace("\"Normal\"", "\"Urgent\"");
     let url = h.url("/webhooks/zendesk");
     let http = reqwest::Client::new();
     let post = |sig: Option<String>, ts: Option<String>| {
-        let mut r = http.post(&url).header("content-type", "application/json").body(body.clone());
+        let mut r = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
         if let Some(s) = sig {
             r = r.header("X-Zendesk-Webhook-Signature", s);
         }
@@ -153,14 +240,40 @@ async fn unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere
         r.send()
     };
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let stale = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(600)).to_string();
+    let stale =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(600))
+            .to_string();
     let good = signature::zendesk_sign(secrets::ZD_WEBHOOK, &now, body.as_bytes());
     assert_eq!(post(None, None).await.unwrap().status(), 401, "unsigned");
-    assert_eq!(post(Some(signature::zendesk_sign("wrong", &now, body.as_bytes())), Some(now.clone())).await.unwrap().status(), 401);
-    assert_eq!(post(Some(good.clone()), Some(stale.clone())).await.unwrap().status(), 401, "timestamp swapped");
+    assert_eq!(
+        post(
+            Some(signature::zendesk_sign("wrong", &now, body.as_bytes())),
+            Some(now.clone())
+        )
+        .await
+        .unwrap()
+        .status(),
+        401
+    );
+    assert_eq!(
+        post(Some(good.clone()), Some(stale.clone()))
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "timestamp swapped"
+    );
     let stale_sig = signature::zendesk_sign(secrets::ZD_WEBHOOK, &stale, body.as_bytes());
-    assert_eq!(post(Some(stale_sig), Some(stale)).await.unwrap().status(), 401, "stale");
-    let pd = h.vendors.pagerduty.send_webhook_raw(r#"{"event":{}}"#, Some("v1=00"), "x").await;
+    assert_eq!(
+        post(Some(stale_sig), Some(stale)).await.unwrap().status(),
+        401,
+        "stale"
+    );
+    let pd = h
+        .vendors
+        .pagerduty
+        .send_webhook_raw(r#"{"event":{}}"#, Some("v1=00"), "x")
+        .await;
     assert_eq!(pd, Ok(401));
     assert_eq!(h.incident_count().await, 0);
     assert!(h.vendors.pagerduty.events().is_empty());
@@ -178,7 +291,10 @@ async fn malformed_json_is_a_400_and_stores_nothing() {
         let resp = http
             .post(h.url("/webhooks/zendesk"))
             .header("content-type", "application/json")
-            .header("X-Zendesk-Webhook-Signature", signature::zendesk_sign(secrets::ZD_WEBHOOK, &now, body.as_bytes()))
+            .header(
+                "X-Zendesk-Webhook-Signature",
+                signature::zendesk_sign(secrets::ZD_WEBHOOK, &now, body.as_bytes()),
+            )
             .header("X-Zendesk-Webhook-Signature-Timestamp", &now)
             .body(body)
             .send()
@@ -192,9 +308,18 @@ async fn malformed_json_is_a_400_and_stores_nothing() {
 #[tokio::test]
 async fn pagerduty_500_then_202_delivers_exactly_one_page() {
     let h = Harness::started("").await;
-    h.vendors.pagerduty.events_faults.push(Fault::Status { status: 500, retry_after: None }, 2);
+    h.vendors.pagerduty.events_faults.push(
+        Fault::Status {
+            status: 500,
+            retry_after: None,
+        },
+        2,
+    );
     h.ticket(4711, "urgent", &[]).await;
-    eventually("paged after retries", || async { h.vendors.pagerduty.opened_for(KEY) == 1 }).await;
+    eventually("paged after retries", || async {
+        h.vendors.pagerduty.opened_for(KEY) == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.triggers(KEY), 1);
     let body = h.incident(1).await;
@@ -207,14 +332,27 @@ async fn pagerduty_500_then_202_delivers_exactly_one_page() {
 async fn a_deadline_that_passed_while_down_fires_at_once_on_restart() {
     let mut h = Harness::started("ack_timeout = \"1s\"").await;
     h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.vendors.pagerduty.opened_for(KEY) == 1 }).await;
+    eventually("paged", || async {
+        h.vendors.pagerduty.opened_for(KEY) == 1
+    })
+    .await;
     h.stop().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(h.vendors.pagerduty.escalations().is_empty(), "nobody escalates while pagerd is down");
+    assert!(
+        h.vendors.pagerduty.escalations().is_empty(),
+        "nobody escalates while pagerd is down"
+    );
     let restarted = Instant::now();
     h.start().await;
-    eventually("overdue escalation after restart", || async { !h.vendors.pagerduty.escalations().is_empty() }).await;
-    assert!(restarted.elapsed() < Duration::from_secs(2), "took {:?}", restarted.elapsed());
+    eventually("overdue escalation after restart", || async {
+        !h.vendors.pagerduty.escalations().is_empty()
+    })
+    .await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        restarted.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(h.vendors.pagerduty.escalations().len(), 1);
     assert_eq!(h.triggers(KEY), 1, "the restart did not page again");
@@ -226,7 +364,12 @@ async fn admin_api_needs_the_token() {
     let http = reqwest::Client::new();
     let none = http.get(h.url("/api/v1/incidents")).send().await.unwrap();
     assert_eq!(none.status(), 401);
-    let wrong = http.get(h.url("/api/v1/incidents")).bearer_auth("nope").send().await.unwrap();
+    let wrong = http
+        .get(h.url("/api/v1/incidents"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
     let (status, _) = h.admin(Method::GET, "/incidents", None).await;
     assert_eq!(status, 200);
@@ -238,12 +381,32 @@ async fn admin_api_needs_the_token() {
 async fn metrics_and_readiness_report() {
     let h = Harness::started("").await;
     h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.vendors.pagerduty.opened_for(KEY) == 1 }).await;
+    eventually("paged", || async {
+        h.vendors.pagerduty.opened_for(KEY) == 1
+    })
+    .await;
     let http = reqwest::Client::new();
-    let text = http.get(h.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("pagerd_webhooks_total{source=\"zendesk\",result=\"accepted\"} 1"), "{text}");
+    let text = http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("pagerd_webhooks_total{source=\"zendesk\",result=\"accepted\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("pagerd_incidents_open 1"), "{text}");
-    let ready: serde_json::Value = http.get(h.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = http
+        .get(h.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["armed_deadlines"], 1);
 }

@@ -41,7 +41,10 @@ impl Harness {
     /// A harness with PagerDuty and Zendesk only, the given policy lines,
     /// started.
     pub async fn started(policy: &str) -> Harness {
-        let extra = Extra { policy: policy.into(), ..Extra::default() };
+        let extra = Extra {
+            policy: policy.into(),
+            ..Extra::default()
+        };
         let mut h = Harness::new(Options::default(), extra).await;
         h.start().await;
         h
@@ -49,26 +52,40 @@ impl Harness {
 
     fn write_config(&mut self, listen: &str) {
         let store = self.dir.path().join("pagerd.db");
-        self.config_path = self.vendors.write_config(self.dir.path(), listen, &store, &self.extra).expect("config");
+        self.config_path = self
+            .vendors
+            .write_config(self.dir.path(), listen, &store, &self.extra)
+            .expect("config");
     }
 
     /// Starts (or restarts) the daemon on a fresh port.
     pub async fn start(&mut self) {
         assert!(self.running.is_none(), "already running");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         self.write_config(&addr.to_string());
         let config = Config::load(&self.config_path).expect("config valid");
         let token = CancellationToken::new();
         let stop = token.clone();
         let task = tokio::spawn(async move {
-            pagerd::daemon::run(config, listener, stop, Default::default()).await.expect("daemon ran");
+            pagerd::daemon::run(config, listener, stop, Default::default())
+                .await
+                .expect("daemon ran");
         });
-        self.vendors.pagerduty.set_webhook(format!("http://{addr}/webhooks/pagerduty"), secrets::PD_WEBHOOK.into());
+        self.vendors.pagerduty.set_webhook(
+            format!("http://{addr}/webhooks/pagerduty"),
+            secrets::PD_WEBHOOK.into(),
+        );
         self.addr = Some(addr);
         self.running = Some((token, task));
         self.eventually("daemon answers /healthz", || async {
-            self.http.get(self.url("/healthz")).send().await.is_ok_and(|r| r.status().is_success())
+            self.http
+                .get(self.url("/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         })
         .await;
     }
@@ -97,12 +114,24 @@ impl Harness {
             requester_email: "dana@customer.test".into(),
             organization: "Customer Corp".into(),
         });
-        self.vendors.zendesk.send_webhook(&self.url("/webhooks/zendesk"), id).await.expect("webhook sent")
+        self.vendors
+            .zendesk
+            .send_webhook(&self.url("/webhooks/zendesk"), id)
+            .await
+            .expect("webhook sent")
     }
 
     /// Calls the admin API.
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(secrets::ADMIN);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(&format!("/api/v1{path}")))
+            .bearer_auth(secrets::ADMIN);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -113,14 +142,18 @@ impl Harness {
 
     /// The incident for a ticket, from the admin API.
     pub async fn incident(&self, id: i64) -> Value {
-        let (status, body) = self.admin(reqwest::Method::GET, &format!("/incidents/{id}"), None).await;
+        let (status, body) = self
+            .admin(reqwest::Method::GET, &format!("/incidents/{id}"), None)
+            .await;
         assert_eq!(status, 200, "{body}");
         body
     }
 
     /// How many incidents the daemon holds (open and resolved).
     pub async fn incident_count(&self) -> usize {
-        let (_, body) = self.admin(reqwest::Method::GET, "/incidents?all=true", None).await;
+        let (_, body) = self
+            .admin(reqwest::Method::GET, "/incidents?all=true", None)
+            .await;
         body["incidents"].as_array().map_or(0, Vec::len)
     }
 
@@ -134,7 +167,12 @@ impl Harness {
     }
 
     pub fn triggers(&self, key: &str) -> usize {
-        self.vendors.pagerduty.events().iter().filter(|e| e.action == "trigger" && e.dedup_key == key).count()
+        self.vendors
+            .pagerduty
+            .events()
+            .iter()
+            .filter(|e| e.action == "trigger" && e.dedup_key == key)
+            .count()
     }
 }
 
