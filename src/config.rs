@@ -90,8 +90,24 @@ pub struct ServerConfig {
 /// `[store]`.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// The SQLite database file.
+    /// The SQLite database file (when no `url` is set).
     pub path: PathBuf,
+    /// PostgreSQL, for several instances sharing one database.
+    pub postgres: Option<PostgresConfig>,
+}
+
+/// `[store] url = "postgres://…"` and its companions.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// The connection URL. Kept as a secret in case someone puts a password
+    /// in it; use `password_file` instead.
+    pub url: Secret,
+    /// The password, from `store.password_file` or `store.password_env`.
+    pub password: Option<Secret>,
+    /// How often the leader renews its lease.
+    pub lease_renew: Duration,
+    /// How long a lease lasts without renewal: the failover time.
+    pub lease_ttl: Duration,
 }
 
 /// `[zendesk]`.
@@ -210,6 +226,11 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<PathBuf>,
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    lease_renew: Option<String>,
+    lease_ttl: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -509,11 +530,44 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
         }
     };
+    let s = raw.store;
+    let postgres = match s.url {
+        None => {
+            for (key, set) in [
+                ("store.password_file", s.password_file.is_some()),
+                ("store.password_env", s.password_env.is_some()),
+                ("store.lease_renew", s.lease_renew.is_some()),
+                ("store.lease_ttl", s.lease_ttl.is_some()),
+            ] {
+                if set {
+                    c.problem(key, "only applies with store.url (PostgreSQL)");
+                }
+            }
+            None
+        }
+        Some(url) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                c.problem("store.url", "must start with postgres:// (SQLite needs only store.path)");
+            }
+            let lease_renew = c.duration("store.lease_renew", s.lease_renew.as_deref(), "2s");
+            let lease_ttl = c.duration("store.lease_ttl", s.lease_ttl.as_deref(), "10s");
+            if lease_ttl <= lease_renew * 2 {
+                c.problem(
+                    "store.lease_ttl",
+                    "must be more than twice store.lease_renew, or one slow renewal loses the lease",
+                );
+            }
+            Some(PostgresConfig {
+                url: Secret::new(url),
+                password: c.secret("store", "password", s.password_file, s.password_env),
+                lease_renew,
+                lease_ttl,
+            })
+        }
+    };
     let store = StoreConfig {
-        path: raw
-            .store
-            .path
-            .unwrap_or_else(|| "/var/lib/pagerd/pagerd.db".into()),
+        path: s.path.unwrap_or_else(|| "/var/lib/pagerd/pagerd.db".into()),
+        postgres,
     };
 
     let p = raw.policy;

@@ -155,6 +155,10 @@ pub enum StoreError {
     /// The store is shutting down or its thread died.
     #[error("store is closed")]
     Closed,
+    /// This instance does not hold the leader lease (PostgreSQL): it must
+    /// not claim or settle outbox rows.
+    #[error("store: this instance is not the leader")]
+    NotLeader,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -216,4 +220,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for metrics.
     async fn stats(&self, now: Millis) -> Result<Stats, StoreError>;
+
+    /// Takes or renews the leader lease for `holder` for `ttl`. Returns the
+    /// fencing token while this instance holds the lease, `None` while
+    /// another does. Only the leader fires timers and dispatches; the store
+    /// refuses outbox claims and settlements (`due`, `complete`,
+    /// `retry_later`, `fail`) from an instance whose lease has lapsed, so a
+    /// paused old leader that wakes up cannot settle anything. A single-node
+    /// store is always the leader.
+    async fn lease(&self, holder: &str, ttl: std::time::Duration) -> Result<Option<i64>, StoreError>;
+
+    /// Who holds the lease and for how much longer (ms), if anyone; `None`
+    /// for a single-node store.
+    async fn lease_holder(&self) -> Result<Option<(String, i64)>, StoreError>;
 }

@@ -538,6 +538,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn lease(&self, _holder: &str, _ttl: std::time::Duration) -> Result<Option<i64>, StoreError> {
+        // One process owns the file: it is always the leader.
+        Ok(Some(0))
+    }
+
+    async fn lease_holder(&self) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(None)
+    }
+
     async fn stats(&self, now: Millis) -> Result<Stats, StoreError> {
         self.call(move |conn| {
             let (incidents, open): (i64, i64) = conn.query_row(
