@@ -751,10 +751,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             }
         };
         if !file.as_os_str().is_empty()
-            && let Err(e) = std::fs::read_to_string(&file)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        // PENDING-GOOGLE
+            && let Err(e) = crate::integrations::google::ServiceAccountKey::from_file(&file)
         {
             c.problem("google.service_account_file", e);
         }
