@@ -547,7 +547,10 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         }
         Some(url) => {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                c.problem("store.url", "must start with postgres:// (SQLite needs only store.path)");
+                c.problem(
+                    "store.url",
+                    "must start with postgres:// (SQLite needs only store.path)",
+                );
             }
             let lease_renew = c.duration("store.lease_renew", s.lease_renew.as_deref(), "2s");
             let lease_ttl = c.duration("store.lease_ttl", s.lease_ttl.as_deref(), "10s");

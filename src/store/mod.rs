@@ -228,7 +228,11 @@ pub trait Store: Send + Sync + 'static {
     /// `retry_later`, `fail`) from an instance whose lease has lapsed, so a
     /// paused old leader that wakes up cannot settle anything. A single-node
     /// store is always the leader.
-    async fn lease(&self, holder: &str, ttl: std::time::Duration) -> Result<Option<i64>, StoreError>;
+    async fn lease(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// Who holds the lease and for how much longer (ms), if anyone; `None`
     /// for a single-node store.

@@ -538,7 +538,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn lease(&self, _holder: &str, _ttl: std::time::Duration) -> Result<Option<i64>, StoreError> {
+    async fn lease(
+        &self,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<i64>, StoreError> {
         // One process owns the file: it is always the leader.
         Ok(Some(0))
     }
@@ -671,7 +675,10 @@ mod tests {
         );
         let (due, _) = s.due(30, 10, vec![]).await.unwrap();
         let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
-        assert_eq!(kinds, vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]);
+        assert_eq!(
+            kinds,
+            vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]
+        );
         let rows = s.outbox(1).await.unwrap();
         assert_eq!(rows[0].state, "delivered");
         assert_eq!(rows[0].attempts, 2);

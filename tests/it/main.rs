@@ -7,3 +7,6 @@ mod util;
 
 /// The core: page, ack timer, escalation, durability (issue 3).
 mod core;
+
+/// Crisis handling: doc, Slack, e-mail fallback, resolution (issue 4).
+mod crisis;

@@ -1,0 +1,379 @@
+//! The measurements, one function each. Every phase starts its own daemon
+//! on a fresh store (so one phase's history does not tax the next) and
+//! returns its numbers as JSON; the caller turns them into table rows.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::load::{self, Sender};
+use crate::procs::{Alertmanager, Mem, Pagerd, PagerdSetup, Scratch, Timers, free_port, secrets};
+use crate::recorder::{Kind, Recorder};
+use crate::report::{Pct, median};
+use crate::seed;
+
+/// Sizes and switches, after `--smoke` / `--large` are applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sequential tickets for latency.
+    pub tickets: usize,
+    /// Pause after each sequential ticket's page.
+    pub gap: Duration,
+    /// Tickets per burst.
+    pub burst: usize,
+    /// Requests in flight during a burst.
+    pub concurrency: usize,
+    /// Incidents with armed deadlines in the timer phase.
+    pub timers: usize,
+    /// Window the timer phase's tickets (hence deadlines) are spread over.
+    pub timer_window: Duration,
+    /// Overdue deadlines at restart.
+    pub overdue: usize,
+    /// `ack_timeout` of the recovery phase: the time to load and kill.
+    pub recovery_ack: Duration,
+    /// Incidents stored for the memory phase.
+    pub stored: usize,
+    /// Tickets sent to the daemon with the big store.
+    pub stored_burst: usize,
+    /// Rounds of the peer comparison (pagerd and peer alternate).
+    pub rounds: usize,
+}
+
+/// What every phase needs.
+pub struct Ctx {
+    /// Sizes.
+    pub s: Settings,
+    /// The bench's client.
+    pub http: reqwest::Client,
+    /// The vendors' side.
+    pub rec: Arc<Recorder>,
+    /// The recorder's address.
+    pub rec_addr: SocketAddr,
+    /// Scratch space.
+    pub scratch: Scratch,
+    /// The pagerd binary.
+    pub pagerd: PathBuf,
+    /// The peer's binary, when comparing.
+    pub alertmanager: Option<PathBuf>,
+    next_id: AtomicU64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn mem_json(m: &Mem) -> Value {
+    json!({ "rss_mb": mib(m.rss_kib), "hwm_mb": mib(m.hwm_kib) })
+}
+
+impl Ctx {
+    /// A context.
+    pub fn new(
+        s: Settings,
+        http: reqwest::Client,
+        rec: (Arc<Recorder>, SocketAddr),
+        scratch: Scratch,
+        pagerd: PathBuf,
+        alertmanager: Option<PathBuf>,
+    ) -> Ctx {
+        Ctx { s, http, rec: rec.0, rec_addr: rec.1, scratch, pagerd, alertmanager, next_id: AtomicU64::new(1000) }
+    }
+
+    /// `n` ticket ids never used before in this run.
+    fn ids(&self, n: usize) -> Vec<u64> {
+        let first = self.next_id.fetch_add(n as u64, Ordering::Relaxed);
+        (first..first + n as u64).collect()
+    }
+
+    async fn pagerd(&self, name: &str, timers: &Timers) -> anyhow::Result<(Pagerd, PagerdSetup, Duration)> {
+        let dir = self.scratch.dir(name)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let setup = PagerdSetup::write(&dir, addr, self.rec_addr, timers)?;
+        let (p, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
+        Ok((p, setup, ready))
+    }
+
+    async fn peer(&self, name: &str) -> anyhow::Result<Option<(Alertmanager, Arc<Sender>)>> {
+        let Some(bin) = &self.alertmanager else { return Ok(None) };
+        let dir = self.scratch.dir(&format!("{name}-alertmanager"))?;
+        let (am, _) = Alertmanager::start(bin, &dir, self.rec_addr, &self.http).await?;
+        let sender = Sender::alertmanager(self.http.clone(), &format!("http://{}", am.addr));
+        Ok(Some((am, Arc::new(sender))))
+    }
+
+    fn pagerd_sender(&self, p: &Pagerd) -> Sender {
+        Sender::pagerd(self.http.clone(), &p.url(), secrets::ZD_WEBHOOK)
+    }
+
+    /// GET a pagerd JSON endpoint (admin API with the bench's token).
+    async fn get_json(&self, p: &Pagerd, path: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", p.url()))
+            .bearer_auth(secrets::ADMIN)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.with_context(|| format!("GET {path}: body"))?;
+        if !status.is_success() {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Waits until pagerd's outbox is empty (every effect delivered).
+    async fn drained(&self, p: &Pagerd, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.get_json(p, "/readyz").await?;
+            if v["store"]["pending_effects"].as_u64() == Some(0) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("pagerd's outbox did not drain within {timeout:?}: {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Latency: sequential tickets, pagerd and the peer alternating in rounds.
+    pub async fn latency(&self) -> anyhow::Result<Value> {
+        let (pd, _setup, _) = self.pagerd("latency", &Timers::default()).await?;
+        let pd_send = self.pagerd_sender(&pd);
+        let peer = self.peer("latency").await?;
+        // Warm up: connections, page cache, allocator.
+        load::sequential(&pd_send, &self.rec, &self.ids(20), self.s.gap).await?;
+        if let Some((_, am)) = &peer {
+            load::sequential(am, &self.rec, &self.ids(20), self.s.gap).await?;
+        }
+        let rounds = self.s.rounds.max(1);
+        let per_round = self.s.tickets.div_ceil(rounds);
+        let (mut pd_samples, mut am_samples) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            pd_samples.extend(load::sequential(&pd_send, &self.rec, &self.ids(per_round), self.s.gap).await?);
+            if let Some((_, am)) = &peer {
+                am_samples.extend(load::sequential(am, &self.rec, &self.ids(per_round), self.s.gap).await?);
+            }
+        }
+        let side = |samples: &[load::Sample]| {
+            json!({
+                "e2e_ms": Pct::of(samples.iter().map(|s| s.e2e_ms).collect()),
+                "webhook_answer_ms": Pct::of(samples.iter().map(|s| s.ack_ms).collect()),
+            })
+        };
+        let mut out = json!({ "tickets": pd_samples.len(), "rounds": rounds, "gap_ms": ms(self.s.gap), "pagerd": side(&pd_samples) });
+        if peer.is_some() {
+            out["peer"] = side(&am_samples);
+        }
+        Ok(out)
+    }
+
+    /// One burst against one daemon: send, wait for every page, count.
+    async fn one_burst(&self, sender: &Arc<Sender>, n: usize) -> anyhow::Result<Value> {
+        let ids = self.ids(n);
+        let keys: Vec<String> = ids.iter().map(|&id| sender.key(id)).collect();
+        let sent = load::burst(sender, &ids, self.s.concurrency).await?;
+        let timeout = Duration::from_secs(60) + Duration::from_millis(2 * n as u64);
+        self.rec.wait_all(sender.kind(), &keys, timeout).await;
+        // Late duplicates would come within moments of the last page.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let tally = self.rec.tally(sender.kind(), keys.iter().map(String::as_str));
+        let accept_s = sent.last_ack.duration_since(sent.started).as_secs_f64();
+        let all_pages = tally.last.map(|l| ms(l.at.saturating_duration_since(sent.started)));
+        Ok(json!({
+            "tickets": n,
+            "concurrency": self.s.concurrency,
+            "accepted_per_s": n as f64 / accept_s.max(1e-9),
+            "accepted_ms": accept_s * 1e3,
+            "all_pages_ms": all_pages,
+            "pages_per_s": all_pages.map(|t| n as f64 / (t / 1e3).max(1e-9)),
+            "received": tally.distinct,
+            "lost": n - tally.distinct,
+            "duplicated": tally.duplicates,
+            "retries": sent.retries,
+        }))
+    }
+
+    /// Throughput and memory around it: idle RSS, bursts alternating with
+    /// the peer, RSS after the first burst.
+    pub async fn burst(&self) -> anyhow::Result<Value> {
+        let (pd, _setup, ready) = self.pagerd("burst", &Timers::default()).await?;
+        let pd_send = Arc::new(self.pagerd_sender(&pd));
+        let peer = self.peer("burst").await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle = pd.proc.mem()?;
+        let peer_idle = peer.as_ref().map(|(am, _)| am.proc.mem()).transpose()?;
+        let (mut pd_rounds, mut am_rounds) = (Vec::new(), Vec::new());
+        let (mut after, mut peer_after) = (None, None);
+        for _ in 0..self.s.rounds.max(1) {
+            pd_rounds.push(self.one_burst(&pd_send, self.s.burst).await?);
+            if after.is_none() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                after = Some(pd.proc.mem()?);
+            }
+            if let Some((am, send)) = &peer {
+                am_rounds.push(self.one_burst(send, self.s.burst).await?);
+                if peer_after.is_none() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    peer_after = Some(am.proc.mem()?);
+                }
+            }
+        }
+        let summary = |rounds: &[Value]| {
+            let med = |k: &str| median(&rounds.iter().filter_map(|r| r[k].as_f64()).collect::<Vec<_>>());
+            let sum = |k: &str| rounds.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
+            json!({
+                "accepted_per_s": med("accepted_per_s"),
+                "all_pages_ms": med("all_pages_ms"),
+                "pages_per_s": med("pages_per_s"),
+                "lost": sum("lost"),
+                "duplicated": sum("duplicated"),
+                "retries": sum("retries"),
+                "rounds": rounds,
+            })
+        };
+        let mut out = json!({
+            "tickets": self.s.burst,
+            "ready_ms": ms(ready),
+            "pagerd": summary(&pd_rounds),
+            "memory": { "idle": mem_json(&idle), "after_burst": after.as_ref().map(mem_json) },
+        });
+        if let (Some(idle), Some(after)) = (peer_idle, peer_after) {
+            out["peer"] = summary(&am_rounds);
+            out["peer_memory"] = json!({ "idle": mem_json(&idle), "after_burst": mem_json(&after) });
+        }
+        Ok(out)
+    }
+
+    /// Timer precision: deadlines spread over a window, all armed before the
+    /// first comes due; lateness of each escalation against its stored
+    /// deadline (`opened_at + ack_timeout`, both in pagerd's wall clock).
+    pub async fn timers(&self) -> anyhow::Result<Value> {
+        let window = self.s.timer_window;
+        let lead = (window / 2).max(Duration::from_secs(1));
+        let timers = Timers { ack_timeout: window + lead, ..Timers::default() };
+        let ack_ms = ms(timers.ack_timeout);
+        let (pd, _setup, _) = self.pagerd("timers", &timers).await?;
+        let send = Arc::new(self.pagerd_sender(&pd));
+        let ids = self.ids(self.s.timers);
+        let keys: Vec<String> = ids.iter().map(|&id| send.key(id)).collect();
+        let sent = load::paced(&send, &ids, window, self.s.concurrency).await?;
+        let spread = sent.last_ack.duration_since(sent.started);
+        let first_due = sent.started + timers.ack_timeout;
+        if Instant::now() + Duration::from_millis(300) > first_due {
+            bail!("sending took {spread:?}, past the first deadline; pagerd is too slow for --timer-window {window:?}");
+        }
+        tokio::time::sleep_until((first_due - Duration::from_millis(300)).into()).await;
+        let ready = self.get_json(&pd, "/readyz").await?;
+        let armed = ready["armed_deadlines"].as_u64();
+        let timeout = timers.ack_timeout + window + Duration::from_secs(60);
+        let tally = self.rec.wait_all(Kind::Escalation, &keys, timeout.saturating_sub(sent.started.elapsed())).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let dups = self.rec.tally(Kind::Escalation, keys.iter().map(String::as_str)).duplicates;
+        // Each incident's stored deadline, from the admin API.
+        let limit = ids.len().min(10_000);
+        let list = self.get_json(&pd, &format!("/api/v1/incidents?all=true&limit={limit}")).await?;
+        let opened: std::collections::HashMap<String, f64> = list["incidents"]
+            .as_array()
+            .context("the admin API's list has no incidents array")?
+            .iter()
+            .filter_map(|i| Some((i["dedup_key"].as_str()?.to_string(), i["opened_at"].as_f64()?)))
+            .collect();
+        let lateness: Vec<f64> = self
+            .rec
+            .arrivals(Kind::Escalation, keys.iter().map(String::as_str))
+            .into_iter()
+            .filter_map(|(k, a)| Some(a.wall_ms - (opened.get(&k)? + ack_ms)))
+            .collect();
+        let early = lateness.iter().filter(|l| **l < 0.0).count();
+        Ok(json!({
+            "incidents": ids.len(),
+            "window_ms": ms(window),
+            "ack_timeout_ms": ack_ms,
+            "send_spread_ms": ms(spread),
+            "armed_before_first_due": armed,
+            "escalated": tally.distinct,
+            "missing": ids.len() - tally.distinct,
+            "duplicated": dups,
+            "early": early,
+            "lateness_ms": Pct::of(lateness),
+        }))
+    }
+
+    /// Recovery: arm `overdue` deadlines, SIGKILL, let them pass, restart;
+    /// time from spawning the new process to the last overdue escalation.
+    pub async fn recovery(&self) -> anyhow::Result<Value> {
+        let timers = Timers { ack_timeout: self.s.recovery_ack, ..Timers::default() };
+        let (mut pd, setup, _) = self.pagerd("recovery", &timers).await?;
+        let send = Arc::new(self.pagerd_sender(&pd));
+        let ids = self.ids(self.s.overdue);
+        let keys: Vec<String> = ids.iter().map(|&id| send.key(id)).collect();
+        let sent = load::burst(&send, &ids, self.s.concurrency).await?;
+        let pages = self.rec.wait_all(Kind::Trigger, &keys, Duration::from_secs(60)).await;
+        anyhow::ensure!(pages.distinct == ids.len(), "only {} of {} pages arrived", pages.distinct, ids.len());
+        self.drained(&pd, Duration::from_secs(30)).await?;
+        let first_due = sent.started + timers.ack_timeout;
+        if Instant::now() + Duration::from_millis(200) > first_due {
+            bail!("loading took too long: the first deadline would pass before the kill; raise the recovery ack_timeout");
+        }
+        pd.proc.kill();
+        let before = self.rec.tally(Kind::Escalation, keys.iter().map(String::as_str)).distinct;
+        // Every deadline is at most `last answer + ack_timeout`.
+        tokio::time::sleep_until((sent.last_ack + timers.ack_timeout + Duration::from_millis(300)).into()).await;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        setup.relisten(addr)?;
+        let (pd2, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
+        let tally = self.rec.wait_all(Kind::Escalation, &keys, Duration::from_secs(120)).await;
+        let since = |a: Option<crate::recorder::Arrival>| a.map(|a| ms(a.at.saturating_duration_since(pd2.proc.spawned)));
+        Ok(json!({
+            "overdue": ids.len(),
+            "ack_timeout_ms": ms(timers.ack_timeout),
+            "escalated_before_restart": before,
+            "escalated": tally.distinct,
+            "missing": ids.len() - tally.distinct,
+            "ready_ms": ms(ready),
+            "first_escalation_ms": since(tally.first),
+            "last_escalation_ms": since(tally.last),
+        }))
+    }
+
+    /// Memory with a big store: seeded through the library (see `seed`),
+    /// then the daemon started on it, idle, then given a burst.
+    pub async fn stored(&self) -> anyhow::Result<Value> {
+        let timers = Timers { ack_timeout: Duration::from_secs(3600), crisis_after: Duration::from_secs(7200) };
+        let dir = self.scratch.dir("stored")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let setup = PagerdSetup::write(&dir, addr, self.rec_addr, &timers)?;
+        let policy = pagerd::config::Config::load(&setup.config).map_err(|e| anyhow::anyhow!("{e}"))?.policy;
+        let seeded = seed::seed(&setup.store, &self.ids(self.s.stored), policy).await?;
+        let db_bytes = std::fs::metadata(&setup.store).map(|m| m.len()).unwrap_or(0);
+        let (pd, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
+        let ready_json = self.get_json(&pd, "/readyz").await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let loaded = pd.proc.mem()?;
+        let send = Arc::new(self.pagerd_sender(&pd));
+        let burst = self.one_burst(&send, self.s.stored_burst).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = pd.proc.mem()?;
+        Ok(json!({
+            "seeded": seeded,
+            "db_mb": db_bytes as f64 / 1048576.0,
+            "ready_ms": ms(ready),
+            "armed_deadlines": ready_json["armed_deadlines"],
+            "loaded": mem_json(&loaded),
+            "burst": burst,
+            "after_burst": mem_json(&after),
+        }))
+    }
+}
