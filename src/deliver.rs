@@ -150,7 +150,7 @@ impl Deliver for Integrations {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
         let inc = &p.incident;
         let key = p.key();
-        let retry = p.attempts > 0;
+        let retry = p.maybe_sent;
         match &p.effect {
             Effect::PagerdutyTrigger { summary } => {
                 let t = &inc.ticket;
@@ -185,9 +185,29 @@ impl Deliver for Integrations {
                 .map(|()| None),
             Effect::PagerdutyEscalate { level, note } => {
                 let (id, learned) = self.pagerduty_id(inc).await?;
-                self.pagerduty.escalate(&id, *level).await?;
-                self.pagerduty.note(&id, note, &key).await?;
-                Ok(learned.then_some(Outcome::PagerdutyIncident { id }))
+                let outcome = learned.then_some(Outcome::PagerdutyIncident { id: id.clone() });
+                // A redelivery first looks for what an earlier attempt did:
+                // the note (written after the escalation, tagged with this
+                // effect's key) means both happened; an API escalation in
+                // PagerDuty's log since the effect was queued means the
+                // escalation did. Escalating twice would page level 2 twice.
+                if retry {
+                    if self.pagerduty.has_note(&id, &key).await? {
+                        return Ok(outcome);
+                    }
+                    // A minute of slack for the clocks of pagerd and PagerDuty.
+                    if !self
+                        .pagerduty
+                        .escalated_since(&id, p.created_at - 60_000)
+                        .await?
+                    {
+                        self.pagerduty.escalate(&id, *level).await?;
+                    }
+                } else {
+                    self.pagerduty.escalate(&id, *level).await?;
+                }
+                self.pagerduty.add_note(&id, note, &key).await?;
+                Ok(outcome)
             }
             Effect::PagerdutyNote { text } => {
                 let (id, learned) = self.pagerduty_id(inc).await?;

@@ -77,6 +77,9 @@ impl Dispatcher {
     /// caller bounds that wait); what is not delivered stays in the outbox.
     pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) {
         let mut tasks = JoinSet::new();
+        // Rows queued before this moment may have been sent by a previous
+        // process (or leader) that died before recording it.
+        let started = self.core.clock.now();
         loop {
             while tasks.try_join_next().is_some() {}
             let free = self.concurrency.saturating_sub(tasks.len());
@@ -95,7 +98,9 @@ impl Dispatcher {
                         if let Some(n) = next {
                             next_wake = self.core.clock.real(n - now).min(next_wake);
                         }
-                        for pending in due {
+                        for mut pending in due {
+                            pending.maybe_sent |=
+                                pending.attempts > 0 || pending.created_at < started;
                             self.in_flight
                                 .lock()
                                 .expect("in-flight lock")

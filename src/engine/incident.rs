@@ -256,6 +256,33 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event for an operator's action verb (`ack`, `escalate`, `crisis`,
+    /// `join`, `resolve`), shared by the CLI/API and Slack.
+    pub fn action(verb: &str, by: String, reason: &str, via: Source) -> Option<Event> {
+        Some(match verb {
+            "ack" | "acknowledge" => Event::Acknowledge { by, via },
+            "escalate" => {
+                let reason = reason.trim();
+                let reason = if reason.is_empty() {
+                    "escalated by hand"
+                } else {
+                    reason
+                };
+                Event::Escalate {
+                    by,
+                    reason: reason.to_string(),
+                    via,
+                }
+            }
+            "crisis" => Event::DeclareCrisis { by, via },
+            "join" => Event::Join { by, via },
+            "resolve" => Event::Resolve { by, via },
+            _ => return None,
+        })
+    }
+}
+
 /// What a delivery made on the remote side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

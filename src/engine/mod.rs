@@ -12,7 +12,7 @@ pub use incident::{
     Crisis, Deadlines, Doc, Effect, EffectKind, Event, Incident, Lane, Outcome, SlackThread,
     Source, Status, Ticket,
 };
-pub use rules::{Decision, apply};
+pub use rules::{Decision, apply, truncate};
 
 use crate::clock::Millis;
 

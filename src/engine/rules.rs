@@ -54,7 +54,9 @@ fn human(ms: Millis) -> String {
         .to_string()
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// At most `max` characters of `s`, with `…` when cut (PagerDuty limits a
+/// summary to 1024 characters; timelines want one short line).
+pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -981,6 +983,19 @@ mod tests {
                 .as_deref()
                 .is_some_and(|e| e.contains("invalid routing key"))
         );
+    }
+
+    #[test]
+    fn action_verbs_map_to_events() {
+        let e = Event::action("escalate", "ana".into(), " db down ", Source::Slack);
+        assert!(matches!(e, Some(Event::Escalate { reason, .. }) if reason == "db down"));
+        let e = Event::action("escalate", "ana".into(), "", Source::Cli);
+        assert!(matches!(e, Some(Event::Escalate { reason, .. }) if reason == "escalated by hand"));
+        assert!(matches!(
+            Event::action("ack", "a".into(), "", Source::Cli),
+            Some(Event::Acknowledge { .. })
+        ));
+        assert!(Event::action("dance", "a".into(), "", Source::Cli).is_none());
     }
 
     #[test]

@@ -110,6 +110,12 @@ impl Faults {
     }
 }
 
+/// At most `max` characters of `s` (trimmed), with `…` when cut: the
+/// fakes' timeline lines stay one line long.
+pub(crate) fn shorten(s: &str, max: usize) -> String {
+    crate::engine::truncate(s.trim(), max)
+}
+
 /// A fake's HTTP server: its address and the task serving it (aborted on drop).
 pub struct Server {
     /// Where it listens.

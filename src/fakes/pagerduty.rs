@@ -20,14 +20,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Faults, Server, Timeline};
+use super::{Faults, Server, Timeline, shorten};
 use crate::signature;
 
 /// The versioning `Accept` header every REST operation declares as required.
@@ -138,6 +138,9 @@ struct Db {
     next_note: u64,
     webhook: Option<(String, String)>,
     last_webhook: Option<Webhook>,
+    /// Webhooks to deliver again: PagerDuty retries on connection errors,
+    /// timeouts, 429 and 5xx (for up to 48 h), and drops other 4xx.
+    undelivered: Vec<Webhook>,
 }
 
 impl Db {
@@ -168,6 +171,16 @@ struct Incident {
     assigned_at: String,
     acknowledgements: Vec<Ack>,
     notes: Vec<Note>,
+    /// Log entries pagerd may read back (escalations through the REST API).
+    log: Vec<LogEntry>,
+}
+
+/// An `escalate_log_entry` (the only log entry type the fake records).
+struct LogEntry {
+    id: String,
+    at: SystemTime,
+    by: String,
+    level: u32,
 }
 
 /// One acknowledgement; `by: None` means the Events API integration.
@@ -344,6 +357,24 @@ impl FakePagerDuty {
         self.post_webhook(&hook).await
     }
 
+    /// Delivers again, with the same `X-Webhook-Id`, every webhook that met a
+    /// connection error, a 429 or a 5xx, as PagerDuty's retries do; returns
+    /// how many are still undelivered.
+    pub async fn redeliver_failed(&self) -> usize {
+        let hooks = std::mem::take(&mut self.shared.lock().undelivered);
+        let mut still = Vec::new();
+        for hook in hooks {
+            match self.post_webhook(&hook).await {
+                Ok(status) if status == 429 || status >= 500 => still.push(hook),
+                Ok(_) => {}
+                Err(_) => still.push(hook),
+            }
+        }
+        let mut st = self.shared.lock();
+        st.undelivered.extend(still);
+        st.undelivered.len()
+    }
+
     /// POSTs an arbitrary body to the subscribed webhook URL with the given
     /// `X-PagerDuty-Signature` (none when `None`) and `X-Webhook-Id`, for
     /// hostile-input tests; returns the status.
@@ -429,7 +460,16 @@ impl FakePagerDuty {
         };
         self.shared.timeline.say(line);
         if let Some(hook) = hook {
-            let status = self.post_webhook(&hook).await?;
+            let status = match self.post_webhook(&hook).await {
+                Ok(status) => status,
+                Err(e) => {
+                    self.shared.lock().undelivered.push(hook);
+                    return Err(e);
+                }
+            };
+            if status == 429 || status >= 500 {
+                self.shared.lock().undelivered.push(hook.clone());
+            }
             if !(200..300).contains(&status) {
                 return Err(format!(
                     "pagerd answered the {} webhook with {status}",
@@ -476,6 +516,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/incidents", get(list_incidents))
         .route("/incidents/{id}", get(show_incident).put(update_incident))
         .route("/incidents/{id}/notes", get(list_notes).post(create_note))
+        .route("/incidents/{id}/log_entries", get(list_log_entries))
         .route_layer(middleware::from_fn_with_state(shared.clone(), rest_guard));
     Router::new()
         .route("/v2/enqueue", post(enqueue))
@@ -707,6 +748,7 @@ fn apply_event(st: &mut Db, ev: Event, key: &str) -> String {
                 assigned_at: now,
                 acknowledgements: Vec::new(),
                 notes: Vec::new(),
+                log: Vec::new(),
             });
             line
         }
@@ -1017,6 +1059,12 @@ async fn update_incident(
             // un-acknowledges an acknowledged incident.
             inc.record.escalation_level = level;
             inc.retrigger(Some(&from));
+            inc.log.push(LogEntry {
+                id: unique_id(),
+                at: SystemTime::now(),
+                by: from.clone(),
+                level,
+            });
             lines.push(format!("PagerDuty: incident #{n} escalated to level {level} by {from} (paging level {level})"));
         }
         match up.status.as_deref() {
@@ -1115,6 +1163,49 @@ async fn list_notes(State(sh): State<Arc<Shared>>, Path(id): Path<String>) -> Re
         .map(|n| note_json(n, sh.base()))
         .collect();
     axum::Json(json!({"notes": notes})).into_response()
+}
+
+/// `GET /incidents/{id}/log_entries`, honouring `since` (RFC 3339): the
+/// escalations made through the REST API, as `escalate_log_entry` items
+/// (channel `api`, agent the `From` user), oldest first.
+async fn list_log_entries(
+    State(sh): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let since = match q.iter().find(|(k, _)| k == "since") {
+        None => None,
+        Some((_, v)) => match humantime::parse_rfc3339_weak(v) {
+            Ok(t) => Some(t),
+            Err(_) => return invalid_input(format!("since {v:?} is not an ISO 8601 date-time")),
+        },
+    };
+    let st = sh.lock();
+    let Some(idx) = st.find(&id) else {
+        return not_found_error();
+    };
+    let base = sh.base();
+    let entries: Vec<Value> = st.incidents[idx]
+        .log
+        .iter()
+        .filter(|e| since.is_none_or(|s| e.at >= s))
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "type": "escalate_log_entry",
+                "summary": format!("Escalated to level {} by {}", e.level, e.by),
+                "created_at": humantime::format_rfc3339_millis(e.at).to_string(),
+                "channel": {"type": "api"},
+                "agent": user_ref(&e.by, base),
+                "assignees": [level_assignee(e.level, base)],
+            })
+        })
+        .collect();
+    let total = entries.len();
+    axum::Json(
+        json!({"log_entries": entries, "limit": 100, "offset": 0, "more": false, "total": total}),
+    )
+    .into_response()
 }
 
 // ---------------------------------------------------------------- JSON views
@@ -1298,17 +1389,6 @@ fn unique_id() -> String {
         n >>= 5;
     }
     out.iter().map(|&b| char::from(b)).collect()
-}
-
-/// At most `max` characters, with `…` when cut.
-fn shorten(s: &str, max: usize) -> String {
-    let s = s.trim();
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

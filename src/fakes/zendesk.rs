@@ -25,7 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
-use super::{Faults, Server, Timeline};
+use super::{Faults, Server, Timeline, shorten};
 use crate::signature;
 
 /// Ticket statuses in Zendesk's order (what `status<solved` compares).
@@ -1050,17 +1050,6 @@ fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
 
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-/// At most `max` characters, with `…` when cut.
-fn shorten(s: &str, max: usize) -> String {
-    let s = s.trim();
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 #[cfg(test)]

@@ -97,25 +97,11 @@ async fn act(
         .by
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| "operator".into());
-    let via = Source::Cli;
-    let event = match action.as_str() {
-        "ack" => Event::Acknowledge { by, via },
-        "escalate" => Event::Escalate {
-            by,
-            reason: body
-                .reason
-                .filter(|r| !r.trim().is_empty())
-                .unwrap_or_else(|| "escalated by hand".into()),
-            via,
-        },
-        "crisis" => Event::DeclareCrisis { by, via },
-        "join" => Event::Join { by, via },
-        "resolve" => Event::Resolve { by, via },
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "no action {other:?}; use ack, escalate, crisis, join or resolve"
-            )));
-        }
+    let reason = body.reason.unwrap_or_default();
+    let Some(event) = Event::action(&action, by, &reason, Source::Cli) else {
+        return Err(ApiError::NotFound(format!(
+            "no action {action:?}; use ack, escalate, crisis, join or resolve"
+        )));
     };
     let applied = st
         .core

@@ -347,30 +347,6 @@ fn slack_who(name: Option<String>, id: Option<String>) -> String {
     }
 }
 
-/// The event for a verb from a button or the slash command.
-fn slack_event(verb: &str, by: String, reason: &str) -> Option<Event> {
-    let via = Source::Slack;
-    Some(match verb {
-        "ack" | "acknowledge" => Event::Acknowledge { by, via },
-        "escalate" => {
-            let reason = if reason.is_empty() {
-                "escalated from Slack"
-            } else {
-                reason
-            };
-            Event::Escalate {
-                by,
-                reason: reason.to_string(),
-                via,
-            }
-        }
-        "crisis" => Event::DeclareCrisis { by, via },
-        "join" => Event::Join { by, via },
-        "resolve" => Event::Resolve { by, via },
-        _ => return None,
-    })
-}
-
 fn ephemeral(text: String) -> Response {
     (
         StatusCode::OK,
@@ -433,7 +409,8 @@ pub async fn slack(
         for action in i.actions {
             let verb = action.action_id.strip_prefix("pagerd_").unwrap_or_default();
             let id = action.value.as_deref().and_then(|v| v.parse::<i64>().ok());
-            let (Some(event), Some(id)) = (slack_event(verb, who.clone(), ""), id) else {
+            let (Some(event), Some(id)) = (Event::action(verb, who.clone(), "", Source::Slack), id)
+            else {
                 continue;
             };
             st.core
@@ -481,7 +458,7 @@ pub async fn slack(
         .next()
         .and_then(|w| w.trim_start_matches('#').parse::<i64>().ok());
     let reason = words.collect::<Vec<_>>().join(" ");
-    let (Some(event), Some(id)) = (slack_event(&verb, who, &reason), id) else {
+    let (Some(event), Some(id)) = (Event::action(&verb, who, &reason, Source::Slack), id) else {
         return Ok(ephemeral(SLASH_HELP.into()));
     };
     let applied = st
@@ -543,17 +520,5 @@ mod tests {
             parse_zendesk(br#"{"ticket":{"id":4711}}"#, "u").is_ok(),
             "a number is fine too"
         );
-    }
-
-    #[test]
-    fn slash_verbs_map_to_events() {
-        assert!(matches!(
-            slack_event("ack", "@a".into(), ""),
-            Some(Event::Acknowledge { .. })
-        ));
-        assert!(
-            matches!(slack_event("escalate", "@a".into(), "db down"), Some(Event::Escalate { reason, .. }) if reason == "db down")
-        );
-        assert!(slack_event("dance", "@a".into(), "").is_none());
     }
 }

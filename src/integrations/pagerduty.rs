@@ -228,8 +228,36 @@ impl PagerDuty {
         Ok(())
     }
 
-    /// Adds a note, unless a note carrying `marker` exists (a redelivery).
-    pub async fn note(&self, id: &str, content: &str, marker: &str) -> Result<(), DeliveryError> {
+    /// Whether the incident was escalated through the REST API since `since`
+    /// (an `escalate_log_entry` on channel `api`): how a redelivered
+    /// escalation learns that its first attempt got through.
+    pub async fn escalated_since(
+        &self,
+        id: &str,
+        since: crate::clock::Millis,
+    ) -> Result<bool, DeliveryError> {
+        #[derive(Deserialize)]
+        struct Entries {
+            log_entries: Vec<Value>,
+        }
+        let req = self
+            .rest(
+                reqwest::Method::GET,
+                &format!("/incidents/{id}/log_entries"),
+            )
+            .query(&[
+                ("since", crate::clock::rfc3339(since)),
+                ("is_overview", "false".into()),
+            ]);
+        let entries: Entries = json_response("PagerDuty REST API", req.send().await).await?;
+        Ok(entries
+            .log_entries
+            .iter()
+            .any(|e| e["type"] == "escalate_log_entry" && e["channel"]["type"] == "api"))
+    }
+
+    /// Whether the incident has a note carrying `marker`.
+    pub async fn has_note(&self, id: &str, marker: &str) -> Result<bool, DeliveryError> {
         #[derive(Deserialize)]
         struct Notes {
             notes: Vec<NoteJson>,
@@ -238,16 +266,28 @@ impl PagerDuty {
         struct NoteJson {
             content: String,
         }
-        let tagged = format!("{content}\n[{marker}]");
         let list = self.rest(reqwest::Method::GET, &format!("/incidents/{id}/notes"));
         let notes: Notes = json_response("PagerDuty REST API", list.send().await).await?;
-        if notes
-            .notes
-            .iter()
-            .any(|n| n.content.contains(&format!("[{marker}]")))
-        {
+        let tag = format!("[{marker}]");
+        Ok(notes.notes.iter().any(|n| n.content.contains(&tag)))
+    }
+
+    /// Adds a note tagged with `marker`, unless one exists (a redelivery).
+    pub async fn note(&self, id: &str, content: &str, marker: &str) -> Result<(), DeliveryError> {
+        if self.has_note(id, marker).await? {
             return Ok(());
         }
+        self.add_note(id, content, marker).await
+    }
+
+    /// Adds a note tagged with `marker`.
+    pub async fn add_note(
+        &self,
+        id: &str,
+        content: &str,
+        marker: &str,
+    ) -> Result<(), DeliveryError> {
+        let tagged = format!("{content}\n[{marker}]");
         let req = self
             .rest(reqwest::Method::POST, &format!("/incidents/{id}/notes"))
             .header("From", &self.from)

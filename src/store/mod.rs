@@ -13,8 +13,10 @@ use serde::Serialize;
 use crate::clock::Millis;
 use crate::engine::{Effect, Event, Incident};
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Which incident an event is for.
@@ -84,6 +86,11 @@ pub struct Pending {
     pub effect: Effect,
     /// Earlier failed attempts.
     pub attempts: u32,
+    /// Whether an earlier attempt may have reached the remote side: it
+    /// failed, or it was queued before this dispatcher started (a crash may
+    /// have cut it off after sending). Deliveries then look for their marker
+    /// before sending again.
+    pub maybe_sent: bool,
     /// When it was queued.
     pub created_at: Millis,
     /// The incident.

@@ -490,6 +490,7 @@ impl Store for SqliteStore {
                     id,
                     effect: from_json(&r.get::<_, String>(1)?)?,
                     attempts: r.get(2)?,
+                    maybe_sent: false,
                     created_at: r.get(3)?,
                     incident: from_json(&r.get::<_, String>(4)?)?,
                 });

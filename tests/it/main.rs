@@ -10,3 +10,6 @@ mod core;
 
 /// Crisis handling: doc, Slack, e-mail fallback, resolution (issue 4).
 mod crisis;
+
+/// kill -9 chaos under a storm (issue 5).
+mod chaos;

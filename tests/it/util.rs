@@ -197,3 +197,80 @@ where
 pub fn _uses() {
     let _ = stand_ins::ZENDESK_EMAIL;
 }
+
+/// The real `pagerd` binary as a child process, for kill -9 tests.
+pub struct Proc {
+    config: PathBuf,
+    log: PathBuf,
+    pub addr: SocketAddr,
+    child: Option<tokio::process::Child>,
+}
+
+impl Proc {
+    /// A daemon that will listen on `addr` with the config at `config`.
+    pub fn new(config: PathBuf, log: PathBuf, addr: SocketAddr) -> Proc {
+        Proc {
+            config,
+            log,
+            addr,
+            child: None,
+        }
+    }
+
+    /// Starts it and waits until `/healthz` answers.
+    pub async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pagerd"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("run")
+            .env("RUST_LOG", "pagerd=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn pagerd");
+        self.child = Some(child);
+        let url = format!("http://{}/healthz", self.addr);
+        let http = reqwest::Client::new();
+        eventually("pagerd process answers /healthz", || async {
+            http.get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    }
+
+    /// SIGKILL: no shutdown of any kind.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill -9");
+        }
+    }
+
+    /// SIGTERM, then waits; returns the exit status.
+    pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let pid = child.id()?;
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// A port that was free a moment ago, so a restarted daemon keeps its
+/// address (vendors' webhooks point at it).
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}

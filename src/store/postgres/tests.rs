@@ -1,0 +1,443 @@
+//! Against a real PostgreSQL: set `PAGERD_TEST_POSTGRES_URL` (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`). Each test works in a schema
+//! of its own and drops it at the end.
+
+use std::time::Duration;
+
+use super::*;
+use crate::engine::{EffectKind, Source, Ticket};
+use crate::secret::Secret;
+
+const ENV: &str = "PAGERD_TEST_POSTGRES_URL";
+
+fn config(url: &str) -> PostgresConfig {
+    PostgresConfig {
+        url: Secret::new(url),
+        password: None,
+        lease_renew: Duration::from_millis(100),
+        lease_ttl: Duration::from_millis(300),
+    }
+}
+
+/// A fresh schema, or `None` (after saying so) when no database is set.
+struct Db {
+    base: String,
+    url: String,
+}
+
+impl Db {
+    async fn fresh() -> Option<Db> {
+        let base = match std::env::var(ENV) {
+            Ok(u) if !u.trim().is_empty() => u,
+            _ => {
+                println!("skipping: set {ENV}=postgres://… to run the PostgreSQL tests");
+                return None;
+            }
+        };
+        let url = test_schema_url(&base).await.unwrap();
+        Some(Db { base, url })
+    }
+
+    async fn store(&self) -> PostgresStore {
+        PostgresStore::connect(&config(&self.url), Arc::new(Policy::default()))
+            .await
+            .unwrap()
+    }
+
+    async fn drop(self) {
+        drop_test_schema(&self.base, &self.url).await;
+    }
+}
+
+fn ticket(id: &str) -> Ticket {
+    Ticket {
+        id: id.into(),
+        title: "down".into(),
+        priority: "urgent".into(),
+        status: "new".into(),
+        tags: vec![],
+        url: "u".into(),
+        requester_name: "D".into(),
+        requester_email: "d@c.test".into(),
+        organization: "C".into(),
+    }
+}
+
+fn seen(id: &str) -> Intake {
+    Intake {
+        target: Target::Ticket(id.into()),
+        event: Event::Ticket { ticket: ticket(id) },
+        delivery: None,
+    }
+}
+
+fn kinds(due: &[Pending]) -> Vec<EffectKind> {
+    due.iter().map(|p| p.effect.kind()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_ticket_seen_at_once_on_two_instances_opens_one_incident_and_pages_once() {
+    let Some(db) = Db::fresh().await else { return };
+    let (a, b) = (db.store().await, db.store().await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.spawn(async move { s.apply(seen("7"), 1_000).await });
+    }
+    let mut created = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap().unwrap().result {
+            Change::Created => created += 1,
+            Change::Ignored(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let incidents = a.list(false, 10).await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    let rows = b.outbox(incidents[0].id).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].effect.kind(), EffectKind::PagerdutyTrigger);
+    assert_eq!(a.journal(incidents[0].id).await.unwrap().len(), 1);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_webhook_delivery_on_two_instances_is_applied_once() {
+    let Some(db) = Db::fresh().await else { return };
+    let (a, b) = (db.store().await, db.store().await);
+    let id = a.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
+    let ack = || Intake {
+        target: Target::DedupKey("zendesk-1".into()),
+        event: Event::Acknowledge {
+            by: "ana".into(),
+            via: Source::Pagerduty,
+        },
+        delivery: Some(("pagerduty".into(), "wh-1".into())),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let intake = ack();
+        tasks.spawn(async move { s.apply(intake, 1).await });
+    }
+    let (mut updated, mut replayed) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap().unwrap().result {
+            Change::Updated => updated += 1,
+            Change::Replayed => replayed += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((updated, replayed), (1, 19));
+    assert_eq!(a.journal(id).await.unwrap().len(), 2);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_ignored_delivery_is_not_recorded() {
+    let Some(db) = Db::fresh().await else { return };
+    let s = db.store().await;
+    let ack = Intake {
+        target: Target::DedupKey("zendesk-404".into()),
+        event: Event::Acknowledge {
+            by: "ana".into(),
+            via: Source::Pagerduty,
+        },
+        delivery: Some(("pagerduty".into(), "wh-9".into())),
+    };
+    // No such incident: ignored, and the delivery stays unseen (as SQLite).
+    let r = s.apply(ack.clone(), 1).await.unwrap();
+    assert!(matches!(r.result, Change::Ignored(_)), "{r:?}");
+    let r = s.apply(ack, 2).await.unwrap();
+    assert!(matches!(r.result, Change::Ignored(_)), "{r:?}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_lease_elects_one_leader_and_fences_a_lapsed_one() {
+    let Some(db) = Db::fresh().await else { return };
+    let (a, b, c) = (db.store().await, db.store().await, db.store().await);
+    let ttl = Duration::from_millis(300);
+    assert_eq!(a.lease_holder().await.unwrap(), None);
+    assert!(
+        matches!(c.due(0, 10, vec![]).await, Err(StoreError::NotLeader)),
+        "a store that never took the lease is not the leader"
+    );
+    let first = a
+        .lease("a", ttl)
+        .await
+        .unwrap()
+        .expect("a takes the free lease");
+    assert_eq!(b.lease("b", ttl).await.unwrap(), None, "b must wait");
+    assert_eq!(
+        a.lease("a", ttl).await.unwrap(),
+        Some(first),
+        "renewing within the TTL keeps the token"
+    );
+    let (holder, left) = b.lease_holder().await.unwrap().unwrap();
+    assert_eq!(holder, "a");
+    assert!(left > 0 && left <= 300, "{left}");
+
+    a.apply(seen("1"), 0).await.unwrap();
+    let (due, _) = a.due(10, 10, vec![]).await.unwrap();
+    let row = due[0].id;
+
+    // a is "paused" past its TTL: it cannot claim rows any more…
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(matches!(
+        a.due(10, 10, vec![]).await,
+        Err(StoreError::NotLeader)
+    ));
+    let second = b
+        .lease("b", ttl)
+        .await
+        .unwrap()
+        .expect("b takes the lapsed lease");
+    assert!(second > first, "{second} > {first}");
+    // …nor settle the row it had claimed.
+    let done = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    assert!(matches!(
+        a.complete(row, done.clone(), 20).await,
+        Err(StoreError::NotLeader)
+    ));
+    assert!(matches!(
+        a.retry_later(row, 30, "late".into()).await,
+        Err(StoreError::NotLeader)
+    ));
+    assert!(matches!(
+        a.fail(row, "late".into(), 20).await,
+        Err(StoreError::NotLeader)
+    ));
+    assert_eq!(a.lease("a", ttl).await.unwrap(), None, "b holds it now");
+    assert!(matches!(
+        a.due(10, 10, vec![]).await,
+        Err(StoreError::NotLeader)
+    ));
+    // The new leader finds the row still pending and settles it.
+    let (due, _) = b.due(10, 10, vec![]).await.unwrap();
+    assert_eq!(due[0].id, row);
+    assert_eq!(due[0].attempts, 0);
+    assert!(b.complete(row, done, 20).await.unwrap().is_some());
+    assert_eq!(
+        b.lease_holder().await.unwrap().map(|(h, _)| h),
+        Some("b".into())
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn lanes_are_fifo_per_incident_and_independent() {
+    let Some(db) = Db::fresh().await else { return };
+    let s = db.store().await;
+    s.lease("me", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let id = s.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
+    let ack = Event::Acknowledge {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(
+        Intake {
+            target: Target::Incident(id),
+            event: ack,
+            delivery: None,
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    // Trigger (PagerDuty lane) and the comment (Zendesk lane) are due; the
+    // PagerDuty acknowledge waits behind the trigger.
+    let (due, _) = s.due(10, 10, vec![]).await.unwrap();
+    assert_eq!(
+        kinds(&due),
+        vec![EffectKind::PagerdutyTrigger, EffectKind::ZendeskComment]
+    );
+    let trigger = due[0].id;
+    let (due, next) = s.due(10, 1, vec![]).await.unwrap();
+    assert_eq!((due.len(), next), (1, Some(10)), "more due than the limit");
+    let (due, _) = s.due(10, 10, vec![trigger]).await.unwrap();
+    assert_eq!(
+        kinds(&due),
+        vec![EffectKind::ZendeskComment],
+        "an in-flight head still blocks its lane"
+    );
+    s.retry_later(trigger, 100, "PagerDuty answered 503".into())
+        .await
+        .unwrap();
+    let (due, next) = s.due(10, 10, vec![]).await.unwrap();
+    assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
+    assert_eq!(next, Some(100));
+    let done = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    assert!(
+        s.complete(trigger, done.clone(), 20)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.complete(trigger, done, 21).await.unwrap().is_none(),
+        "a second report is a no-op"
+    );
+    let (due, _) = s.due(30, 10, vec![]).await.unwrap();
+    assert_eq!(
+        kinds(&due),
+        vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]
+    );
+    let rows = s.outbox(id).await.unwrap();
+    assert_eq!(rows[0].state, "delivered");
+    assert_eq!(rows[0].attempts, 2);
+    let stats = s.stats(30).await.unwrap();
+    assert_eq!(
+        (stats.incidents, stats.open_incidents, stats.pending_effects),
+        (1, 1, 2)
+    );
+    assert_eq!(stats.oldest_pending_ms, 29);
+    assert_eq!(s.deadlines().await.unwrap(), vec![(id, 3_600_000)]);
+    assert_eq!(s.get(id).await.unwrap().map(|i| i.id), Some(id));
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_given_up_is_recorded_as_failed() {
+    let Some(db) = Db::fresh().await else { return };
+    let s = db.store().await;
+    s.lease("me", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let id = s.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
+    let (due, _) = s.due(10, 10, vec![]).await.unwrap();
+    let applied = s.fail(due[0].id, "410 Gone".into(), 20).await.unwrap();
+    assert!(applied.is_some());
+    assert!(
+        s.fail(due[0].id, "again".into(), 21)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let rows = s.outbox(id).await.unwrap();
+    assert_eq!(rows[0].state, "failed");
+    assert_eq!(rows[0].last_error.as_deref(), Some("410 Gone"));
+    assert_eq!(s.stats(30).await.unwrap().failed_effects, 1);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_migrate_once() {
+    let Some(db) = Db::fresh().await else { return };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let cfg = config(&db.url);
+        tasks.spawn(async move { PostgresStore::connect(&cfg, Arc::new(Policy::default())).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let s = db.store().await;
+    let client = s.client("test").await.unwrap();
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM pagerd_schema", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![schema::SCHEMA_VERSION]);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_this_build_is_refused() {
+    let Some(db) = Db::fresh().await else { return };
+    let s = db.store().await;
+    s.client("test")
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO pagerd_schema(version) VALUES ($1)",
+            &[&(schema::SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    let err = PostgresStore::connect(&config(&db.url), Arc::new(Policy::default()))
+        .await
+        .expect_err("a newer schema must be refused");
+    let msg = err.to_string();
+    assert!(msg.contains("newer than this pagerd knows"), "{msg}");
+    assert!(msg.contains("/test") || msg.contains('/'), "{msg}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn connect_errors_name_the_host_but_never_the_url_or_password() {
+    let mut cfg = config("postgres://pagerd:hunter2@127.0.0.1:1/pagerdb");
+    cfg.password = Some(Secret::new("s3cret"));
+    let err = PostgresStore::connect(&cfg, Arc::new(Policy::default()))
+        .await
+        .expect_err("nothing listens on port 1");
+    let msg = err.to_string();
+    assert!(msg.contains("127.0.0.1:1/pagerdb"), "{msg}");
+    assert!(!msg.contains("hunter2") && !msg.contains("s3cret"), "{msg}");
+    assert!(!msg.contains("postgres://"), "{msg}");
+}
+
+#[tokio::test]
+async fn tls_is_refused_until_supported() {
+    let cfg = config("postgres://pagerd:hunter2@db.internal/pagerd?sslmode=require");
+    let err = PostgresStore::connect(&cfg, Arc::new(Policy::default()))
+        .await
+        .expect_err("TLS is not supported yet");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("TLS") && msg.contains("db.internal:5432/pagerd"),
+        "{msg}"
+    );
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_takeover_waits_for_a_paused_leaders_open_transaction() {
+    let Some(db) = Db::fresh().await else { return };
+    let (a, b) = (db.store().await, db.store().await);
+    let ttl = Duration::from_millis(300);
+    let token = a.lease("a", ttl).await.unwrap().unwrap();
+    // a begins a fenced transaction, then freezes inside it.
+    let mut client = a.client("test").await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(&a.guard()).await.unwrap();
+    lease::check(&tx, "a", token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let frozen = std::time::Instant::now();
+    // Expired, but b cannot take over while a's transaction may still
+    // commit; the server ends a's idle transaction after tx_timeout.
+    let taken = loop {
+        if let Some(t) = b.lease("b", ttl).await.unwrap() {
+            break t;
+        }
+        assert!(frozen.elapsed() < a.tx_timeout * 2, "never taken over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(taken > token);
+    assert!(
+        frozen.elapsed() >= a.tx_timeout - Duration::from_millis(500),
+        "taken over after {:?}, while a's transaction was open",
+        frozen.elapsed()
+    );
+    assert!(tx.commit().await.is_err(), "a's session was ended");
+    drop(client);
+    assert!(matches!(
+        a.due(0, 10, vec![]).await,
+        Err(StoreError::NotLeader)
+    ));
+    db.drop().await;
+}
