@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::store::{Applied, Change, Intake, Store, StoreError};
@@ -23,6 +24,8 @@ pub struct Core {
     pub dispatch: Arc<Notify>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Whether this instance fires timers and delivers.
+    pub leadership: Arc<Leadership>,
 }
 
 impl Core {

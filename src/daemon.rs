@@ -2,7 +2,6 @@
 //! serve HTTP, tell systemd, and shut down gracefully.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -15,10 +14,13 @@ use crate::core::Core;
 use crate::deliver::Integrations;
 use crate::dispatcher::{Deliver, Dispatcher};
 use crate::http::{AppState, app};
+use crate::integrations::pagerduty::PagerDuty;
+use crate::integrations::zendesk::Zendesk;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::poller;
 use crate::scheduler::Scheduler;
-use crate::store::{SqliteStore, Store, StoreError};
-use crate::{poller, store};
+use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 /// Deliveries in flight at once.
 const DISPATCH_CONCURRENCY: usize = 64;
@@ -63,7 +65,10 @@ pub async fn run(
     opts: Options,
 ) -> Result<(), DaemonError> {
     let policy = Arc::new(config.policy.clone());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store.path, policy.clone())?);
+    let store: Arc<dyn Store> = match &config.store.postgres {
+        Some(pg) => Arc::new(PostgresStore::connect(pg, policy.clone()).await?),
+        None => Arc::new(SqliteStore::open(&config.store.path, policy.clone())?),
+    };
     let integrations =
         Arc::new(Integrations::from_config(&config).map_err(DaemonError::Integration)?);
     let core = Arc::new(Core {
@@ -72,54 +77,28 @@ pub async fn run(
         scheduler: Arc::new(Scheduler::default()),
         dispatch: Arc::new(Notify::new()),
         metrics: Arc::new(Metrics::default()),
+        leadership: Arc::new(Leadership::new(Leadership::default_holder())),
     });
     let tasks = CancellationToken::new();
-    let mut background = tokio::task::JoinSet::new();
-    background.spawn(core.scheduler.clone().run(core.clone(), tasks.clone()));
-    let deliver: Arc<dyn Deliver> = integrations.clone();
-    let dispatcher = Dispatcher::new(core.clone(), deliver, DISPATCH_CONCURRENCY);
-    let dispatch_done = tokio::spawn(dispatcher.run(core.dispatch.clone(), tasks.clone()));
-    if let Some(every) = config.pagerduty.poll_interval {
-        let pd = Arc::new(crate::integrations::pagerduty::PagerDuty::new(
-            config.pagerduty.events_url.clone(),
-            config.pagerduty.api_url.clone(),
-            config.pagerduty.routing_key.clone(),
-            config.pagerduty.api_token.clone(),
-            config.pagerduty.from.clone(),
-            0,
-            crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT),
-        ));
-        background.spawn(poller::pagerduty(core.clone(), pd, every, tasks.clone()));
-    }
-    if let Some(every) = config.zendesk.poll_interval {
-        let zd = Arc::new(crate::integrations::zendesk::Zendesk::new(
-            config.zendesk.url.clone(),
-            &config.zendesk.email,
-            &config.zendesk.api_token,
-            crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT),
-        ));
-        background.spawn(poller::zendesk(
-            core.clone(),
-            zd,
-            policy.clone(),
-            every,
-            tasks.clone(),
-        ));
-    }
-    background.spawn(watchdog(
+    let grace = config.server.shutdown_grace;
+    let leading = tokio::spawn(lead(
+        core.clone(),
+        integrations,
+        Arc::new(config.clone()),
+        tasks.clone(),
+    ));
+    let watchdog = tokio::spawn(watchdog(
         core.store.clone(),
         core.clock.clone(),
         tasks.clone(),
     ));
 
-    let grace = config.server.shutdown_grace;
     let state = AppState {
         core: core.clone(),
         config: Arc::new(config),
-        leader: Arc::new(AtomicBool::new(true)),
     };
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "pagerd is ready");
+    tracing::info!(%addr, instance = %core.leadership.holder, "pagerd is ready");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -128,25 +107,133 @@ pub async fn run(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: no new requests; finishing deliveries in flight");
     tasks.cancel();
-    if tokio::time::timeout(grace, dispatch_done).await.is_err() {
+    if tokio::time::timeout(grace, leading).await.is_err() {
         tracing::warn!(
             ?grace,
             "deliveries did not finish in time; they stay in the outbox for the next start"
         );
     }
-    background.shutdown().await;
+    let _ = watchdog.await;
     served?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Pings systemd's watchdog while the store answers; a wedged store stops
-/// the pings and systemd restarts the daemon.
-async fn watchdog(
-    store: Arc<dyn store::Store>,
-    clock: Arc<dyn Clock>,
+/// Holds (or waits for) the lease; while this instance leads, runs the
+/// scheduler, the dispatcher and the pollers, and stops them when the lease
+/// is lost or at shutdown (waiting for deliveries in flight).
+async fn lead(
+    core: Arc<Core>,
+    integrations: Arc<Integrations>,
+    config: Arc<Config>,
     shutdown: CancellationToken,
 ) {
+    // A single SQLite instance leads for good; its "lease" never lapses.
+    let (renew, ttl, multi) = match &config.store.postgres {
+        Some(pg) => (pg.lease_renew, pg.lease_ttl, true),
+        None => (
+            Duration::from_secs(3600),
+            Duration::from_secs(100 * 365 * 86_400),
+            false,
+        ),
+    };
+    let mut running: Option<(CancellationToken, tokio::task::JoinSet<()>)> = None;
+    loop {
+        let sent = tokio::time::Instant::now();
+        match core.store.lease(&core.leadership.holder, ttl).await {
+            Ok(Some(token)) => {
+                core.leadership.renewed(sent, ttl);
+                if running.is_none() {
+                    if multi {
+                        tracing::info!(
+                            token,
+                            "leader: this instance now fires timers and delivers effects"
+                        );
+                    }
+                    running = Some(leader_tasks(&core, &integrations, &config, multi));
+                }
+            }
+            outcome => {
+                core.leadership.lost();
+                if let Err(e) = outcome {
+                    tracing::warn!(cause = %e, "leader: cannot renew the lease");
+                }
+                if let Some((token, mut set)) = running.take() {
+                    tracing::warn!(
+                        "leader: lease lost; stopping timers and delivery on this instance"
+                    );
+                    token.cancel();
+                    while set.join_next().await.is_some() {}
+                }
+            }
+        }
+        // Renew early when the last renewal was slow.
+        let wait = renew.saturating_sub(sent.elapsed());
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    if let Some((token, mut set)) = running.take() {
+        token.cancel();
+        while set.join_next().await.is_some() {}
+    }
+}
+
+/// The leader's work: timers, delivery, polling.
+fn leader_tasks(
+    core: &Arc<Core>,
+    integrations: &Arc<Integrations>,
+    config: &Config,
+    multi: bool,
+) -> (CancellationToken, tokio::task::JoinSet<()>) {
+    let token = CancellationToken::new();
+    let mut set = tokio::task::JoinSet::new();
+    // Other instances' intake does not wake this one: look more often.
+    let (reload, poll) = if multi {
+        (Some(Duration::from_secs(1)), Duration::from_millis(200))
+    } else {
+        (None, Duration::from_secs(5))
+    };
+    set.spawn(
+        core.scheduler
+            .clone()
+            .run(core.clone(), reload, token.clone()),
+    );
+    let deliver: Arc<dyn Deliver> = integrations.clone();
+    let dispatcher = Dispatcher::new(core.clone(), deliver, DISPATCH_CONCURRENCY, poll);
+    set.spawn(dispatcher.run(core.dispatch.clone(), token.clone()));
+    let http = crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT);
+    if let Some(every) = config.pagerduty.poll_interval {
+        let p = &config.pagerduty;
+        let pd = Arc::new(PagerDuty::new(
+            p.events_url.clone(),
+            p.api_url.clone(),
+            p.routing_key.clone(),
+            p.api_token.clone(),
+            p.from.clone(),
+            0,
+            http.clone(),
+        ));
+        set.spawn(poller::pagerduty(core.clone(), pd, every, token.clone()));
+    }
+    if let Some(every) = config.zendesk.poll_interval {
+        let z = &config.zendesk;
+        let zd = Arc::new(Zendesk::new(z.url.clone(), &z.email, &z.api_token, http));
+        set.spawn(poller::zendesk(
+            core.clone(),
+            zd,
+            Arc::new(config.policy.clone()),
+            every,
+            token.clone(),
+        ));
+    }
+    (token, set)
+}
+
+/// Pings systemd's watchdog while the store answers; a wedged store stops
+/// the pings and systemd restarts the daemon.
+async fn watchdog(store: Arc<dyn Store>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
     let Some(timeout) = sd_notify::watchdog_enabled() else {
         return;
     };

@@ -103,6 +103,7 @@ pub async fn run(speed: u32) -> anyhow::Result<()> {
         zendesk: "poll_interval = \"off\"".into(),
         email: "fallback_after = \"2m\"".into(),
         server: String::new(),
+        store: String::new(),
     };
     let store = dir.join("pagerd.db");
     let config_path = vendors.write_config(&dir, &addr.to_string(), &store, &extra)?;

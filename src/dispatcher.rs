@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::Core;
 use crate::engine::{Event, Outcome};
 use crate::integrations::DeliveryError;
-use crate::store::Pending;
+use crate::store::{Pending, StoreError};
 
 /// First retry delay; doubled per attempt.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
@@ -59,16 +59,25 @@ pub struct Dispatcher {
     core: Arc<Core>,
     deliver: Arc<dyn Deliver>,
     concurrency: usize,
+    poll: Duration,
     in_flight: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher delivering through `deliver`, at most `concurrency` at once.
-    pub fn new(core: Arc<Core>, deliver: Arc<dyn Deliver>, concurrency: usize) -> Dispatcher {
+    /// A dispatcher delivering through `deliver`, at most `concurrency` at
+    /// once, looking at the outbox at least every `poll` (other instances'
+    /// intake queues effects without waking this one).
+    pub fn new(
+        core: Arc<Core>,
+        deliver: Arc<dyn Deliver>,
+        concurrency: usize,
+        poll: Duration,
+    ) -> Dispatcher {
         Dispatcher {
             core,
             deliver,
             concurrency: concurrency.max(1),
+            poll,
             in_flight: Default::default(),
         }
     }
@@ -83,8 +92,8 @@ impl Dispatcher {
         loop {
             while tasks.try_join_next().is_some() {}
             let free = self.concurrency.saturating_sub(tasks.len());
-            let mut next_wake = Duration::from_secs(5);
-            if free > 0 {
+            let mut next_wake = self.poll;
+            if free > 0 && self.core.leadership.is_leader() {
                 let now = self.core.clock.now();
                 let skip: Vec<i64> = self
                     .in_flight
@@ -112,6 +121,9 @@ impl Dispatcher {
                                 pending,
                             ));
                         }
+                    }
+                    Err(StoreError::NotLeader) => {
+                        tracing::info!("dispatcher: not the leader; not delivering");
                     }
                     Err(e) => {
                         tracing::error!(cause = %e, "dispatcher: cannot read the outbox; retrying in 1s");
@@ -145,6 +157,12 @@ async fn deliver_one(
     let kind = p.effect.kind();
     let lane = kind.lane().as_str();
     let span = tracing::info_span!("deliver", incident = p.incident.id, ticket = %p.incident.ticket.id, effect = ?kind, row = p.id);
+    // The lease may have lapsed while this task waited to run: a paused
+    // old leader must not deliver anything after losing it.
+    if !core.leadership.is_leader() {
+        in_flight.lock().expect("in-flight lock").remove(&p.id);
+        return;
+    }
     let result = deliver.deliver(&p).await;
     let now = core.clock.now();
     let stored = match result {

@@ -32,6 +32,7 @@ pub mod engine;
 pub mod fakes;
 pub mod http;
 pub mod integrations;
+pub mod leader;
 pub mod metrics;
 pub mod poller;
 pub mod scheduler;

@@ -83,27 +83,29 @@ impl Scheduler {
     }
 
     /// Loads every deadline from the store and fires them as they come due,
-    /// until `shutdown`.
-    pub async fn run(self: Arc<Self>, core: Arc<Core>, shutdown: CancellationToken) {
-        loop {
-            match core.store.deadlines().await {
-                Ok(all) => {
-                    for (id, due) in all {
-                        self.arm(id, Some(due));
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(cause = %e, "scheduler: cannot load deadlines; retrying in 1s");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
+    /// until `shutdown`. With `reload` set (several instances share the
+    /// store, and the others' intake arms no timer here), the deadlines are
+    /// reloaded that often.
+    pub async fn run(
+        self: Arc<Self>,
+        core: Arc<Core>,
+        reload: Option<Duration>,
+        shutdown: CancellationToken,
+    ) {
+        if !self.load(&core, &shutdown).await {
+            return;
         }
         tracing::info!(armed = self.len(), "scheduler: deadlines loaded");
+        let mut loaded = tokio::time::Instant::now();
         loop {
+            if let Some(every) = reload
+                && loaded.elapsed() >= every
+            {
+                if !self.load(&core, &shutdown).await {
+                    return;
+                }
+                loaded = tokio::time::Instant::now();
+            }
             let now = core.clock.now();
             let (due, next) = self.take_due(now);
             if !due.is_empty() {
@@ -114,13 +116,37 @@ impl Scheduler {
             }
             // Re-check at least every minute: cheap, and bounds the harm of a
             // wall-clock jump.
-            let wait = next
+            let mut wait = next
                 .map_or(Duration::from_secs(60), |n| core.clock.real(n - now))
                 .min(Duration::from_secs(60));
+            if let Some(every) = reload {
+                wait = wait.min(every);
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Arms every deadline in the store; `false` when shut down meanwhile.
+    async fn load(&self, core: &Core, shutdown: &CancellationToken) -> bool {
+        loop {
+            match core.store.deadlines().await {
+                Ok(all) => {
+                    for (id, due) in all {
+                        self.arm(id, Some(due));
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, "scheduler: cannot load deadlines; retrying in 1s");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
             }
         }
     }

@@ -72,6 +72,8 @@ pub struct Extra {
     pub email: String,
     /// Lines for `[server]`.
     pub server: String,
+    /// Lines for `[store]` (e.g. a PostgreSQL `url`).
+    pub store: String,
 }
 
 /// The running stand-ins.
@@ -163,7 +165,7 @@ impl StandIns {
         };
         let mut toml = format!(
             "[server]\nlisten = {listen:?}\nadmin_token_file = {admin:?}\n{server}\n\n\
-             [store]\npath = {store:?}\n\n\
+             [store]\npath = {store:?}\n{store_extra}\n\n\
              [policy]\n{policy}\n\n\
              [zendesk]\nurl = {zd:?}\nemail = {email:?}\napi_token_file = {zd_token:?}\nwebhook_secret_file = {zd_hook:?}\n{zendesk}\n\n\
              [pagerduty]\nevents_url = {pd:?}\napi_url = {pd:?}\nrouting_key_file = {key:?}\napi_token_file = {pd_token:?}\n\
@@ -171,6 +173,7 @@ impl StandIns {
             admin = secret("admin-token", secrets::ADMIN)?,
             server = extra.server,
             store = store.display().to_string(),
+            store_extra = extra.store,
             policy = extra.policy,
             zd = self.zendesk.url(),
             email = ZENDESK_EMAIL,

@@ -5,7 +5,6 @@
 //! signature, bad JSON, too large) is answered 4xx and stored nowhere.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -35,9 +34,6 @@ pub struct AppState {
     pub core: Arc<Core>,
     /// The validated config (secrets for verifying webhooks).
     pub config: Arc<Config>,
-    /// Whether this instance fires timers and dispatches (always, with
-    /// SQLite).
-    pub leader: Arc<AtomicBool>,
 }
 
 /// The router; `app(state).oneshot(request)` in tests needs no socket.
@@ -62,18 +58,21 @@ pub fn app(state: AppState) -> Router {
 
 async fn readyz(State(st): State<AppState>) -> Response {
     let now = st.core.clock.now();
-    match st.core.store.stats(now).await {
-        Ok(stats) => {
-            let role = if st.leader.load(Ordering::Relaxed) {
-                "leader"
-            } else {
-                "follower"
-            };
-            let body = json!({ "status": "ready", "role": role, "armed_deadlines": st.core.scheduler.len(), "store": stats });
-            (StatusCode::OK, axum::Json(body)).into_response()
-        }
-        Err(e) => ApiError::from(e).into_response(),
-    }
+    let stats = match st.core.store.stats(now).await {
+        Ok(stats) => stats,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let lease = st.core.store.lease_holder().await.ok().flatten();
+    let body = json!({
+        "status": "ready",
+        "role": if st.core.leadership.is_leader() { "leader" } else { "follower" },
+        "instance": st.core.leadership.holder,
+        "lease": lease.map(|(holder, expires_in_ms)| json!({ "holder": holder, "expires_in_ms": expires_in_ms })),
+        "armed_deadlines": st.core.scheduler.len(),
+        "lag_ms": stats.oldest_pending_ms,
+        "store": stats,
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
@@ -81,7 +80,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
     let text = st
         .core
         .metrics
-        .render(stats, st.leader.load(Ordering::Relaxed));
+        .render(stats, st.core.leadership.is_leader());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

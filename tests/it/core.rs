@@ -6,13 +6,14 @@ use pagerd::signature;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::util::{Harness, eventually};
+use crate::util::{Backend, Harness, eventually};
 
 const KEY: &str = "zendesk-4711";
 
-#[tokio::test]
-async fn emergency_ticket_pages_pagerduty_with_a_link_back() {
-    let h = Harness::started("").await;
+async fn emergency_ticket_pages_pagerduty_with_a_link_back(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     assert_eq!(h.ticket(4711, "urgent", &[]).await, 200);
     eventually("PagerDuty opened an incident", || async {
         h.vendors.pagerduty.opened_for(KEY) == 1
@@ -35,9 +36,10 @@ async fn emergency_ticket_pages_pagerduty_with_a_link_back() {
     assert_eq!(inc.custom_details["organization"], "Customer Corp");
 }
 
-#[tokio::test]
-async fn emergency_tag_pages_and_ordinary_ticket_does_not() {
-    let h = Harness::started("").await;
+async fn emergency_tag_pages_and_ordinary_ticket_does_not(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     assert_eq!(h.ticket(1, "normal", &["billing"]).await, 200);
     assert_eq!(h.ticket(2, "low", &["emergency"]).await, 200);
     eventually("tagged ticket paged", || async {
@@ -50,9 +52,10 @@ async fn emergency_tag_pages_and_ordinary_ticket_does_not() {
     assert_eq!(h.triggers("zendesk-1"), 0);
 }
 
-#[tokio::test]
-async fn the_same_ticket_pages_once_even_when_sent_at_once() {
-    let h = Harness::started("").await;
+async fn the_same_ticket_pages_once_even_when_sent_at_once(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     let sends = (0..8).map(|_| h.ticket(4711, "urgent", &[]));
     let statuses = futures_util::future::join_all(sends).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
@@ -62,9 +65,10 @@ async fn the_same_ticket_pages_once_even_when_sent_at_once() {
     assert_eq!(h.incident_count().await, 1);
 }
 
-#[tokio::test]
-async fn no_ack_in_time_escalates_to_level_two_with_a_note() {
-    let h = Harness::started("ack_timeout = \"300ms\"").await;
+async fn no_ack_in_time_escalates_to_level_two_with_a_note(b: Backend) {
+    let Some(h) = Harness::started_on(b, "ack_timeout = \"300ms\"").await else {
+        return;
+    };
     let sent = Instant::now();
     h.ticket(4711, "urgent", &[]).await;
     eventually("escalated", || async {
@@ -88,9 +92,10 @@ async fn no_ack_in_time_escalates_to_level_two_with_a_note() {
     assert_eq!(h.incident(1).await["incident"]["level"], 2);
 }
 
-#[tokio::test]
-async fn ack_from_the_phone_app_stops_escalation_and_asks_the_customer() {
-    let h = Harness::started("ack_timeout = \"700ms\"").await;
+async fn ack_from_the_phone_app_stops_escalation_and_asks_the_customer(b: Backend) {
+    let Some(h) = Harness::started_on(b, "ack_timeout = \"700ms\"").await else {
+        return;
+    };
     h.ticket(4711, "urgent", &[]).await;
     eventually("paged", || async {
         h.vendors.pagerduty.opened_for(KEY) == 1
@@ -124,14 +129,15 @@ async fn ack_from_the_phone_app_stops_escalation_and_asks_the_customer() {
     assert_eq!(h.vendors.zendesk.comments(4711).len(), 1);
 }
 
-#[tokio::test]
-async fn ack_is_learned_by_polling_when_webhooks_are_lost() {
+async fn ack_is_learned_by_polling_when_webhooks_are_lost(b: Backend) {
     let extra = Extra {
         policy: "ack_timeout = \"5s\"".into(),
         pagerduty: "poll_interval = \"100ms\"".into(),
         ..Extra::default()
     };
-    let mut h = Harness::new(Options::default(), extra).await;
+    let Some(mut h) = Harness::new_on(b, Options::default(), extra).await else {
+        return;
+    };
     h.start().await;
     h.ticket(4711, "urgent", &[]).await;
     eventually("paged", || async {
@@ -150,9 +156,10 @@ async fn ack_is_learned_by_polling_when_webhooks_are_lost() {
     assert_eq!(h.incident(1).await["incident"]["acked"][0], "Ana Engineer");
 }
 
-#[tokio::test]
-async fn cli_ack_comments_and_acknowledges_in_pagerduty_too() {
-    let h = Harness::started("ack_timeout = \"2s\"").await;
+async fn cli_ack_comments_and_acknowledges_in_pagerduty_too(b: Backend) {
+    let Some(h) = Harness::started_on(b, "ack_timeout = \"2s\"").await else {
+        return;
+    };
     h.ticket(4711, "urgent", &[]).await;
     let (status, body) = h
         .admin(Method::POST, "/incidents/1/ack", Some(json!({"by": "ana"})))
@@ -171,9 +178,10 @@ async fn cli_ack_comments_and_acknowledges_in_pagerduty_too() {
     .await;
 }
 
-#[tokio::test]
-async fn resolve_disarms_every_timer() {
-    let h = Harness::started("ack_timeout = \"400ms\"").await;
+async fn resolve_disarms_every_timer(b: Backend) {
+    let Some(h) = Harness::started_on(b, "ack_timeout = \"400ms\"").await else {
+        return;
+    };
     h.ticket(4711, "urgent", &[]).await;
     let (status, _) = h
         .admin(
@@ -200,9 +208,10 @@ async fn resolve_disarms_every_timer() {
     assert!(h.vendors.pagerduty.escalations().is_empty());
 }
 
-#[tokio::test]
-async fn zendesk_solved_resolves_the_incident() {
-    let h = Harness::started("").await;
+async fn zendesk_solved_resolves_the_incident(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     h.ticket(4711, "urgent", &[]).await;
     h.vendors.zendesk.set_status(4711, "solved");
     assert_eq!(
@@ -215,9 +224,10 @@ async fn zendesk_solved_resolves_the_incident() {
     assert_eq!(h.incident(1).await["incident"]["status"], "resolved");
 }
 
-#[tokio::test]
-async fn unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere() {
-    let h = Harness::started("").await;
+async fn unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     h.ticket(1, "normal", &[]).await; // seeds the fake; not an emergency
     let body = h
         .vendors
@@ -282,9 +292,10 @@ async fn unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere
     assert_eq!(h.incident_count().await, 1);
 }
 
-#[tokio::test]
-async fn malformed_json_is_a_400_and_stores_nothing() {
-    let h = Harness::started("").await;
+async fn malformed_json_is_a_400_and_stores_nothing(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let http = reqwest::Client::new();
     for body in ["{not json", r#"{"ticket":{"id":"{{ticket.id}}"}}"#, "[]"] {
@@ -305,9 +316,10 @@ async fn malformed_json_is_a_400_and_stores_nothing() {
     assert_eq!(h.incident_count().await, 0);
 }
 
-#[tokio::test]
-async fn pagerduty_500_then_202_delivers_exactly_one_page() {
-    let h = Harness::started("").await;
+async fn pagerduty_500_then_202_delivers_exactly_one_page(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     h.vendors.pagerduty.events_faults.push(
         Fault::Status {
             status: 500,
@@ -328,9 +340,10 @@ async fn pagerduty_500_then_202_delivers_exactly_one_page() {
     assert_eq!(trigger["attempts"], 3, "two 500s, then success: {trigger}");
 }
 
-#[tokio::test]
-async fn a_deadline_that_passed_while_down_fires_at_once_on_restart() {
-    let mut h = Harness::started("ack_timeout = \"1s\"").await;
+async fn a_deadline_that_passed_while_down_fires_at_once_on_restart(b: Backend) {
+    let Some(mut h) = Harness::started_on(b, "ack_timeout = \"1s\"").await else {
+        return;
+    };
     h.ticket(4711, "urgent", &[]).await;
     eventually("paged", || async {
         h.vendors.pagerduty.opened_for(KEY) == 1
@@ -358,9 +371,10 @@ async fn a_deadline_that_passed_while_down_fires_at_once_on_restart() {
     assert_eq!(h.triggers(KEY), 1, "the restart did not page again");
 }
 
-#[tokio::test]
-async fn admin_api_needs_the_token() {
-    let h = Harness::started("").await;
+async fn admin_api_needs_the_token(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     let http = reqwest::Client::new();
     let none = http.get(h.url("/api/v1/incidents")).send().await.unwrap();
     assert_eq!(none.status(), 401);
@@ -377,9 +391,10 @@ async fn admin_api_needs_the_token() {
     assert_eq!(status, 404, "{body}");
 }
 
-#[tokio::test]
-async fn metrics_and_readiness_report() {
-    let h = Harness::started("").await;
+async fn metrics_and_readiness_report(b: Backend) {
+    let Some(h) = Harness::started_on(b, "").await else {
+        return;
+    };
     h.ticket(4711, "urgent", &[]).await;
     eventually("paged", || async {
         h.vendors.pagerduty.opened_for(KEY) == 1
@@ -410,3 +425,33 @@ async fn metrics_and_readiness_report() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["armed_deadlines"], 1);
 }
+
+/// Every scenario above runs on both stores.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name(crate::util::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name(crate::util::Backend::Postgres).await } )*
+        }
+    };
+}
+
+on_both_stores!(
+    emergency_ticket_pages_pagerduty_with_a_link_back,
+    emergency_tag_pages_and_ordinary_ticket_does_not,
+    the_same_ticket_pages_once_even_when_sent_at_once,
+    no_ack_in_time_escalates_to_level_two_with_a_note,
+    ack_from_the_phone_app_stops_escalation_and_asks_the_customer,
+    ack_is_learned_by_polling_when_webhooks_are_lost,
+    cli_ack_comments_and_acknowledges_in_pagerduty_too,
+    resolve_disarms_every_timer,
+    zendesk_solved_resolves_the_incident,
+    unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere,
+    malformed_json_is_a_400_and_stores_nothing,
+    pagerduty_500_then_202_delivers_exactly_one_page,
+    a_deadline_that_passed_while_down_fires_at_once_on_restart,
+    admin_api_needs_the_token,
+    metrics_and_readiness_report,
+);

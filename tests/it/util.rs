@@ -9,6 +9,45 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Which store the daemon under test uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL of `PAGERD_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// The PostgreSQL base URL for tests, or `None` (and one line saying how to
+/// enable them).
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("PAGERD_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!(
+                "skipping: set PAGERD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test to run the PostgreSQL tests"
+            );
+            None
+        }
+    }
+}
+
+/// Store lines for the backend: `None` when PostgreSQL is not available.
+pub async fn store_lines(backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(String::new()),
+        Backend::Postgres => {
+            let base = postgres_url()?;
+            let url = pagerd::store::postgres::test_schema_url(&base)
+                .await
+                .expect("test schema");
+            Some(format!(
+                "url = {url:?}\nlease_renew = \"200ms\"\nlease_ttl = \"1s\""
+            ))
+        }
+    }
+}
+
 /// A daemon under test and its world.
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -38,16 +77,22 @@ impl Harness {
         h
     }
 
-    /// A harness with PagerDuty and Zendesk only, the given policy lines,
-    /// started.
-    pub async fn started(policy: &str) -> Harness {
+    /// A harness with PagerDuty and Zendesk only and the given policy lines,
+    /// started on `backend`; `None` when that store is not available.
+    pub async fn started_on(backend: Backend, policy: &str) -> Option<Harness> {
         let extra = Extra {
             policy: policy.into(),
             ..Extra::default()
         };
-        let mut h = Harness::new(Options::default(), extra).await;
+        let mut h = Harness::new_on(backend, Options::default(), extra).await?;
         h.start().await;
-        h
+        Some(h)
+    }
+
+    /// Like [`Harness::new`] on `backend`; `None` when it is not available.
+    pub async fn new_on(backend: Backend, opts: Options, mut extra: Extra) -> Option<Harness> {
+        extra.store = store_lines(backend).await?;
+        Some(Harness::new(opts, extra).await)
     }
 
     fn write_config(&mut self, listen: &str) {
