@@ -80,6 +80,16 @@ impl Faults {
         self.0.lock().expect("faults lock").clear();
     }
 
+    /// How many faults are still queued.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("faults lock").len()
+    }
+
+    /// Whether no fault is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Takes the fault for this request, if any.
     pub fn next(&self) -> Option<Fault> {
         self.0.lock().expect("faults lock").pop_front()

@@ -13,3 +13,6 @@ mod crisis;
 
 /// kill -9 chaos under a storm (issue 5).
 mod chaos;
+
+/// Several instances on PostgreSQL (issue 6).
+mod ha;

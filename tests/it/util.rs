@@ -298,6 +298,30 @@ impl Proc {
         }
     }
 
+    /// Sends a signal (`STOP`, `CONT`, …) without waiting.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().and_then(|c| c.id()).expect("running");
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
+    }
+
+    /// `/readyz` as JSON.
+    pub async fn ready(&self) -> serde_json::Value {
+        let url = format!("http://{}/readyz", self.addr);
+        match reqwest::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or(serde_json::Value::Null),
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+
     /// SIGTERM, then waits; returns the exit status.
     pub async fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
