@@ -75,6 +75,12 @@ impl Client {
         Ok(body)
     }
 
+    /// `GET /readyz` (no token needed): role, lease, lag.
+    pub async fn status(&self) -> Result<Value, ClientError> {
+        let root = self.base.trim_end_matches("/api/v1");
+        self.call(self.http.get(format!("{root}/readyz"))).await
+    }
+
     /// `GET /incidents`.
     pub async fn list(&self, all: bool) -> Result<Value, ClientError> {
         self.call(
@@ -111,6 +117,43 @@ impl Client {
 
 fn age(inc: &Incident) -> String {
     rfc3339(inc.opened_at)
+}
+
+/// The daemon's status for humans.
+pub fn format_status(body: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "instance  {}",
+        body["instance"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(out, "role      {}", body["role"].as_str().unwrap_or("?"));
+    match body["lease"].as_object() {
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                "lease     held by {} for {} ms more",
+                l.get("holder").and_then(Value::as_str).unwrap_or("?"),
+                l.get("expires_in_ms").and_then(Value::as_i64).unwrap_or(0)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "lease     none (single instance, SQLite)");
+        }
+    }
+    let s = &body["store"];
+    let _ = writeln!(
+        out,
+        "incidents {} open of {}",
+        s["open_incidents"], s["incidents"]
+    );
+    let _ = writeln!(out, "deadlines {} armed", body["armed_deadlines"]);
+    let _ = writeln!(
+        out,
+        "outbox    {} pending (oldest {} ms), {} failed",
+        s["pending_effects"], body["lag_ms"], s["failed_effects"]
+    );
+    out
 }
 
 /// One line per incident.

@@ -58,6 +58,13 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         speed: u32,
     },
+    /// Show the running daemon's role (leader or follower), lease holder,
+    /// outbox lag and counts.
+    Status {
+        /// Print the JSON of /readyz.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect and act on incidents of the running daemon (admin API).
     #[command(subcommand)]
     Incidents(Incidents),
@@ -194,6 +201,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Demo { speed } => {
             pagerd::demo::run(speed).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let (addr, token) = config::load_cli(&cli.config)?;
+            let body = Client::new(addr, token).status().await?;
+            if json {
+                println!("{body:#}");
+            } else {
+                print!("{}", pagerd::client::format_status(&body));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Incidents(cmd) => {

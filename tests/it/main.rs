@@ -16,3 +16,6 @@ mod chaos;
 
 /// Several instances on PostgreSQL (issue 6).
 mod ha;
+
+/// The `pagerd` command line against a running daemon.
+mod cli;
