@@ -19,3 +19,9 @@ mod ha;
 
 /// The `pagerd` command line against a running daemon.
 mod cli;
+
+/// Hostile input (issue 5).
+mod hostile;
+
+/// Secret hygiene (issue 5).
+mod secrets;

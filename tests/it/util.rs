@@ -248,6 +248,8 @@ pub struct Proc {
     config: PathBuf,
     log: PathBuf,
     pub addr: SocketAddr,
+    /// `RUST_LOG` of the child (default `pagerd=warn`).
+    pub rust_log: String,
     child: Option<tokio::process::Child>,
 }
 
@@ -258,6 +260,7 @@ impl Proc {
             config,
             log,
             addr,
+            rust_log: "pagerd=warn".into(),
             child: None,
         }
     }
@@ -273,7 +276,7 @@ impl Proc {
             .arg("--config")
             .arg(&self.config)
             .arg("run")
-            .env("RUST_LOG", "pagerd=warn")
+            .env("RUST_LOG", &self.rust_log)
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
