@@ -6,6 +6,8 @@
 //! at all. Tests drive it with made-up times.
 
 mod incident;
+#[cfg(test)]
+mod proptests;
 mod rules;
 
 pub use incident::{

@@ -131,8 +131,10 @@ impl Step<'_> {
                 if self.inc.crisis.is_some() {
                     return Err("a crisis is already declared".into());
                 }
-                self.add_responder(by);
+                // Declare before counting the declarer as a responder, or the
+                // count could declare a second crisis (found by proptest).
                 self.declare(format!("declared by {by}"));
+                self.add_responder(by);
                 Ok(())
             }
             Event::Join { by, .. } => {
@@ -840,6 +842,16 @@ mod tests {
         assert_eq!(kinds(&fx), vec![EffectKind::CreateDoc]);
         // The crisis deadline is spent: the hour passing declares nothing twice.
         assert_eq!(inc.deadlines.crisis, None);
+    }
+
+    #[test]
+    fn declaring_a_crisis_as_the_second_responder_creates_one_doc() {
+        let p = crisis_policy();
+        let (inc, _) = step(&p, &opened(&p), ack("bo", Source::Pagerduty), T0);
+        let ev = Event::DeclareCrisis { by: "ana".into(), via: Source::Cli };
+        let (inc, fx) = step(&p, &inc, ev, T0 + 1);
+        assert_eq!(kinds(&fx), vec![EffectKind::CreateDoc]);
+        assert_eq!(inc.crisis.map(|c| c.reason), Some("declared by ana".to_string()));
     }
 
     #[test]

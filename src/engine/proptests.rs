@@ -1,0 +1,162 @@
+//! Property tests of the rules: random sequences of events at random times
+//! must keep the promises, whatever their order.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const MIN: Millis = 60_000;
+
+fn ticket(status: &str) -> Ticket {
+    Ticket {
+        id: "1".into(),
+        title: "down".into(),
+        priority: "urgent".into(),
+        status: status.into(),
+        tags: vec![],
+        url: "u".into(),
+        requester_name: "D".into(),
+        requester_email: "d@c.test".into(),
+        organization: "C".into(),
+    }
+}
+
+fn arb_source() -> impl Strategy<Value = Source> {
+    prop_oneof![
+        Just(Source::Pagerduty),
+        Just(Source::Slack),
+        Just(Source::Cli),
+        Just(Source::Zendesk)
+    ]
+}
+
+fn arb_kind() -> impl Strategy<Value = EffectKind> {
+    prop_oneof![
+        Just(EffectKind::PagerdutyTrigger),
+        Just(EffectKind::PagerdutyEscalate),
+        Just(EffectKind::CreateDoc),
+        Just(EffectKind::SlackPost),
+        Just(EffectKind::Email),
+    ]
+}
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    let who = prop_oneof![
+        Just("ana".to_string()),
+        Just("bo".to_string()),
+        Just("cy".to_string())
+    ];
+    prop_oneof![
+        3 => Just(Event::Tick),
+        1 => Just(Event::Ticket { ticket: ticket("open") }),
+        1 => Just(Event::Ticket { ticket: ticket("solved") }),
+        2 => (who.clone(), arb_source()).prop_map(|(by, via)| Event::Acknowledge { by, via }),
+        1 => (who.clone(), arb_source()).prop_map(|(by, via)| Event::Escalate { by, reason: "r".into(), via }),
+        1 => (who.clone(), arb_source()).prop_map(|(by, via)| Event::DeclareCrisis { by, via }),
+        1 => (who.clone(), arb_source()).prop_map(|(by, via)| Event::Join { by, via }),
+        1 => (who, arb_source()).prop_map(|(by, via)| Event::Resolve { by, via }),
+        2 => arb_kind().prop_map(|effect| Event::Delivered { effect, outcome: None }),
+        1 => Just(Event::Delivered {
+            effect: EffectKind::CreateDoc,
+            outcome: Some(Outcome::Doc { doc: Doc { id: "d".into(), url: "u".into() } })
+        }),
+        1 => arb_kind().prop_map(|effect| Event::DeliveryFailed { effect, error: "e".into() }),
+    ]
+}
+
+fn policy() -> Policy {
+    Policy {
+        fallback_after: Some(2 * MIN),
+        slack_channels: vec!["#a".into(), "#b".into()],
+        crisis_docs: true,
+        ..Policy::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_sequence_keeps_the_promises(steps in prop::collection::vec((arb_event(), 0..(90 * MIN)), 1..60)) {
+        let p = policy();
+        let mut now: Millis = 1_000_000;
+        let Decision::Apply { incident, effects } = apply(&p, None, &Event::Ticket { ticket: ticket("new") }, now) else {
+            panic!("an emergency opens an incident");
+        };
+        let mut inc = incident;
+        let mut all: Vec<EffectKind> = effects.iter().map(Effect::kind).collect();
+        for (event, gap) in steps {
+            now += gap % (10 * MIN);
+            let before = inc.clone();
+            let Decision::Apply { incident, effects } = apply(&p, Some(&inc), &event, now) else { continue };
+            for e in &effects {
+                if e.kind() == EffectKind::PagerdutyEscalate && event == Event::Tick {
+                    // A timer escalates only what nobody acknowledged.
+                    prop_assert_eq!(before.status, Status::Triggered);
+                }
+            }
+            all.extend(effects.iter().map(Effect::kind));
+            inc = incident;
+            if event == Event::Tick {
+                // Everything due has fired.
+                prop_assert!(inc.deadlines.next().is_none_or(|d| d > now), "{:?} at {}", inc.deadlines, now);
+            }
+            if inc.status == Status::Resolved {
+                prop_assert_eq!(inc.deadlines.ack, None);
+                prop_assert_eq!(inc.deadlines.crisis, None);
+                prop_assert_eq!(inc.deadlines.fallback, None);
+            }
+            if inc.status != Status::Triggered {
+                prop_assert_eq!(inc.deadlines.ack, None);
+            }
+        }
+        let count = |k| all.iter().filter(|e| **e == k).count();
+        prop_assert_eq!(count(EffectKind::PagerdutyTrigger), 1, "one page per ticket");
+        prop_assert!(count(EffectKind::Email) <= 1, "one fallback e-mail at most");
+        prop_assert!(count(EffectKind::CreateDoc) <= 1, "one crisis doc at most");
+        prop_assert!(count(EffectKind::ShareDoc) <= 1);
+        prop_assert!(count(EffectKind::DeprecateDoc) <= 1);
+    }
+
+    #[test]
+    fn the_zendesk_parser_never_panics(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = crate::http::webhooks::parse_zendesk(&body, "https://z.example");
+    }
+
+    #[test]
+    fn the_zendesk_parser_takes_any_ticket_number(id in 0u64..u64::MAX, title in ".{0,40}", tags in "[a-z ]{0,30}") {
+        let body = serde_json::json!({"ticket": {"id": id.to_string(), "title": title, "priority": "Urgent", "tags": tags}});
+        let t = crate::http::webhooks::parse_zendesk(body.to_string().as_bytes(), "https://z.example").unwrap();
+        prop_assert_eq!(t.id, id.to_string());
+        prop_assert_eq!(t.priority, "urgent");
+        prop_assert!(t.tags.iter().all(|t| !t.is_empty() && !t.contains(' ')));
+    }
+
+    #[test]
+    fn verifiers_never_panic_and_accept_only_their_own_signature(
+        body in prop::collection::vec(any::<u8>(), 0..256),
+        header in ".{0,80}",
+        ts in ".{0,30}",
+    ) {
+        use crate::signature::*;
+        let _ = zendesk_verify("k", Some(&header), Some(&ts), &body, 0);
+        let _ = slack_verify("k", Some(&header), Some(&ts), &body, 0);
+        prop_assert!(pagerduty_verify("k", Some(&header), &body).is_err() || header.contains(&pagerduty_sign("k", &body)));
+        let sig = pagerduty_sign("k", &body);
+        prop_assert!(pagerduty_verify("k", Some(&sig), &body).is_ok());
+        prop_assert!(pagerduty_verify("other", Some(&sig), &body).is_err());
+    }
+
+    #[test]
+    fn the_config_loader_never_panics(text in ".{0,400}") {
+        let _ = crate::config::Config::parse(std::path::Path::new("/nonexistent/p.toml"), &text);
+    }
+
+    #[test]
+    fn the_config_loader_names_a_bad_duration(value in "[a-z0-9 ]{1,12}") {
+        prop_assume!(humantime::parse_duration(&value).is_err());
+        let text = format!("[policy]\nack_timeout = {value:?}\n");
+        let err = crate::config::Config::parse(std::path::Path::new("/x/p.toml"), &text).unwrap_err();
+        prop_assert!(err.problems.iter().any(|p| p.key == "policy.ack_timeout"));
+    }
+}
