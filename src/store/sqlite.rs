@@ -77,8 +77,27 @@ type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
-    jobs: mpsc::Sender<Job>,
+    owner: Arc<Owner>,
     policy: Arc<Policy>,
+}
+
+/// The owner thread's queue and handle. Dropping the last store handle
+/// closes the queue and waits for the thread, which releases the database
+/// lock: a daemon restarted in the same process can open it at once.
+struct Owner {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            // Quick: with the queue closed, the thread ends after the group
+            // it is committing.
+            let _ = t.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -95,6 +114,25 @@ impl SqliteStore {
                 "{}: directory {} does not exist (systemd's StateDirectory= creates it)",
                 path.display(),
                 dir.display()
+            )));
+        }
+        // One daemon per database file: a second one would fire the same
+        // timers and deliver the same effects. The lock is released when the
+        // store thread ends (or the process dies).
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| {
+            StoreError::Db(format!(
+                "{}: cannot create {}: {e}",
+                path.display(),
+                lock_path.display()
+            ))
+        })?;
+        if let Err(e) = lock.try_lock() {
+            return Err(StoreError::Db(format!(
+                "{}: another pagerd is using this database ({}: {e}); run one instance per SQLite file, \
+                 or PostgreSQL for several",
+                path.display(),
+                lock_path.display()
             )));
         }
         let conn = Connection::open(path).map_err(ctx)?;
@@ -139,11 +177,20 @@ impl SqliteStore {
             }
         }
         let (tx, rx) = mpsc::channel::<Job>(4096);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
-            .spawn(move || owner(conn, rx))
+            .spawn(move || {
+                owner(conn, rx);
+                drop(lock);
+            })
             .map_err(|e| StoreError::Db(format!("cannot start the store thread: {e}")))?;
-        Ok(SqliteStore { jobs: tx, policy })
+        Ok(SqliteStore {
+            owner: Arc::new(Owner {
+                jobs: Some(tx),
+                thread: Some(thread),
+            }),
+            policy,
+        })
     }
 
     /// Runs `f` on the owner thread inside the group transaction; answers
@@ -161,7 +208,8 @@ impl SqliteStore {
             });
             (keep, reply)
         });
-        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        let jobs = self.owner.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -716,6 +764,32 @@ mod tests {
             s.get(1).await.unwrap().map(|i| i.ticket.id),
             Some("9".to_string())
         );
+    }
+
+    #[tokio::test]
+    async fn a_second_daemon_on_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        let _first = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+        let Err(e) = SqliteStore::open(&path, Arc::new(Policy::default())) else {
+            panic!("opened twice")
+        };
+        assert!(
+            e.to_string()
+                .contains("another pagerd is using this database"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unusable_path_is_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let Err(e) = SqliteStore::open(&file.join("p.db"), Arc::new(Policy::default())) else {
+            panic!("opened")
+        };
+        assert!(e.to_string().contains("a-file/p.db"), "{e}");
     }
 
     #[tokio::test]
