@@ -1,0 +1,92 @@
+//! Tests of config.
+use super::*;
+
+fn write(dir: &Path, name: &str, v: &str) {
+    std::fs::write(dir.join(name), v).unwrap();
+}
+
+fn minimal(dir: &Path) -> String {
+    for f in ["zd-token", "zd-secret", "pd-key", "pd-token"] {
+        write(dir, f, "s3cr3t-value\n");
+    }
+    r#"
+[zendesk]
+url = "https://acme.zendesk.com"
+email = "pagerd@acme.example"
+api_token_file = "zd-token"
+webhook_secret_file = "zd-secret"
+
+[pagerduty]
+routing_key_file = "pd-key"
+api_token_file = "pd-token"
+from = "oncall@acme.example"
+"#
+    .to_string()
+}
+
+#[test]
+fn minimal_config_gets_the_documented_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = minimal(dir.path());
+    let c = Config::parse(&dir.path().join("pagerd.toml"), &text).unwrap();
+    assert_eq!(c.policy.ack_timeout, 300_000);
+    assert_eq!(c.policy.crisis_after, 3_600_000);
+    assert_eq!(c.policy.crisis_responders, 2);
+    assert_eq!(c.policy.emergency_priorities, vec!["urgent"]);
+    assert_eq!(c.pagerduty.events_url, "https://events.pagerduty.com");
+    assert_eq!(c.pagerduty.poll_interval, Some(Duration::from_secs(30)));
+    assert_eq!(c.pagerduty.routing_key.expose(), "s3cr3t-value");
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8780");
+    assert!(c.slack.is_none() && c.google.is_none() && c.email.is_none());
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{}\n[policy]\nack_timeot = \"5m\"\n", minimal(dir.path()));
+    let e = Config::parse(&dir.path().join("p.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ack_timeot") && e.contains("line 14"), "{e}");
+}
+
+#[test]
+fn every_problem_is_listed_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+[policy]
+ack_timeout = "five minutes"
+[zendesk]
+url = "acme"
+email = "pagerd@acme.example"
+api_token_file = "missing-file"
+webhook_secret_env = "PAGERD_TEST_SURELY_UNSET_VAR"
+[pagerduty]
+from = "oncall@acme.example"
+"#;
+    let e = Config::parse(&dir.path().join("p.toml"), text).unwrap_err();
+    let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "policy.ack_timeout",
+            "zendesk.url",
+            "zendesk.api_token_file",
+            "zendesk.webhook_secret_env",
+            "pagerduty.routing_key_file",
+            "pagerduty.api_token_file"
+        ]
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("missing-file") && text.contains("p.toml"),
+        "{text}"
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Config::parse(&dir.path().join("p.toml"), &minimal(dir.path())).unwrap();
+    assert!(!format!("{c:?}").contains("s3cr3t"));
+}

@@ -1,0 +1,172 @@
+//! Tests of sqlite.
+use super::*;
+use crate::engine::{Source, Ticket};
+
+fn ticket(id: &str) -> Ticket {
+    Ticket {
+        id: id.into(),
+        title: "down".into(),
+        priority: "urgent".into(),
+        status: "new".into(),
+        tags: vec![],
+        url: "u".into(),
+        requester_name: "D".into(),
+        requester_email: "d@c.test".into(),
+        organization: "C".into(),
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("p.db"), Arc::new(Policy::default())).unwrap();
+    (dir, store)
+}
+
+fn seen(id: &str) -> Intake {
+    Intake {
+        target: Target::Ticket(id.into()),
+        event: Event::Ticket { ticket: ticket(id) },
+        delivery: None,
+    }
+}
+
+#[tokio::test]
+async fn first_sight_creates_and_queues_the_page_once() {
+    let (_d, s) = open();
+    let a = s.apply(seen("1"), 1000).await.unwrap();
+    assert_eq!(a.result, Change::Created);
+    assert_eq!(a.effects, 1);
+    let b = s.apply(seen("1"), 2000).await.unwrap();
+    assert!(matches!(b.result, Change::Ignored(_)));
+    let (due, _) = s.due(2000, 10, vec![]).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 1000 + 300_000)]);
+}
+
+#[tokio::test]
+async fn lanes_are_fifo_per_incident_and_independent() {
+    let (_d, s) = open();
+    s.apply(seen("1"), 0).await.unwrap();
+    let ack = Event::Acknowledge {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(
+        Intake {
+            target: Target::Incident(1),
+            event: ack,
+            delivery: None,
+        },
+        1,
+    )
+    .await
+    .unwrap();
+    // Trigger (PagerDuty lane) and the comment (Zendesk lane) are due; the
+    // PagerDuty acknowledge waits behind the trigger.
+    let (due, _) = s.due(10, 10, vec![]).await.unwrap();
+    let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![EffectKind::PagerdutyTrigger, EffectKind::ZendeskComment]
+    );
+    let trigger = due[0].id;
+    s.retry_later(trigger, 100, "PagerDuty answered 503".into())
+        .await
+        .unwrap();
+    let (due, next) = s.due(10, 10, vec![]).await.unwrap();
+    assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
+    assert_eq!(next, Some(100));
+    let done = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    assert!(
+        s.complete(trigger, done.clone(), 20)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.complete(trigger, done, 21).await.unwrap().is_none(),
+        "a second report is a no-op"
+    );
+    let (due, _) = s.due(30, 10, vec![]).await.unwrap();
+    let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]
+    );
+    let rows = s.outbox(1).await.unwrap();
+    assert_eq!(rows[0].state, "delivered");
+    assert_eq!(rows[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn a_replayed_delivery_is_applied_once() {
+    let (_d, s) = open();
+    s.apply(seen("1"), 0).await.unwrap();
+    let ack = || Intake {
+        target: Target::DedupKey("zendesk-1".into()),
+        event: Event::Acknowledge {
+            by: "ana".into(),
+            via: Source::Pagerduty,
+        },
+        delivery: Some(("pagerduty".into(), "wh-1".into())),
+    };
+    assert_eq!(s.apply(ack(), 1).await.unwrap().result, Change::Updated);
+    assert_eq!(s.apply(ack(), 2).await.unwrap().result, Change::Replayed);
+    assert_eq!(s.journal(1).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn state_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    {
+        let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+        s.apply(seen("9"), 5).await.unwrap();
+    }
+    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 300_005)]);
+    assert_eq!(
+        s.get(1).await.unwrap().map(|i| i.ticket.id),
+        Some("9".to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_second_daemon_on_the_same_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let _first = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    let Err(e) = SqliteStore::open(&path, Arc::new(Policy::default())) else {
+        panic!("opened twice")
+    };
+    assert!(
+        e.to_string()
+            .contains("another pagerd is using this database"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_path_is_refused_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let Err(e) = SqliteStore::open(&file.join("p.db"), Arc::new(Policy::default())) else {
+        panic!("opened")
+    };
+    assert!(e.to_string().contains("a-file/p.db"), "{e}");
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_refused_with_the_path() {
+    let Err(e) = SqliteStore::open(
+        Path::new("/nonexistent/dir/p.db"),
+        Arc::new(Policy::default()),
+    ) else {
+        panic!("opened")
+    };
+    assert!(e.to_string().contains("/nonexistent/dir"), "{e}");
+}
