@@ -18,7 +18,7 @@ use crate::core::Core;
 use crate::engine::{Event, Policy, Source, Status};
 use crate::integrations::pagerduty::PagerDuty;
 use crate::integrations::zendesk::Zendesk;
-use crate::store::{Intake, Target};
+use crate::store::Intake;
 
 /// Most open incidents checked per round (PagerDuty allows 960 requests a
 /// minute per key; this leaves room for paging).
@@ -72,14 +72,7 @@ pub async fn pagerduty(
                 _ => continue,
             };
             tracing::info!(incident = inc.id, status = %remote.status, "pagerduty poll: learned a status change");
-            if let Err(e) = core
-                .submit(Intake {
-                    target: Target::Incident(inc.id),
-                    event,
-                    delivery: None,
-                })
-                .await
-            {
+            if let Err(e) = core.submit(Intake::incident(inc.id, event)).await {
                 tracing::warn!(incident = inc.id, cause = %e, "pagerduty poll: cannot apply");
             }
         }
@@ -113,13 +106,7 @@ pub async fn zendesk(
             match zd.search(q).await {
                 Ok(tickets) => {
                     for ticket in tickets {
-                        let target = Target::Ticket(ticket.id.clone());
-                        let intake = Intake {
-                            target,
-                            event: Event::Ticket { ticket },
-                            delivery: None,
-                        };
-                        if let Err(e) = core.submit(intake).await {
+                        if let Err(e) = core.submit(Intake::ticket(ticket)).await {
                             tracing::warn!(cause = %e, "zendesk poll: cannot apply");
                         }
                     }
@@ -141,14 +128,9 @@ pub async fn zendesk(
             match zd.show_many(&ids).await {
                 Ok(tickets) => {
                     for ticket in tickets.into_iter().filter(|t| t.is_done()) {
-                        let target = Target::Ticket(ticket.id.clone());
-                        let _ = core
-                            .submit(Intake {
-                                target,
-                                event: Event::Ticket { ticket },
-                                delivery: None,
-                            })
-                            .await;
+                        if let Err(e) = core.submit(Intake::ticket(ticket)).await {
+                            tracing::warn!(cause = %e, "zendesk poll: cannot apply");
+                        }
                     }
                 }
                 Err(e) => {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Millis;
 use crate::core::Core;
 use crate::engine::Event;
-use crate::store::{Intake, Target};
+use crate::store::Intake;
 
 /// How many incidents' deadlines are processed at once (their store
 /// transactions then share commits).
@@ -153,11 +153,7 @@ impl Scheduler {
 
     async fn fire(&self, core: &Core, id: i64) {
         core.metrics.inc("pagerd_timer_fired_total", String::new());
-        let intake = Intake {
-            target: Target::Incident(id),
-            event: Event::Tick,
-            delivery: None,
-        };
+        let intake = Intake::incident(id, Event::Tick);
         if let Err(e) = core.submit(intake).await {
             tracing::error!(incident = id, cause = %e, "scheduler: deadline not processed; retrying in 1s");
             self.arm(id, Some(core.clock.now() + 1000));

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, header_str};
 use crate::engine::{Event, Source};
-use crate::store::{Change, Intake, Target};
+use crate::store::{Change, Intake};
 
 /// The `/api/v1` routes.
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -103,14 +103,7 @@ async fn act(
             "no action {action:?}; use ack, escalate, crisis, join or resolve"
         )));
     };
-    let applied = st
-        .core
-        .submit(Intake {
-            target: Target::Incident(id),
-            event,
-            delivery: None,
-        })
-        .await?;
+    let applied = st.core.submit(Intake::incident(id, event)).await?;
     let (result, reason) = match &applied.result {
         Change::Ignored(_) if applied.incident.is_none() => {
             return Err(ApiError::NotFound(format!("no incident {id}")));

@@ -188,11 +188,7 @@ pub async fn zendesk(
         ApiError::BadRequest(e)
     })?;
     let span = tracing::info_span!("zendesk_webhook", ticket = %ticket.id);
-    let intake = Intake {
-        target: Target::Ticket(ticket.id.clone()),
-        event: Event::Ticket { ticket },
-        delivery: None,
-    };
+    let intake = Intake::ticket(ticket);
     let applied = st.core.submit(intake).await?;
     count(&st, "zendesk", "accepted");
     span.in_scope(|| match &applied.result {
@@ -413,13 +409,7 @@ pub async fn slack(
             else {
                 continue;
             };
-            st.core
-                .submit(Intake {
-                    target: Target::Incident(id),
-                    event,
-                    delivery: None,
-                })
-                .await?;
+            st.core.submit(Intake::incident(id, event)).await?;
         }
         count(&st, "slack", "accepted");
         return Ok(StatusCode::OK.into_response());
@@ -461,14 +451,7 @@ pub async fn slack(
     let (Some(event), Some(id)) = (Event::action(&verb, who, &reason, Source::Slack), id) else {
         return Ok(ephemeral(SLASH_HELP.into()));
     };
-    let applied = st
-        .core
-        .submit(Intake {
-            target: Target::Incident(id),
-            event,
-            delivery: None,
-        })
-        .await?;
+    let applied = st.core.submit(Intake::incident(id, event)).await?;
     let msg = match applied.result {
         Change::Ignored(reason) if applied.incident.is_none() => {
             format!("No incident {id}: {reason}.")

@@ -42,6 +42,27 @@ pub struct Intake {
     pub delivery: Option<(String, String)>,
 }
 
+impl Intake {
+    /// An event for incident `id`.
+    pub fn incident(id: i64, event: Event) -> Intake {
+        Intake {
+            target: Target::Incident(id),
+            event,
+            delivery: None,
+        }
+    }
+
+    /// A ticket seen (webhook or poll): creates the incident if it is an
+    /// emergency.
+    pub fn ticket(ticket: crate::engine::Ticket) -> Intake {
+        Intake {
+            target: Target::Ticket(ticket.id.clone()),
+            event: Event::Ticket { ticket },
+            delivery: None,
+        }
+    }
+}
+
 /// What applying an event did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]

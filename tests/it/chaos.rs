@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pagerd::fakes::stand_ins::{Extra, Options, StandIns, secrets};
-use pagerd::fakes::zendesk::TicketSpec;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::Mutex;
@@ -92,16 +91,10 @@ async fn kill_dash_nine_under_a_storm_loses_nothing_and_pages_nothing_twice() {
                             let Some(&id) = order.get(i) else { break };
                             // Seed once: re-seeding would reset the ticket's tags in the fake.
                             if vendors.zendesk.ticket(id).is_none() {
-                                vendors.zendesk.upsert_ticket(TicketSpec {
+                                vendors.zendesk.upsert_ticket(crate::util::urgent(
                                     id,
-                                    subject: format!("Instance {id} down"),
-                                    priority: "urgent".into(),
-                                    status: "new".into(),
-                                    tags: vec![],
-                                    requester_name: "Dana".into(),
-                                    requester_email: "dana@customer.test".into(),
-                                    organization: "Customer Corp".into(),
-                                });
+                                    &format!("Instance {id} down"),
+                                ));
                             }
                             while vendors.zendesk.send_webhook(&url, id).await != Ok(200) {
                                 tokio::time::sleep(Duration::from_millis(30)).await;
@@ -311,16 +304,9 @@ async fn sigterm_drains_and_exits_zero_and_the_next_start_delivers_the_rest() {
         .unwrap();
     let mut daemon = Proc::new(config, dir.path().join("pagerd.log"), addr);
     daemon.start().await;
-    vendors.zendesk.upsert_ticket(TicketSpec {
-        id: 7,
-        subject: "down".into(),
-        priority: "urgent".into(),
-        status: "new".into(),
-        tags: vec![],
-        requester_name: "Dana".into(),
-        requester_email: "dana@customer.test".into(),
-        organization: "Customer Corp".into(),
-    });
+    vendors
+        .zendesk
+        .upsert_ticket(crate::util::urgent(7, "down"));
     assert_eq!(
         vendors
             .zendesk

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use pagerd::fakes::Fault;
 use pagerd::fakes::stand_ins::{Extra, Options, StandIns};
-use pagerd::fakes::zendesk::TicketSpec;
 
 use crate::util::{Backend, Proc, eventually, free_port, store_lines};
 
@@ -56,16 +55,9 @@ async fn cluster(n: usize, policy: &str) -> Option<Cluster> {
 
 impl Cluster {
     fn seed(&self, id: u64) {
-        self.vendors.zendesk.upsert_ticket(TicketSpec {
-            id,
-            subject: format!("Instance {id} down"),
-            priority: "urgent".into(),
-            status: "new".into(),
-            tags: vec![],
-            requester_name: "Dana".into(),
-            requester_email: "dana@customer.test".into(),
-            organization: "Customer Corp".into(),
-        });
+        self.vendors
+            .zendesk
+            .upsert_ticket(crate::util::urgent(id, &format!("Instance {id} down")));
     }
 
     /// Posts ticket `id`'s webhook to node `i` until it answers 200.

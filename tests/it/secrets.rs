@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use pagerd::fakes::Fault;
 use pagerd::fakes::stand_ins::{Extra, Options, StandIns, secrets};
-use pagerd::fakes::zendesk::TicketSpec;
 
 use crate::util::{Proc, eventually, free_port};
 
@@ -82,16 +81,9 @@ async fn no_secret_appears_in_logs_metrics_errors_or_cli_output() {
         .unwrap()
         .fail_next(1, "451 4.3.0 try later");
 
-    vendors.zendesk.upsert_ticket(TicketSpec {
-        id: 4711,
-        subject: "Production instance down".into(),
-        priority: "urgent".into(),
-        status: "new".into(),
-        tags: vec![],
-        requester_name: "Dana".into(),
-        requester_email: "dana@customer.test".into(),
-        organization: "Customer Corp".into(),
-    });
+    vendors
+        .zendesk
+        .upsert_ticket(crate::util::urgent(4711, "Production instance down"));
     assert_eq!(
         vendors
             .zendesk

@@ -221,6 +221,20 @@ impl Harness {
     }
 }
 
+/// An urgent ticket from Dana at Customer Corp, as the tests seed them.
+pub fn urgent(id: u64, subject: &str) -> TicketSpec {
+    TicketSpec {
+        id,
+        subject: subject.into(),
+        priority: "urgent".into(),
+        status: "new".into(),
+        tags: vec![],
+        requester_name: "Dana".into(),
+        requester_email: "dana@customer.test".into(),
+        organization: "Customer Corp".into(),
+    }
+}
+
 /// Polls `cond` every 10 ms until it holds (10 s at most).
 pub async fn eventually<F, Fut>(what: &str, cond: F)
 where
