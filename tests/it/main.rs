@@ -25,3 +25,6 @@ mod hostile;
 
 /// Secret hygiene (issue 5).
 mod secrets;
+
+/// Vendor faults (issue 5).
+mod faults;
