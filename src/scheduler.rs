@@ -12,7 +12,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -97,22 +96,28 @@ impl Scheduler {
         }
         tracing::info!(armed = self.len(), "scheduler: deadlines loaded");
         let mut loaded = tokio::time::Instant::now();
+        // Deadlines being processed: at most FIRE_CONCURRENCY at once, and
+        // the loop goes on while they commit, so one slow transaction does
+        // not hold up the deadlines behind it.
+        let mut firing = tokio::task::JoinSet::new();
         loop {
+            while firing.try_join_next().is_some() {}
             if let Some(every) = reload
                 && loaded.elapsed() >= every
             {
                 if !self.load(&core, &shutdown).await {
-                    return;
+                    break;
                 }
                 loaded = tokio::time::Instant::now();
             }
             let now = core.clock.now();
             let (due, next) = self.take_due(now);
-            if !due.is_empty() {
-                futures_util::stream::iter(due)
-                    .for_each_concurrent(FIRE_CONCURRENCY, |id| self.fire(&core, id))
-                    .await;
-                continue;
+            for id in due {
+                while firing.len() >= FIRE_CONCURRENCY {
+                    firing.join_next().await;
+                }
+                let (me, core) = (self.clone(), core.clone());
+                firing.spawn(async move { me.fire(&core, id).await });
             }
             // Re-check at least every minute: cheap, and bounds the harm of a
             // wall-clock jump.
@@ -123,11 +128,12 @@ impl Scheduler {
                 wait = wait.min(every);
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        while firing.join_next().await.is_some() {}
     }
 
     /// Arms every deadline in the store; `false` when shut down meanwhile.

@@ -57,9 +57,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     done INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
-    done_at INTEGER
+    done_at INTEGER,
+    -- 1 on the oldest pending row of its (incident, lane): the only one that
+    -- may be delivered now. Kept up to date on insert and on completion, so
+    -- finding due rows costs what it returns, not the size of the backlog.
+    head INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(incident_id, lane, id) WHERE done = 0;
+CREATE INDEX IF NOT EXISTS outbox_heads ON outbox(next_attempt_at, id) WHERE done = 0 AND head = 1;
 CREATE INDEX IF NOT EXISTS outbox_incident ON outbox(incident_id, id);
 CREATE TABLE IF NOT EXISTS deliveries (
     source TEXT NOT NULL,
@@ -87,10 +92,19 @@ pub struct SqliteStore {
 struct Owner {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    checkpointer: Option<(
+        Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    )>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        if let Some((stop, t)) = self.checkpointer.take() {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            t.thread().unpark();
+            let _ = t.join();
+        }
         self.jobs.take();
         if let Some(t) = self.thread.take() {
             // Quick: with the queue closed, the thread ends after the group
@@ -176,6 +190,21 @@ impl SqliteStore {
                 .map_err(ctx)?;
             }
         }
+        // Checkpoints copy the WAL into the database file. SQLite runs them
+        // inside whichever commit crosses the threshold, stalling it for
+        // milliseconds; a thread of its own does them instead, without
+        // blocking the writer (PASSIVE).
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+            .map_err(ctx)?;
+        let checkpoint_conn = Connection::open(path).map_err(ctx)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpointer = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("pagerd-checkpoint".into())
+                .spawn(move || checkpoints(checkpoint_conn, &stop))
+                .map_err(|e| StoreError::Db(format!("cannot start the checkpoint thread: {e}")))?
+        };
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
@@ -184,11 +213,13 @@ impl SqliteStore {
                 drop(lock);
             })
             .map_err(|e| StoreError::Db(format!("cannot start the store thread: {e}")))?;
+        let owner = Owner {
+            jobs: Some(tx),
+            thread: Some(thread),
+            checkpointer: Some((stop, checkpointer)),
+        };
         Ok(SqliteStore {
-            owner: Arc::new(Owner {
-                jobs: Some(tx),
-                thread: Some(thread),
-            }),
+            owner: Arc::new(owner),
             policy,
         })
     }
@@ -211,6 +242,20 @@ impl SqliteStore {
         let jobs = self.owner.jobs.as_ref().ok_or(StoreError::Closed)?;
         jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// The checkpoint thread: every quarter second, copy what the WAL holds into
+/// the database file, until told to stop (then once more).
+fn checkpoints(conn: Connection, stop: &std::sync::atomic::AtomicBool) {
+    loop {
+        std::thread::park_timeout(std::time::Duration::from_millis(250));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(cause = %e, "store: checkpoint failed; will retry");
+        }
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
     }
 }
 
@@ -344,7 +389,9 @@ fn apply_in(
         effects.len() as i64
     ])?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO outbox(incident_id, lane, effect, created_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT INTO outbox(incident_id, lane, effect, created_at, next_attempt_at, head)
+         VALUES (?1, ?2, ?3, ?4, ?4,
+                 NOT EXISTS (SELECT 1 FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0))",
     )?;
     for effect in &effects {
         insert.execute(params![
@@ -380,19 +427,25 @@ fn finish(
     feedback: impl FnOnce(EffectKind) -> Event,
     now: Millis,
 ) -> Result<Option<Applied>, StoreError> {
-    let found: Option<(i64, String)> = conn
-        .prepare_cached("SELECT incident_id, effect FROM outbox WHERE id = ?1 AND done = 0")?
-        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?)))
+    let found: Option<(i64, String, String)> = conn
+        .prepare_cached("SELECT incident_id, lane, effect FROM outbox WHERE id = ?1 AND done = 0")?
+        .query_row([row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((incident_id, effect)) = found else {
+    let Some((incident_id, lane, effect)) = found else {
         return Ok(None);
     };
     let effect: Effect = from_json(&effect)?;
     conn.prepare_cached(
-        "UPDATE outbox SET done = 1, failed = ?2, done_at = ?3, last_error = ?4,
+        "UPDATE outbox SET done = 1, head = 0, failed = ?2, done_at = ?3, last_error = ?4,
          attempts = attempts + 1 WHERE id = ?1",
     )?
     .execute(params![row, failed.is_some(), now, failed])?;
+    // The next row of the lane, if any, may go now.
+    conn.prepare_cached(
+        "UPDATE outbox SET head = 1 WHERE id =
+         (SELECT MIN(id) FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0)",
+    )?
+    .execute(params![incident_id, lane])?;
     let intake = Intake {
         target: Target::Incident(incident_id),
         event: feedback(effect.kind()),
@@ -511,27 +564,27 @@ impl Store for SqliteStore {
         skip: Vec<i64>,
     ) -> Result<(Vec<Pending>, Option<Millis>), StoreError> {
         self.call(move |conn| {
+            // Heads only, in retry order: an index range of at most
+            // `limit + skip` rows.
             let mut stmt = conn.prepare_cached(
-                "SELECT o.id, o.effect, o.attempts, o.created_at, i.state, o.next_attempt_at
+                "SELECT o.id, o.effect, o.attempts, o.created_at, i.state
                  FROM outbox o JOIN incidents i ON i.id = o.incident_id
-                 WHERE o.id IN (SELECT MIN(id) FROM outbox WHERE done = 0 GROUP BY incident_id, lane)
-                 ORDER BY o.next_attempt_at, o.id",
+                 WHERE o.done = 0 AND o.head = 1 AND o.next_attempt_at <= ?1
+                 ORDER BY o.next_attempt_at, o.id LIMIT ?2",
             )?;
-            let mut rows = stmt.query([])?;
+            let page = limit + skip.len();
+            let mut rows = stmt.query(params![now, page as i64])?;
             let mut due = Vec::new();
             let mut next: Option<Millis> = None;
+            let mut seen = 0;
             while let Some(r) = rows.next()? {
+                seen += 1;
                 let id: i64 = r.get(0)?;
-                let at: Millis = r.get(5)?;
                 if skip.contains(&id) {
                     continue;
                 }
-                if at > now {
-                    next = Some(next.map_or(at, |n: Millis| n.min(at)));
-                    break; // ordered by next_attempt_at: the rest are later still
-                }
                 if due.len() >= limit {
-                    next = Some(now);
+                    next = Some(now); // more are due: come back at once
                     break;
                 }
                 due.push(Pending {
@@ -542,6 +595,17 @@ impl Store for SqliteStore {
                     created_at: r.get(3)?,
                     incident: from_json(&r.get::<_, String>(4)?)?,
                 });
+            }
+            drop(rows);
+            if seen == page {
+                next = Some(now); // a full page: there may be more due
+            }
+            if next.is_none() {
+                next = conn
+                    .prepare_cached(
+                        "SELECT MIN(next_attempt_at) FROM outbox WHERE done = 0 AND head = 1 AND next_attempt_at > ?1",
+                    )?
+                    .query_row([now], |r| r.get(0))?;
             }
             Ok((due, next))
         })
