@@ -28,3 +28,6 @@ mod secrets;
 
 /// Vendor faults (issue 5).
 mod faults;
+
+/// `pagerd-bench --smoke` (issue 7).
+mod bench;

@@ -64,17 +64,22 @@ fn alert_body(id: u64) -> String {
 impl Sender {
     /// A sender to pagerd at `base` (`http://ADDR`), signing with `secret`.
     pub fn pagerd(http: reqwest::Client, base: &str, secret: &str) -> Sender {
-        Sender { http, daemon: Daemon::Pagerd, url: format!("{base}/webhooks/zendesk"), secret: secret.to_string() }
+        Sender {
+            http,
+            daemon: Daemon::Pagerd,
+            url: format!("{base}/webhooks/zendesk"),
+            secret: secret.to_string(),
+        }
     }
 
     /// A sender to Alertmanager at `base`.
     pub fn alertmanager(http: reqwest::Client, base: &str) -> Sender {
-        Sender { http, daemon: Daemon::Alertmanager, url: format!("{base}/api/v2/alerts"), secret: String::new() }
-    }
-
-    /// Which daemon.
-    pub fn daemon(&self) -> Daemon {
-        self.daemon
+        Sender {
+            http,
+            daemon: Daemon::Alertmanager,
+            url: format!("{base}/api/v2/alerts"),
+            secret: String::new(),
+        }
     }
 
     /// What the recorder sees for each ticket.
@@ -100,9 +105,15 @@ impl Sender {
                 let body = zendesk_body(id, status);
                 let ts = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
                 let sig = pagerd::signature::zendesk_sign(&self.secret, &ts, body.as_bytes());
-                Prepared { body, signed: Some((ts, sig)) }
+                Prepared {
+                    body,
+                    signed: Some((ts, sig)),
+                }
             }
-            Daemon::Alertmanager => Prepared { body: alert_body(id), signed: None },
+            Daemon::Alertmanager => Prepared {
+                body: alert_body(id),
+                signed: None,
+            },
         }
     }
 
@@ -112,7 +123,11 @@ impl Sender {
     pub async fn send(&self, p: &Prepared) -> anyhow::Result<u32> {
         let mut retries = 0;
         loop {
-            let mut req = self.http.post(&self.url).header("content-type", "application/json").body(p.body.clone());
+            let mut req = self
+                .http
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .body(p.body.clone());
             if let Some((ts, sig)) = &p.signed {
                 req = req
                     .header("x-zendesk-webhook-signature", sig)
@@ -165,7 +180,12 @@ pub struct Sample {
 
 /// Sends `ids` one at a time; each waits for its page before the next,
 /// then `gap`.
-pub async fn sequential(sender: &Sender, rec: &Recorder, ids: &[u64], gap: Duration) -> anyhow::Result<Vec<Sample>> {
+pub async fn sequential(
+    sender: &Sender,
+    rec: &Recorder,
+    ids: &[u64],
+    gap: Duration,
+) -> anyhow::Result<Vec<Sample>> {
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
         let p = sender.prepare(id, "new");
@@ -188,10 +208,31 @@ pub async fn sequential(sender: &Sender, rec: &Recorder, ids: &[u64], gap: Durat
     Ok(out)
 }
 
+/// Round trips of a plain `GET` (a health check: no store, no outbound
+/// call), in ms: the HTTP floor under the latency numbers.
+pub async fn floor(http: &reqwest::Client, url: &str, n: usize) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let resp = http
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let ok = resp.status().is_success();
+        let _ = resp.bytes().await;
+        anyhow::ensure!(ok, "GET {url} failed");
+        out.push(t0.elapsed().as_secs_f64() * 1e3);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(out)
+}
+
 /// Sends every id with `concurrency` requests in flight, as fast as the
 /// daemon answers. Bodies are built and signed before the clock starts.
 pub async fn burst(sender: &Arc<Sender>, ids: &[u64], concurrency: usize) -> anyhow::Result<Sent> {
-    let prepared: Arc<Vec<Prepared>> = Arc::new(ids.iter().map(|&id| sender.prepare(id, "new")).collect());
+    let prepared: Arc<Vec<Prepared>> =
+        Arc::new(ids.iter().map(|&id| sender.prepare(id, "new")).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = JoinSet::new();
@@ -209,7 +250,11 @@ pub async fn burst(sender: &Arc<Sender>, ids: &[u64], concurrency: usize) -> any
             anyhow::Ok((retries, last))
         });
     }
-    let mut sent = Sent { started, last_ack: started, retries: 0 };
+    let mut sent = Sent {
+        started,
+        last_ack: started,
+        retries: 0,
+    };
     while let Some(r) = workers.join_next().await {
         let (retries, last) = r.context("a sender task panicked")??;
         sent.retries += retries;
@@ -222,22 +267,36 @@ pub async fn burst(sender: &Arc<Sender>, ids: &[u64], concurrency: usize) -> any
 
 /// Sends id `i` of `n` at `window * i / n` after the start, with at most
 /// `concurrency` in flight, so the daemon's deadlines spread evenly.
-pub async fn paced(sender: &Arc<Sender>, ids: &[u64], window: Duration, concurrency: usize) -> anyhow::Result<Sent> {
+pub async fn paced(
+    sender: &Arc<Sender>,
+    ids: &[u64],
+    window: Duration,
+    concurrency: usize,
+) -> anyhow::Result<Sent> {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let started = Instant::now();
     let n = ids.len().max(1) as u32;
     let mut tasks = JoinSet::new();
-    let mut sent = Sent { started, last_ack: started, retries: 0 };
-    let mut reap = |r: Result<anyhow::Result<(u32, Instant)>, tokio::task::JoinError>| -> anyhow::Result<()> {
-        let (retries, at) = r.context("a sender task panicked")??;
-        sent.retries += u64::from(retries);
-        sent.last_ack = sent.last_ack.max(at);
-        Ok(())
+    let mut sent = Sent {
+        started,
+        last_ack: started,
+        retries: 0,
     };
+    let mut reap =
+        |r: Result<anyhow::Result<(u32, Instant)>, tokio::task::JoinError>| -> anyhow::Result<()> {
+            let (retries, at) = r.context("a sender task panicked")??;
+            sent.retries += u64::from(retries);
+            sent.last_ack = sent.last_ack.max(at);
+            Ok(())
+        };
     for (i, &id) in ids.iter().enumerate() {
         let at = started + window * (i as u32) / n;
         tokio::time::sleep_until(at.into()).await;
-        let permit = sem.clone().acquire_owned().await.context("semaphore closed")?;
+        let permit = sem
+            .clone()
+            .acquire_owned()
+            .await
+            .context("semaphore closed")?;
         let sender = sender.clone();
         tasks.spawn(async move {
             let p = sender.prepare(id, "new");

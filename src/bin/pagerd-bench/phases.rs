@@ -12,7 +12,9 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::load::{self, Sender};
-use crate::procs::{Alertmanager, Mem, Pagerd, PagerdSetup, Scratch, Timers, free_port, secrets};
+use crate::procs::{
+    Alertmanager, Mem, Pagerd, PagerdSetup, Proc, Scratch, Timers, free_port, secrets,
+};
 use crate::recorder::{Kind, Recorder};
 use crate::report::{Pct, median};
 use crate::seed;
@@ -85,7 +87,16 @@ impl Ctx {
         pagerd: PathBuf,
         alertmanager: Option<PathBuf>,
     ) -> Ctx {
-        Ctx { s, http, rec: rec.0, rec_addr: rec.1, scratch, pagerd, alertmanager, next_id: AtomicU64::new(1000) }
+        Ctx {
+            s,
+            http,
+            rec: rec.0,
+            rec_addr: rec.1,
+            scratch,
+            pagerd,
+            alertmanager,
+            next_id: AtomicU64::new(1000),
+        }
     }
 
     /// `n` ticket ids never used before in this run.
@@ -94,7 +105,11 @@ impl Ctx {
         (first..first + n as u64).collect()
     }
 
-    async fn pagerd(&self, name: &str, timers: &Timers) -> anyhow::Result<(Pagerd, PagerdSetup, Duration)> {
+    async fn pagerd(
+        &self,
+        name: &str,
+        timers: &Timers,
+    ) -> anyhow::Result<(Pagerd, PagerdSetup, Duration)> {
         let dir = self.scratch.dir(name)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let setup = PagerdSetup::write(&dir, addr, self.rec_addr, timers)?;
@@ -103,7 +118,9 @@ impl Ctx {
     }
 
     async fn peer(&self, name: &str) -> anyhow::Result<Option<(Alertmanager, Arc<Sender>)>> {
-        let Some(bin) = &self.alertmanager else { return Ok(None) };
+        let Some(bin) = &self.alertmanager else {
+            return Ok(None);
+        };
         let dir = self.scratch.dir(&format!("{name}-alertmanager"))?;
         let (am, _) = Alertmanager::start(bin, &dir, self.rec_addr, &self.http).await?;
         let sender = Sender::alertmanager(self.http.clone(), &format!("http://{}", am.addr));
@@ -125,7 +142,10 @@ impl Ctx {
             .await
             .with_context(|| format!("GET {path}"))?;
         let status = resp.status();
-        let body: Value = resp.json().await.with_context(|| format!("GET {path}: body"))?;
+        let body: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("GET {path}: body"))?;
         if !status.is_success() {
             bail!("GET {path} answered {status}: {body}");
         }
@@ -157,40 +177,63 @@ impl Ctx {
         if let Some((_, am)) = &peer {
             load::sequential(am, &self.rec, &self.ids(20), self.s.gap).await?;
         }
+        let pd_floor = load::floor(&self.http, &format!("{}/healthz", pd.url()), 200).await?;
+        let am_floor = match &peer {
+            Some((am, _)) => {
+                load::floor(&self.http, &format!("http://{}/-/healthy", am.addr), 200).await?
+            }
+            None => Vec::new(),
+        };
         let rounds = self.s.rounds.max(1);
         let per_round = self.s.tickets.div_ceil(rounds);
         let (mut pd_samples, mut am_samples) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            pd_samples.extend(load::sequential(&pd_send, &self.rec, &self.ids(per_round), self.s.gap).await?);
+            pd_samples.extend(
+                load::sequential(&pd_send, &self.rec, &self.ids(per_round), self.s.gap).await?,
+            );
             if let Some((_, am)) = &peer {
-                am_samples.extend(load::sequential(am, &self.rec, &self.ids(per_round), self.s.gap).await?);
+                am_samples.extend(
+                    load::sequential(am, &self.rec, &self.ids(per_round), self.s.gap).await?,
+                );
             }
         }
-        let side = |samples: &[load::Sample]| {
+        let side = |samples: &[load::Sample], floor: &[f64]| {
             json!({
+                "health_get_ms": Pct::of(floor.to_vec()),
                 "e2e_ms": Pct::of(samples.iter().map(|s| s.e2e_ms).collect()),
                 "webhook_answer_ms": Pct::of(samples.iter().map(|s| s.ack_ms).collect()),
             })
         };
-        let mut out = json!({ "tickets": pd_samples.len(), "rounds": rounds, "gap_ms": ms(self.s.gap), "pagerd": side(&pd_samples) });
+        let mut out = json!({ "tickets": pd_samples.len(), "rounds": rounds, "gap_ms": ms(self.s.gap), "pagerd": side(&pd_samples, &pd_floor) });
         if peer.is_some() {
-            out["peer"] = side(&am_samples);
+            out["peer"] = side(&am_samples, &am_floor);
         }
         Ok(out)
     }
 
     /// One burst against one daemon: send, wait for every page, count.
-    async fn one_burst(&self, sender: &Arc<Sender>, n: usize) -> anyhow::Result<Value> {
+    async fn one_burst(
+        &self,
+        sender: &Arc<Sender>,
+        n: usize,
+        proc: &Proc,
+    ) -> anyhow::Result<Value> {
         let ids = self.ids(n);
         let keys: Vec<String> = ids.iter().map(|&id| sender.key(id)).collect();
+        let cpu0 = proc.cpu_ms()?;
         let sent = load::burst(sender, &ids, self.s.concurrency).await?;
         let timeout = Duration::from_secs(60) + Duration::from_millis(2 * n as u64);
         self.rec.wait_all(sender.kind(), &keys, timeout).await;
         // Late duplicates would come within moments of the last page.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let tally = self.rec.tally(sender.kind(), keys.iter().map(String::as_str));
+        let tally = self
+            .rec
+            .tally(sender.kind(), keys.iter().map(String::as_str));
+        let cpu = proc.cpu_ms()? - cpu0;
         let accept_s = sent.last_ack.duration_since(sent.started).as_secs_f64();
-        let all_pages = tally.last.map(|l| ms(l.at.saturating_duration_since(sent.started)));
+        let all_pages = tally
+            .last
+            .map(|l| ms(l.at.saturating_duration_since(sent.started)));
         Ok(json!({
             "tickets": n,
             "concurrency": self.s.concurrency,
@@ -202,6 +245,7 @@ impl Ctx {
             "lost": n - tally.distinct,
             "duplicated": tally.duplicates,
             "retries": sent.retries,
+            "cpu_ms_per_ticket": cpu / n.max(1) as f64,
         }))
     }
 
@@ -217,13 +261,13 @@ impl Ctx {
         let (mut pd_rounds, mut am_rounds) = (Vec::new(), Vec::new());
         let (mut after, mut peer_after) = (None, None);
         for _ in 0..self.s.rounds.max(1) {
-            pd_rounds.push(self.one_burst(&pd_send, self.s.burst).await?);
+            pd_rounds.push(self.one_burst(&pd_send, self.s.burst, &pd.proc).await?);
             if after.is_none() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 after = Some(pd.proc.mem()?);
             }
             if let Some((am, send)) = &peer {
-                am_rounds.push(self.one_burst(send, self.s.burst).await?);
+                am_rounds.push(self.one_burst(send, self.s.burst, &am.proc).await?);
                 if peer_after.is_none() {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     peer_after = Some(am.proc.mem()?);
@@ -231,12 +275,20 @@ impl Ctx {
             }
         }
         let summary = |rounds: &[Value]| {
-            let med = |k: &str| median(&rounds.iter().filter_map(|r| r[k].as_f64()).collect::<Vec<_>>());
+            let med = |k: &str| {
+                median(
+                    &rounds
+                        .iter()
+                        .filter_map(|r| r[k].as_f64())
+                        .collect::<Vec<_>>(),
+                )
+            };
             let sum = |k: &str| rounds.iter().filter_map(|r| r[k].as_u64()).sum::<u64>();
             json!({
                 "accepted_per_s": med("accepted_per_s"),
                 "all_pages_ms": med("all_pages_ms"),
                 "pages_per_s": med("pages_per_s"),
+                "cpu_ms_per_ticket": med("cpu_ms_per_ticket"),
                 "lost": sum("lost"),
                 "duplicated": sum("duplicated"),
                 "retries": sum("retries"),
@@ -251,7 +303,8 @@ impl Ctx {
         });
         if let (Some(idle), Some(after)) = (peer_idle, peer_after) {
             out["peer"] = summary(&am_rounds);
-            out["peer_memory"] = json!({ "idle": mem_json(&idle), "after_burst": mem_json(&after) });
+            out["peer_memory"] =
+                json!({ "idle": mem_json(&idle), "after_burst": mem_json(&after) });
         }
         Ok(out)
     }
@@ -262,7 +315,10 @@ impl Ctx {
     pub async fn timers(&self) -> anyhow::Result<Value> {
         let window = self.s.timer_window;
         let lead = (window / 2).max(Duration::from_secs(1));
-        let timers = Timers { ack_timeout: window + lead, ..Timers::default() };
+        let timers = Timers {
+            ack_timeout: window + lead,
+            ..Timers::default()
+        };
         let ack_ms = ms(timers.ack_timeout);
         let (pd, _setup, _) = self.pagerd("timers", &timers).await?;
         let send = Arc::new(self.pagerd_sender(&pd));
@@ -272,27 +328,54 @@ impl Ctx {
         let spread = sent.last_ack.duration_since(sent.started);
         let first_due = sent.started + timers.ack_timeout;
         if Instant::now() + Duration::from_millis(300) > first_due {
-            bail!("sending took {spread:?}, past the first deadline; pagerd is too slow for --timer-window {window:?}");
+            bail!(
+                "sending took {spread:?}, past the first deadline; pagerd is too slow for --timer-window {window:?}"
+            );
         }
         tokio::time::sleep_until((first_due - Duration::from_millis(300)).into()).await;
         let ready = self.get_json(&pd, "/readyz").await?;
         let armed = ready["armed_deadlines"].as_u64();
         let timeout = timers.ack_timeout + window + Duration::from_secs(60);
-        let tally = self.rec.wait_all(Kind::Escalation, &keys, timeout.saturating_sub(sent.started.elapsed())).await;
+        let tally = self
+            .rec
+            .wait_all(
+                Kind::Escalation,
+                &keys,
+                timeout.saturating_sub(sent.started.elapsed()),
+            )
+            .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let dups = self.rec.tally(Kind::Escalation, keys.iter().map(String::as_str)).duplicates;
+        let dups = self
+            .rec
+            .tally(Kind::Escalation, keys.iter().map(String::as_str))
+            .duplicates;
         // Each incident's stored deadline, from the admin API.
         let limit = ids.len().min(10_000);
-        let list = self.get_json(&pd, &format!("/api/v1/incidents?all=true&limit={limit}")).await?;
+        let list = self
+            .get_json(&pd, &format!("/api/v1/incidents?all=true&limit={limit}"))
+            .await?;
         let opened: std::collections::HashMap<String, f64> = list["incidents"]
             .as_array()
             .context("the admin API's list has no incidents array")?
             .iter()
-            .filter_map(|i| Some((i["dedup_key"].as_str()?.to_string(), i["opened_at"].as_f64()?)))
+            .filter_map(|i| {
+                Some((
+                    i["dedup_key"].as_str()?.to_string(),
+                    i["opened_at"].as_f64()?,
+                ))
+            })
             .collect();
         let lateness: Vec<f64> = self
             .rec
             .arrivals(Kind::Escalation, keys.iter().map(String::as_str))
+            .into_iter()
+            .filter_map(|(k, a)| Some(a.wall_ms - (opened.get(&k)? + ack_ms)))
+            .collect();
+        // Where the time goes: deadline → pagerd's first REST call of the
+        // escalation (timer fired, tick committed, outbox read).
+        let to_lookup: Vec<f64> = self
+            .rec
+            .arrivals(Kind::Lookup, keys.iter().map(String::as_str))
             .into_iter()
             .filter_map(|(k, a)| Some(a.wall_ms - (opened.get(&k)? + ack_ms)))
             .collect();
@@ -308,34 +391,59 @@ impl Ctx {
             "duplicated": dups,
             "early": early,
             "lateness_ms": Pct::of(lateness),
+            "deadline_to_lookup_ms": Pct::of(to_lookup),
         }))
     }
 
     /// Recovery: arm `overdue` deadlines, SIGKILL, let them pass, restart;
     /// time from spawning the new process to the last overdue escalation.
     pub async fn recovery(&self) -> anyhow::Result<Value> {
-        let timers = Timers { ack_timeout: self.s.recovery_ack, ..Timers::default() };
+        let timers = Timers {
+            ack_timeout: self.s.recovery_ack,
+            ..Timers::default()
+        };
         let (mut pd, setup, _) = self.pagerd("recovery", &timers).await?;
         let send = Arc::new(self.pagerd_sender(&pd));
         let ids = self.ids(self.s.overdue);
         let keys: Vec<String> = ids.iter().map(|&id| send.key(id)).collect();
         let sent = load::burst(&send, &ids, self.s.concurrency).await?;
-        let pages = self.rec.wait_all(Kind::Trigger, &keys, Duration::from_secs(60)).await;
-        anyhow::ensure!(pages.distinct == ids.len(), "only {} of {} pages arrived", pages.distinct, ids.len());
+        let pages = self
+            .rec
+            .wait_all(Kind::Trigger, &keys, Duration::from_secs(60))
+            .await;
+        anyhow::ensure!(
+            pages.distinct == ids.len(),
+            "only {} of {} pages arrived",
+            pages.distinct,
+            ids.len()
+        );
         self.drained(&pd, Duration::from_secs(30)).await?;
         let first_due = sent.started + timers.ack_timeout;
         if Instant::now() + Duration::from_millis(200) > first_due {
-            bail!("loading took too long: the first deadline would pass before the kill; raise the recovery ack_timeout");
+            bail!(
+                "loading took too long: the first deadline would pass before the kill; raise the recovery ack_timeout"
+            );
         }
         pd.proc.kill();
-        let before = self.rec.tally(Kind::Escalation, keys.iter().map(String::as_str)).distinct;
+        let before = self
+            .rec
+            .tally(Kind::Escalation, keys.iter().map(String::as_str))
+            .distinct;
         // Every deadline is at most `last answer + ack_timeout`.
-        tokio::time::sleep_until((sent.last_ack + timers.ack_timeout + Duration::from_millis(300)).into()).await;
+        tokio::time::sleep_until(
+            (sent.last_ack + timers.ack_timeout + Duration::from_millis(300)).into(),
+        )
+        .await;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         setup.relisten(addr)?;
         let (pd2, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
-        let tally = self.rec.wait_all(Kind::Escalation, &keys, Duration::from_secs(120)).await;
-        let since = |a: Option<crate::recorder::Arrival>| a.map(|a| ms(a.at.saturating_duration_since(pd2.proc.spawned)));
+        let tally = self
+            .rec
+            .wait_all(Kind::Escalation, &keys, Duration::from_secs(120))
+            .await;
+        let since = |a: Option<crate::recorder::Arrival>| {
+            a.map(|a| ms(a.at.saturating_duration_since(pd2.proc.spawned)))
+        };
         Ok(json!({
             "overdue": ids.len(),
             "ack_timeout_ms": ms(timers.ack_timeout),
@@ -351,19 +459,26 @@ impl Ctx {
     /// Memory with a big store: seeded through the library (see `seed`),
     /// then the daemon started on it, idle, then given a burst.
     pub async fn stored(&self) -> anyhow::Result<Value> {
-        let timers = Timers { ack_timeout: Duration::from_secs(3600), crisis_after: Duration::from_secs(7200) };
+        let timers = Timers {
+            ack_timeout: Duration::from_secs(3600),
+            crisis_after: Duration::from_secs(7200),
+        };
         let dir = self.scratch.dir("stored")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let setup = PagerdSetup::write(&dir, addr, self.rec_addr, &timers)?;
-        let policy = pagerd::config::Config::load(&setup.config).map_err(|e| anyhow::anyhow!("{e}"))?.policy;
+        let policy = pagerd::config::Config::load(&setup.config)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .policy;
         let seeded = seed::seed(&setup.store, &self.ids(self.s.stored), policy).await?;
-        let db_bytes = std::fs::metadata(&setup.store).map(|m| m.len()).unwrap_or(0);
+        let db_bytes = std::fs::metadata(&setup.store)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let (pd, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
         let ready_json = self.get_json(&pd, "/readyz").await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let loaded = pd.proc.mem()?;
         let send = Arc::new(self.pagerd_sender(&pd));
-        let burst = self.one_burst(&send, self.s.stored_burst).await?;
+        let burst = self.one_burst(&send, self.s.stored_burst, &pd.proc).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = pd.proc.mem()?;
         Ok(json!({

@@ -33,9 +33,14 @@ pub struct Scratch {
 impl Scratch {
     /// Creates `$TMPDIR/pagerd-bench-<pid>-<nanos>`.
     pub fn new(keep: bool) -> anyhow::Result<Scratch> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let path = std::env::temp_dir().join(format!("pagerd-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let path =
+            std::env::temp_dir().join(format!("pagerd-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(Scratch { path, keep })
     }
 
@@ -100,12 +105,20 @@ pub struct Proc {
 
 impl Proc {
     fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> anyhow::Result<Proc> {
-        let out = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let spawned = Instant::now();
-        let child = cmd.spawn().with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
-        Ok(Proc { child, name, log, spawned })
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({:?})", cmd.get_program()))?;
+        Ok(Proc {
+            child,
+            name,
+            log,
+            spawned,
+        })
     }
 
     /// Its process id.
@@ -118,6 +131,22 @@ impl Proc {
         Mem::of(self.pid())
     }
 
+    /// CPU time used so far (user + system), from `/proc/PID/stat`, in ms
+    /// (10 ms resolution: clock ticks of 1/100 s, Linux's `USER_HZ`).
+    pub fn cpu_ms(&self) -> anyhow::Result<f64> {
+        let path = format!("/proc/{}/stat", self.pid());
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        // Fields after the command name, which is in parentheses and may
+        // contain spaces: state is the first, utime the 12th, stime the 13th.
+        let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        match (tick(11), tick(12)) {
+            (Some(u), Some(s)) => Ok((u + s) as f64 * 10.0),
+            _ => bail!("{path} does not parse"),
+        }
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -127,7 +156,11 @@ impl Proc {
     /// Fails with the tail of its log if it has exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!("{} exited ({status}); its log ends with:\n{}", self.name, self.log_tail());
+            bail!(
+                "{} exited ({status}); its log ends with:\n{}",
+                self.name,
+                self.log_tail()
+            );
         }
         Ok(())
     }
@@ -140,7 +173,12 @@ impl Proc {
     }
 
     /// Polls `url` until it answers 2xx; returns how long after spawning.
-    pub async fn wait_ready(&mut self, http: &reqwest::Client, url: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    pub async fn wait_ready(
+        &mut self,
+        http: &reqwest::Client,
+        url: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
         let deadline = Instant::now() + timeout;
         loop {
             self.check_alive()?;
@@ -150,7 +188,11 @@ impl Proc {
                 return Ok(self.spawned.elapsed());
             }
             if Instant::now() > deadline {
-                bail!("{} did not answer {url} within {timeout:?}; its log ends with:\n{}", self.name, self.log_tail());
+                bail!(
+                    "{} did not answer {url} within {timeout:?}; its log ends with:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -174,7 +216,10 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Timers {
-        Timers { ack_timeout: Duration::from_secs(300), crisis_after: Duration::from_secs(3600) }
+        Timers {
+            ack_timeout: Duration::from_secs(300),
+            crisis_after: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -197,10 +242,16 @@ impl PagerdSetup {
     /// Writes the config for a daemon on `listen`, sending to the recorder
     /// at `vendor`. Pacing and polling are off, and so are crisis docs,
     /// Slack and e-mail: only the paging path is measured.
-    pub fn write(dir: &Path, listen: SocketAddr, vendor: SocketAddr, timers: &Timers) -> anyhow::Result<PagerdSetup> {
+    pub fn write(
+        dir: &Path,
+        listen: SocketAddr,
+        vendor: SocketAddr,
+        timers: &Timers,
+    ) -> anyhow::Result<PagerdSetup> {
         let secret = |name: &str, value: &str| -> anyhow::Result<String> {
             let p = dir.join(name);
-            std::fs::write(&p, format!("{value}\n")).with_context(|| format!("cannot write {}", p.display()))?;
+            std::fs::write(&p, format!("{value}\n"))
+                .with_context(|| format!("cannot write {}", p.display()))?;
             Ok(p.display().to_string())
         };
         let store = dir.join("pagerd.db");
@@ -224,8 +275,13 @@ impl PagerdSetup {
             pd_token = secret("pagerduty-api-token", secrets::PD_API_TOKEN)?,
         );
         let config = dir.join("pagerd.toml");
-        std::fs::write(&config, toml).with_context(|| format!("cannot write {}", config.display()))?;
-        Ok(PagerdSetup { config, store, log: dir.join("pagerd.log") })
+        std::fs::write(&config, toml)
+            .with_context(|| format!("cannot write {}", config.display()))?;
+        Ok(PagerdSetup {
+            config,
+            store,
+            log: dir.join("pagerd.log"),
+        })
     }
 
     /// Rewrites only the listen address (a restart on a new port).
@@ -233,7 +289,13 @@ impl PagerdSetup {
         let text = std::fs::read_to_string(&self.config)?;
         let text: String = text
             .lines()
-            .map(|l| if l.starts_with("listen = ") { format!("listen = {:?}", listen.to_string()) } else { l.to_string() })
+            .map(|l| {
+                if l.starts_with("listen = ") {
+                    format!("listen = {:?}", listen.to_string())
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         std::fs::write(&self.config, text + "\n")?;
@@ -259,9 +321,18 @@ impl Pagerd {
         http: &reqwest::Client,
     ) -> anyhow::Result<(Pagerd, Duration)> {
         let mut cmd = Command::new(bin);
-        cmd.arg("run").arg("--config").arg(&setup.config).env("RUST_LOG", "pagerd=warn");
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&setup.config)
+            .env("RUST_LOG", "pagerd=warn");
         let mut proc = Proc::spawn("pagerd", cmd, setup.log.clone())?;
-        let ready = proc.wait_ready(http, &format!("http://{addr}/healthz"), Duration::from_secs(30)).await?;
+        let ready = proc
+            .wait_ready(
+                http,
+                &format!("http://{addr}/healthz"),
+                Duration::from_secs(30),
+            )
+            .await?;
         Ok((Pagerd { proc, addr }, ready))
     }
 
@@ -283,13 +354,19 @@ impl Alertmanager {
     /// Starts Alertmanager with one route that notifies every alert alone
     /// (`group_by: ['...']`), at once (`group_wait: 0s`), to the recorder's
     /// `/hook`; clustering off, storage in `dir`.
-    pub async fn start(bin: &Path, dir: &Path, hook: SocketAddr, http: &reqwest::Client) -> anyhow::Result<(Alertmanager, Duration)> {
+    pub async fn start(
+        bin: &Path,
+        dir: &Path,
+        hook: SocketAddr,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<(Alertmanager, Duration)> {
         let config = dir.join("alertmanager.yml");
         let yaml = format!(
             "route:\n  receiver: hook\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 4h\n  group_by: ['...']\n\
              receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{hook}/hook\n        send_resolved: false\n"
         );
-        std::fs::write(&config, yaml).with_context(|| format!("cannot write {}", config.display()))?;
+        std::fs::write(&config, yaml)
+            .with_context(|| format!("cannot write {}", config.display()))?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut cmd = Command::new(bin);
@@ -299,7 +376,13 @@ impl Alertmanager {
             .arg("--cluster.listen-address=")
             .arg("--log.level=warn");
         let mut proc = Proc::spawn("alertmanager", cmd, dir.join("alertmanager.log"))?;
-        let ready = proc.wait_ready(http, &format!("http://{addr}/-/ready"), Duration::from_secs(30)).await?;
+        let ready = proc
+            .wait_ready(
+                http,
+                &format!("http://{addr}/-/ready"),
+                Duration::from_secs(30),
+            )
+            .await?;
         Ok((Alertmanager { proc, addr }, ready))
     }
 }
@@ -328,10 +411,16 @@ pub fn find_pagerd(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("cannot find this executable")?;
     let bin = match given {
         Some(p) => p.to_path_buf(),
-        None => me.parent().map(|d| d.join("pagerd")).context("this executable has no directory")?,
+        None => me
+            .parent()
+            .map(|d| d.join("pagerd"))
+            .context("this executable has no directory")?,
     };
     if !bin.is_file() {
-        bail!("no pagerd binary at {}: run `cargo build --release --bins` first, or pass --pagerd PATH", bin.display());
+        bail!(
+            "no pagerd binary at {}: run `cargo build --release --bins` first, or pass --pagerd PATH",
+            bin.display()
+        );
     }
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if given.is_none()

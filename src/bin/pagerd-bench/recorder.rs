@@ -39,6 +39,9 @@ pub enum Kind {
     /// PagerDuty REST `PUT /incidents/{id}` with an escalation level, keyed
     /// by the incident id, which is the `dedup_key` here.
     Escalation,
+    /// PagerDuty REST `GET /incidents?incident_key=…`: the first request of
+    /// an escalation (pagerd looks the incident id up), keyed by the key.
+    Lookup,
     /// One alert in an Alertmanager webhook notification, keyed by its
     /// `ticket` label.
     Alert,
@@ -56,8 +59,13 @@ pub struct Arrival {
 
 impl Arrival {
     fn now() -> Arrival {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        Arrival { at: Instant::now(), wall_ms: wall.as_secs_f64() * 1000.0 }
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Arrival {
+            at: Instant::now(),
+            wall_ms: wall.as_secs_f64() * 1000.0,
+        }
     }
 }
 
@@ -82,6 +90,7 @@ impl Book {
 struct Books {
     triggers: Book,
     escalations: Book,
+    lookups: Book,
     alerts: Book,
 }
 
@@ -90,6 +99,7 @@ impl Books {
         match kind {
             Kind::Trigger => &self.triggers,
             Kind::Escalation => &self.escalations,
+            Kind::Lookup => &self.lookups,
             Kind::Alert => &self.alerts,
         }
     }
@@ -149,6 +159,7 @@ impl Recorder {
             match kind {
                 Kind::Trigger => b.triggers.record(key, a),
                 Kind::Escalation => b.escalations.record(key, a),
+                Kind::Lookup => b.lookups.record(key, a),
                 Kind::Alert => b.alerts.record(key, a),
             }
         }
@@ -196,11 +207,17 @@ impl Recorder {
         t
     }
 
-    /// Every arrival for `keys` (key, first arrival, count).
-    pub fn arrivals<'a>(&self, kind: Kind, keys: impl IntoIterator<Item = &'a str>) -> Vec<(String, Arrival)> {
+    /// The first arrival of each of `keys` that arrived, with its key.
+    pub fn arrivals<'a>(
+        &self,
+        kind: Kind,
+        keys: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<(String, Arrival)> {
         let b = self.lock();
         let book = b.book(kind);
-        keys.into_iter().filter_map(|k| book.first.get(k).map(|(a, _)| (k.to_string(), *a))).collect()
+        keys.into_iter()
+            .filter_map(|k| book.first.get(k).map(|(a, _)| (k.to_string(), *a)))
+            .collect()
     }
 
     /// Polls until all of `keys` arrived or `timeout` passed; returns the
@@ -249,7 +266,10 @@ fn quoted(s: &str) -> String {
 
 async fn unexpected(State(rec): State<Arc<Recorder>>) -> Response {
     rec.unexpected.fetch_add(1, Ordering::Relaxed);
-    json(StatusCode::NOT_FOUND, r#"{"error":{"message":"Not Found","code":2100}}"#.into())
+    json(
+        StatusCode::NOT_FOUND,
+        r#"{"error":{"message":"Not Found","code":2100}}"#.into(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -263,7 +283,10 @@ struct Enqueue<'a> {
 async fn enqueue(State(rec): State<Arc<Recorder>>, body: Bytes) -> Response {
     let at = Arrival::now();
     let Ok(ev) = serde_json::from_slice::<Enqueue<'_>>(&body) else {
-        return json(StatusCode::BAD_REQUEST, r#"{"status":"invalid event","message":"Event object is invalid"}"#.into());
+        return json(
+            StatusCode::BAD_REQUEST,
+            r#"{"status":"invalid event","message":"Event object is invalid"}"#.into(),
+        );
     };
     let key = ev.dedup_key.unwrap_or_default();
     if ev.event_action == "trigger" {
@@ -273,13 +296,17 @@ async fn enqueue(State(rec): State<Arc<Recorder>>, body: Bytes) -> Response {
     }
     json(
         StatusCode::ACCEPTED,
-        format!(r#"{{"status":"success","message":"Event processed","dedup_key":{}}}"#, quoted(key)),
+        format!(
+            r#"{{"status":"success","message":"Event processed","dedup_key":{}}}"#,
+            quoted(key)
+        ),
     )
 }
 
 /// `GET /incidents?incident_key=K`: the incident once its trigger arrived.
 /// Its id is the key itself (path-safe: `zendesk-<digits>`).
 async fn find_incident(State(rec): State<Arc<Recorder>>, RawQuery(q): RawQuery) -> Response {
+    let at = Arrival::now();
     let key = q
         .as_deref()
         .unwrap_or_default()
@@ -287,9 +314,13 @@ async fn find_incident(State(rec): State<Arc<Recorder>>, RawQuery(q): RawQuery) 
         .find_map(|kv| kv.strip_prefix("incident_key="))
         .unwrap_or_default()
         .to_string();
+    rec.record(Kind::Lookup, &key, at);
     let known = rec.first(Kind::Trigger, &key).is_some();
     let body = if known {
-        format!(r#"{{"incidents":[{{"id":{k},"status":"triggered","acknowledgements":[]}}],"more":false}}"#, k = quoted(&key))
+        format!(
+            r#"{{"incidents":[{{"id":{k},"status":"triggered","acknowledgements":[]}}],"more":false}}"#,
+            k = quoted(&key)
+        )
     } else {
         r#"{"incidents":[],"more":false}"#.to_string()
     };
@@ -307,7 +338,11 @@ struct UpdateFields {
     escalation_level: Option<u32>,
 }
 
-async fn update_incident(State(rec): State<Arc<Recorder>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn update_incident(
+    State(rec): State<Arc<Recorder>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let at = Arrival::now();
     match serde_json::from_slice::<Update>(&body) {
         Ok(u) if u.incident.escalation_level.is_some() => rec.record(Kind::Escalation, &id, at),
@@ -315,7 +350,13 @@ async fn update_incident(State(rec): State<Arc<Recorder>>, Path(id): Path<String
             rec.unexpected.fetch_add(1, Ordering::Relaxed);
         }
     }
-    json(StatusCode::OK, format!(r#"{{"incident":{{"id":{},"type":"incident"}}}}"#, quoted(&id)))
+    json(
+        StatusCode::OK,
+        format!(
+            r#"{{"incident":{{"id":{},"type":"incident"}}}}"#,
+            quoted(&id)
+        ),
+    )
 }
 
 async fn list_notes() -> Response {
@@ -323,7 +364,10 @@ async fn list_notes() -> Response {
 }
 
 async fn create_note() -> Response {
-    json(StatusCode::CREATED, r#"{"note":{"id":"PNOTE","content":""}}"#.into())
+    json(
+        StatusCode::CREATED,
+        r#"{"note":{"id":"PNOTE","content":""}}"#.into(),
+    )
 }
 
 #[derive(Deserialize)]

@@ -111,12 +111,23 @@ pub struct Table {
 impl Table {
     /// A table; `peer_name` titles the peer's column.
     pub fn new(peer_name: Option<String>) -> Table {
-        Table { peer_name, ..Table::default() }
+        Table {
+            peer_name,
+            ..Table::default()
+        }
     }
 
     /// Adds a row. `peer` is the peer's value of the same metric; the ratio
     /// printed is pagerd / peer.
-    pub fn row(&mut self, phase: &str, metric: &str, value: Option<f64>, unit: Unit, goal: Option<Goal>, peer: Option<f64>) {
+    pub fn row(
+        &mut self,
+        phase: &str,
+        metric: &str,
+        value: Option<f64>,
+        unit: Unit,
+        goal: Option<Goal>,
+        peer: Option<f64>,
+    ) {
         let goal_text = match goal {
             Some(Goal::AtMost(x)) => format!("≤ {}", fmt(x, unit)),
             Some(Goal::AtLeast(x)) => format!("≥ {}", fmt(x, unit)),
@@ -167,7 +178,12 @@ impl Table {
             })
             .collect();
         let width = |i: usize| {
-            cells.iter().map(|c| c[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0)
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
         };
         let widths: Vec<usize> = (0..header.len()).map(width).collect();
         let line = |c: &[&str]| {
@@ -187,7 +203,15 @@ impl Table {
             s.trim_end().to_string() + "\n"
         };
         let mut out = line(&header);
-        out.push_str(&line(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>()));
+        out.push_str(&line(
+            &widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        ));
         let mut last_phase = "";
         for c in &cells {
             let mut c = c.clone();

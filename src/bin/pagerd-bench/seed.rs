@@ -34,9 +34,16 @@ pub struct Seeded {
 }
 
 fn intake(id: u64, status: &str) -> anyhow::Result<Intake> {
-    let ticket = parse_zendesk(zendesk_body(id, status).as_bytes(), "https://acme.zendesk.com")
-        .map_err(|e| anyhow::anyhow!("the bench's ticket does not parse: {e}"))?;
-    Ok(Intake { target: Target::Ticket(ticket.id.clone()), event: Event::Ticket { ticket }, delivery: None })
+    let ticket = parse_zendesk(
+        zendesk_body(id, status).as_bytes(),
+        "https://acme.zendesk.com",
+    )
+    .map_err(|e| anyhow::anyhow!("the bench's ticket does not parse: {e}"))?;
+    Ok(Intake {
+        target: Target::Ticket(ticket.id.clone()),
+        event: Event::Ticket { ticket },
+        delivery: None,
+    })
 }
 
 /// Marks every due outbox row delivered, as the dispatcher does after the
@@ -51,7 +58,10 @@ async fn deliver_all(store: &SqliteStore) -> anyhow::Result<usize> {
         }
         n += due.len();
         try_join_all(due.into_iter().map(|p| {
-            let ev = Event::Delivered { effect: p.effect.kind(), outcome: None };
+            let ev = Event::Delivered {
+                effect: p.effect.kind(),
+                outcome: None,
+            };
             let store = store.clone();
             async move { store.complete(p.id, ev, clock.now()).await }
         }))
@@ -62,14 +72,22 @@ async fn deliver_all(store: &SqliteStore) -> anyhow::Result<usize> {
 /// Seeds `path` with `n` incidents for tickets `ids`, half of them resolved.
 pub async fn seed(path: &Path, ids: &[u64], policy: Policy) -> anyhow::Result<Seeded> {
     let t0 = Instant::now();
-    let store = SqliteStore::open(path, Arc::new(policy)).with_context(|| format!("cannot open {}", path.display()))?;
+    let store = SqliteStore::open(path, Arc::new(policy))
+        .with_context(|| format!("cannot open {}", path.display()))?;
     let clock = SystemClock;
     let mut resolved = 0;
     for chunk in ids.chunks(BATCH) {
-        let opened = chunk.iter().map(|&id| intake(id, "new")).collect::<anyhow::Result<Vec<_>>>()?;
+        let opened = chunk
+            .iter()
+            .map(|&id| intake(id, "new"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         try_join_all(opened.into_iter().map(|i| store.apply(i, clock.now()))).await?;
         deliver_all(&store).await?;
-        let solved = chunk.iter().step_by(2).map(|&id| intake(id, "solved")).collect::<anyhow::Result<Vec<_>>>()?;
+        let solved = chunk
+            .iter()
+            .step_by(2)
+            .map(|&id| intake(id, "solved"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         resolved += solved.len();
         try_join_all(solved.into_iter().map(|i| store.apply(i, clock.now()))).await?;
         deliver_all(&store).await?;
@@ -85,5 +103,9 @@ pub async fn seed(path: &Path, ids: &[u64], policy: Policy) -> anyhow::Result<Se
     // The store's thread closes the database when its last handle is gone;
     // give it a moment so the daemon opens a quiet file.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    Ok(Seeded { incidents: ids.len(), resolved, took_ms: t0.elapsed().as_secs_f64() * 1e3 })
+    Ok(Seeded {
+        incidents: ids.len(),
+        resolved,
+        took_ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
 }

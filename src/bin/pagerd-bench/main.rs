@@ -1,0 +1,329 @@
+//! `pagerd-bench`: drives the real `pagerd` release binary over loopback and
+//! prints what it costs to page a human.
+//!
+//! The bench starts `target/release/pagerd run` as a child process (found
+//! next to this executable, or `--pagerd PATH`) with its own config and a
+//! fresh SQLite store per phase (WAL, `synchronous=FULL`: every accepted
+//! webhook is fsynced), PagerDuty pacing and all polling off, and only
+//! PagerDuty and Zendesk configured. It plays both vendors itself: it sends
+//! Zendesk webhooks signed with `pagerd::signature::zendesk_sign` from a
+//! keep-alive `reqwest` client, and it answers pagerd's PagerDuty calls with
+//! a lean in-process recorder that notes each request's arrival
+//! ([`recorder`] says why not the test fake). It measures:
+//!
+//! 1. **latency**: webhook sent → PagerDuty Events request received, for
+//!    sequential tickets (each waits for its page, then `--gap-ms`), plus
+//!    the webhook's own answer time (the durable commit);
+//! 2. **burst**: distinct emergency tickets at `--concurrency` in flight:
+//!    tickets/s accepted, time until every page arrived, lost and
+//!    duplicated pages (distinct `dedup_key`s received vs sent; triggers
+//!    received beyond the first per key). Lost or duplicated pages fail the
+//!    run;
+//! 3. **timers**: incidents whose ack deadlines are spread over
+//!    `--timer-window` (tickets paced over the window, `ack_timeout` =
+//!    window + max(window / 2, 1 s), so all are armed before the first is
+//!    due); lateness of
+//!    each escalation `PUT /incidents/{id}` against the stored deadline
+//!    (`opened_at + ack_timeout` from the admin API, pagerd's wall clock,
+//!    whole milliseconds);
+//! 4. **recovery**: deadlines armed, outbox drained, SIGKILL, deadlines
+//!    allowed to pass, restart: spawn → last overdue escalation received;
+//! 5. **memory**: VmRSS / VmHWM from `/proc` idle, after the burst, and with
+//!    a store of `--stored` incidents (half resolved) that the bench builds
+//!    *before* starting the daemon through the library's own
+//!    `SqliteStore`/`Store::apply` (see [`seed`]), then after a burst on it;
+//! 6. **peer** (`--peer alertmanager`): the same latency and burst workloads
+//!    against Prometheus Alertmanager (alerts posted to `/api/v2/alerts`,
+//!    one group per alert, `group_wait: 0s`, a webhook receiver in the
+//!    bench), alternating with pagerd round by round so machine noise hits
+//!    both; ratios are pagerd / peer. Alertmanager keeps alerts in memory
+//!    and does not fsync per alert, pagerd does: read the ratio with that in
+//!    mind.
+//!
+//! `--smoke` shrinks everything to run in seconds (CI runs it); `--json FILE`
+//! writes every number. Targets are the issue's; a missed one is reported,
+//! not failed. Results and where the time goes: `docs/benchmark.md`.
+
+mod load;
+mod phases;
+mod procs;
+mod recorder;
+mod report;
+mod seed;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use serde_json::json;
+
+use phases::{Ctx, Settings};
+
+/// Benchmarks the real pagerd binary over loopback.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Sequential tickets for the latency phase.
+    #[arg(long, default_value_t = 1000)]
+    tickets: usize,
+    /// Pause after each sequential ticket's page (ms), so each meets an idle daemon.
+    #[arg(long, default_value_t = 5)]
+    gap_ms: u64,
+    /// Tickets per burst (default 5 000, 50 000 with --large).
+    #[arg(long)]
+    burst: Option<usize>,
+    /// A 50 000-ticket burst.
+    #[arg(long)]
+    large: bool,
+    /// Requests in flight during a burst.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Incidents with armed deadlines in the timer phase.
+    #[arg(long, default_value_t = 10_000)]
+    timers: usize,
+    /// Window the timer phase spreads its deadlines over.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timer_window: Duration,
+    /// Overdue deadlines at the restart of the recovery phase.
+    #[arg(long, default_value_t = 1000)]
+    overdue: usize,
+    /// Incidents in the store of the memory phase.
+    #[arg(long, default_value_t = 100_000)]
+    stored: usize,
+    /// Tiny sizes of everything (CI smoke test).
+    #[arg(long)]
+    smoke: bool,
+    /// Measure a peer side by side.
+    #[arg(long, value_enum)]
+    peer: Option<Peer>,
+    /// The Alertmanager binary (default: prometheus-alertmanager on PATH).
+    #[arg(long)]
+    alertmanager: Option<PathBuf>,
+    /// Rounds in which pagerd and the peer alternate (default 4 with a peer, else 1).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// The pagerd binary (default: `pagerd` next to this executable).
+    #[arg(long)]
+    pagerd: Option<PathBuf>,
+    /// Write every result as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Run only these phases.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Phase>,
+    /// Keep the scratch directory (configs, stores, logs).
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Peer {
+    Alertmanager,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Phase {
+    Latency,
+    Burst,
+    Timers,
+    Recovery,
+    Memory,
+}
+
+impl Args {
+    fn settings(&self) -> Settings {
+        let burst = self
+            .burst
+            .unwrap_or(if self.large { 50_000 } else { 5_000 });
+        let rounds = self
+            .rounds
+            .unwrap_or(if self.peer.is_some() { 4 } else { 1 });
+        let s = Settings {
+            tickets: self.tickets,
+            gap: Duration::from_millis(self.gap_ms),
+            burst,
+            concurrency: self.concurrency,
+            timers: self.timers,
+            timer_window: self.timer_window,
+            overdue: self.overdue,
+            recovery_ack: Duration::from_secs(5),
+            stored: self.stored,
+            stored_burst: 1000,
+            rounds,
+        };
+        if !self.smoke {
+            return s;
+        }
+        Settings {
+            tickets: 50,
+            burst: 200,
+            timers: 200,
+            timer_window: Duration::from_secs(1),
+            overdue: 100,
+            recovery_ack: Duration::from_secs(3),
+            stored: 200,
+            stored_burst: 50,
+            rounds: rounds.min(2),
+            ..s
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pagerd-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pagerd-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let settings = args.settings();
+    let pagerd = procs::find_pagerd(args.pagerd.as_deref())?;
+    let alertmanager = match args.peer {
+        None => None,
+        Some(Peer::Alertmanager) => match procs::find_alertmanager(args.alertmanager.as_deref()) {
+            Some(p) => Some(p),
+            None => {
+                eprintln!(
+                    "pagerd-bench: Alertmanager is not installed; skipping the peer \
+                     (Debian/Ubuntu: `apt-get install -y prometheus-alertmanager`, or pass --alertmanager PATH)"
+                );
+                None
+            }
+        },
+    };
+    let peer_version = alertmanager.as_ref().map(|p| version_of(p));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let rec = recorder::Recorder::start().await?;
+    let scratch = procs::Scratch::new(args.keep)?;
+    let ctx = Ctx::new(
+        settings.clone(),
+        http,
+        rec,
+        scratch,
+        pagerd.clone(),
+        alertmanager.clone(),
+    );
+    let want = |p: Phase| args.only.is_empty() || args.only.contains(&p);
+
+    eprintln!(
+        "pagerd-bench: {} ({} cores){}",
+        pagerd.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        peer_version
+            .as_ref()
+            .map(|v| format!(", peer: {v}"))
+            .unwrap_or_default()
+    );
+    let mut results = json!({
+        "pagerd": pagerd.display().to_string(),
+        "peer": peer_version,
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "settings": format!("{settings:?}"),
+        "loadavg_before": loadavg(),
+    });
+    let phases: [(Phase, &str); 5] = [
+        (Phase::Latency, "latency"),
+        (Phase::Burst, "burst"),
+        (Phase::Timers, "timers"),
+        (Phase::Recovery, "recovery"),
+        (Phase::Memory, "memory"),
+    ];
+    for (phase, name) in phases {
+        if !want(phase) {
+            continue;
+        }
+        eprintln!("pagerd-bench: {name}…");
+        let t = Instant::now();
+        let v = match phase {
+            Phase::Latency => ctx.latency().await,
+            Phase::Burst => ctx.burst().await,
+            Phase::Timers => ctx.timers().await,
+            Phase::Recovery => ctx.recovery().await,
+            Phase::Memory => ctx.stored().await,
+        }
+        .with_context(|| format!("phase {name}"))?;
+        eprintln!(
+            "pagerd-bench: {name} done in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+        results[name] = v;
+    }
+    results["unexpected_requests"] = json!(ctx.rec.unexpected());
+    results["other_pagerduty_events"] = json!(ctx.rec.other_events());
+    results["took_s"] = json!(started.elapsed().as_secs_f64());
+    results["loadavg_after"] = json!(loadavg());
+
+    let peer_title = peer_version.as_ref().map(|_| "alertmanager".to_string());
+    let table = summary::table(&results, peer_title);
+    println!("{}", table.render());
+    summary::print_notes(&results, &table);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("pagerd-bench: wrote {}", path.display());
+    }
+    let lost = ["lost", "duplicated"]
+        .iter()
+        .map(|k| results["burst"]["pagerd"][k].as_u64().unwrap_or(0))
+        .sum::<u64>()
+        + results["memory"]["burst"]["lost"].as_u64().unwrap_or(0)
+        + results["memory"]["burst"]["duplicated"]
+            .as_u64()
+            .unwrap_or(0)
+        + results["timers"]["missing"].as_u64().unwrap_or(0)
+        + results["timers"]["duplicated"].as_u64().unwrap_or(0)
+        + results["recovery"]["missing"].as_u64().unwrap_or(0);
+    if lost > 0 {
+        eprintln!(
+            "pagerd-bench: FAILED: pages or escalations were lost or duplicated (see the table)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `/proc/loadavg`'s 1-minute figure: how busy the machine was (other
+/// processes included), for reading the numbers.
+fn loadavg() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// `alertmanager --version`'s first line, or the path.
+fn version_of(bin: &std::path::Path) -> String {
+    std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).to_string()
+                + &String::from_utf8_lossy(&o.stderr);
+            text.lines().next().map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| bin.display().to_string())
+}

@@ -1,0 +1,171 @@
+//! From the JSON results to the printed table and notes: which number goes
+//! in which row, against which of the issue's targets.
+
+use serde_json::Value;
+
+use crate::report::{Goal, Table, Unit};
+
+/// One row: label, pagerd's JSON pointer, the peer's (if measured), unit,
+/// target.
+type Spec<'a> = (&'a str, &'a str, Option<&'a str>, Unit, Option<Goal>);
+
+const MS: Unit = Unit::Ms;
+
+fn num(r: &Value, pointer: &str) -> Option<f64> {
+    r.pointer(pointer).and_then(Value::as_f64)
+}
+
+fn rows(t: &mut Table, r: &Value, phase: &str, specs: &[Spec<'_>]) {
+    for (label, pd, peer, unit, goal) in specs {
+        t.row(
+            phase,
+            label,
+            num(r, pd),
+            *unit,
+            *goal,
+            peer.and_then(|p| num(r, p)),
+        );
+    }
+}
+
+/// The table, from the JSON results. Kept as a table (rustfmt would put
+/// every cell on a line of its own).
+#[rustfmt::skip]
+pub fn table(r: &Value, peer: Option<String>) -> Table {
+    use Goal::{AtLeast, AtMost};
+    let mut t = Table::new(peer);
+    if r.get("latency").is_some() {
+        let (e, p) = ("/latency/pagerd/e2e_ms", "/latency/peer/e2e_ms");
+        let (a, q) = ("/latency/pagerd/webhook_answer_ms", "/latency/peer/webhook_answer_ms");
+        let (h, k) = ("/latency/pagerd/health_get_ms", "/latency/peer/health_get_ms");
+        let specs: &[Spec<'_>] = &[
+            ("webhook → page p50", &format!("{e}/p50"), Some(&format!("{p}/p50")), MS, Some(AtMost(0.5))),
+            ("webhook → page p90", &format!("{e}/p90"), Some(&format!("{p}/p90")), MS, None),
+            ("webhook → page p99", &format!("{e}/p99"), Some(&format!("{p}/p99")), MS, Some(AtMost(2.0))),
+            ("webhook → page max", &format!("{e}/max"), Some(&format!("{p}/max")), MS, None),
+            ("webhook answered p50", &format!("{a}/p50"), Some(&format!("{q}/p50")), MS, None),
+            ("webhook answered p99", &format!("{a}/p99"), Some(&format!("{q}/p99")), MS, None),
+            ("HTTP floor: GET health p50", &format!("{h}/p50"), Some(&format!("{k}/p50")), MS, None),
+        ];
+        rows(&mut t, r, "latency", specs);
+    }
+    if let Some(b) = r.get("burst") {
+        let n = b["tickets"].as_u64().unwrap_or(0);
+        let accepted = format!("{n} tickets accepted");
+        let specs: &[Spec<'_>] = &[
+            (&accepted, "/burst/pagerd/accepted_per_s", Some("/burst/peer/accepted_per_s"), Unit::PerSec, Some(AtLeast(5000.0))),
+            ("time to all pages", "/burst/pagerd/all_pages_ms", Some("/burst/peer/all_pages_ms"), MS, None),
+            ("pages delivered", "/burst/pagerd/pages_per_s", Some("/burst/peer/pages_per_s"), Unit::PerSec, None),
+            ("daemon CPU per ticket", "/burst/pagerd/cpu_ms_per_ticket", Some("/burst/peer/cpu_ms_per_ticket"), MS, None),
+            ("lost", "/burst/pagerd/lost", Some("/burst/peer/lost"), Unit::Count, Some(AtMost(0.0))),
+            ("duplicated", "/burst/pagerd/duplicated", Some("/burst/peer/duplicated"), Unit::Count, Some(AtMost(0.0))),
+        ];
+        rows(&mut t, r, "burst", specs);
+        let (m, pm) = ("/burst/memory", "/burst/peer_memory");
+        let specs: &[Spec<'_>] = &[
+            ("RSS idle", &format!("{m}/idle/rss_mb"), Some(&format!("{pm}/idle/rss_mb")), Unit::Mb, Some(AtMost(10.0))),
+            ("RSS after burst", &format!("{m}/after_burst/rss_mb"), Some(&format!("{pm}/after_burst/rss_mb")), Unit::Mb, Some(AtMost(40.0))),
+            ("peak RSS (HWM) after burst", &format!("{m}/after_burst/hwm_mb"), Some(&format!("{pm}/after_burst/hwm_mb")), Unit::Mb, Some(AtMost(40.0))),
+        ];
+        rows(&mut t, r, "memory", specs);
+    }
+    if let Some(m) = r.get("memory") {
+        let n = m["seeded"]["incidents"].as_u64().unwrap_or(0);
+        let (loaded, burst) = (format!("RSS with {n} stored"), format!("RSS with {n} stored + burst"));
+        let specs: &[Spec<'_>] = &[
+            (&loaded, "/memory/loaded/rss_mb", None, Unit::Mb, Some(AtMost(100.0))),
+            (&burst, "/memory/after_burst/rss_mb", None, Unit::Mb, Some(AtMost(100.0))),
+            ("peak RSS (HWM) with store", "/memory/after_burst/hwm_mb", None, Unit::Mb, Some(AtMost(100.0))),
+        ];
+        rows(&mut t, r, "memory", specs);
+    }
+    if let Some(tm) = r.get("timers") {
+        let n = tm["incidents"].as_u64().unwrap_or(0);
+        let armed = format!("armed before first due (of {n})");
+        let specs: &[Spec<'_>] = &[
+            (&armed, "/timers/armed_before_first_due", None, Unit::Count, Some(AtLeast(n as f64))),
+            ("escalation lateness p50", "/timers/lateness_ms/p50", None, MS, None),
+            ("escalation lateness p99", "/timers/lateness_ms/p99", None, MS, Some(AtMost(5.0))),
+            ("escalation lateness max", "/timers/lateness_ms/max", None, MS, None),
+            ("deadline → lookup p50", "/timers/deadline_to_lookup_ms/p50", None, MS, None),
+            ("deadline → lookup p99", "/timers/deadline_to_lookup_ms/p99", None, MS, None),
+            ("missing escalations", "/timers/missing", None, Unit::Count, Some(AtMost(0.0))),
+        ];
+        rows(&mut t, r, "timers", specs);
+    }
+    if let Some(rc) = r.get("recovery") {
+        let n = rc["overdue"].as_u64().unwrap_or(0);
+        let last = format!("restart → last of {n} overdue");
+        let specs: &[Spec<'_>] = &[
+            ("restart → ready", "/recovery/ready_ms", None, MS, None),
+            ("restart → first overdue escalation", "/recovery/first_escalation_ms", None, MS, None),
+            (&last, "/recovery/last_escalation_ms", None, MS, Some(AtMost(1000.0))),
+        ];
+        rows(&mut t, r, "recovery", specs);
+    }
+    t
+}
+
+/// The lines under the table: how each phase was run, and warnings.
+pub fn print_notes(r: &Value, t: &Table) {
+    let mut notes = Vec::new();
+    if let Some(l) = r.get("latency") {
+        notes.push(format!(
+            "latency: {} sequential tickets in {} round(s), {} ms pause after each page",
+            l["tickets"], l["rounds"], l["gap_ms"]
+        ));
+    }
+    if let Some(b) = r.get("burst") {
+        notes.push(format!(
+            "burst: median of {} round(s) of {} tickets at concurrency {}; retries {}",
+            b["pagerd"]["rounds"].as_array().map_or(0, Vec::len),
+            b["tickets"],
+            b["pagerd"]["rounds"][0]["concurrency"],
+            b["pagerd"]["retries"]
+        ));
+    }
+    if let Some(tm) = r.get("timers") {
+        notes.push(format!(
+            "timers: tickets paced over {} ms (sent in {:.0} ms), ack_timeout {} ms; \
+             lateness vs the stored deadline, ms resolution",
+            tm["window_ms"],
+            tm["send_spread_ms"].as_f64().unwrap_or(0.0),
+            tm["ack_timeout_ms"]
+        ));
+    }
+    if let Some(rc) = r.get("recovery") {
+        notes.push(format!(
+            "recovery: SIGKILL with {} deadlines armed and the outbox empty; {} escalated before the restart",
+            rc["overdue"], rc["escalated_before_restart"]
+        ));
+    }
+    if let Some(m) = r.get("memory") {
+        notes.push(format!(
+            "memory: {} incidents ({} resolved) seeded through pagerd::store before start in {:.1} s; \
+             store {:.1} MB; {} deadlines armed",
+            m["seeded"]["incidents"],
+            m["seeded"]["resolved"],
+            m["seeded"]["took_ms"].as_f64().unwrap_or(0.0) / 1e3,
+            m["db_mb"].as_f64().unwrap_or(0.0),
+            m["armed_deadlines"]
+        ));
+    }
+    let unexpected = r["unexpected_requests"].as_u64().unwrap_or(0);
+    if unexpected > 0 {
+        notes.push(format!(
+            "warning: pagerd made {unexpected} requests the recorder did not expect"
+        ));
+    }
+    if !t.missed.is_empty() {
+        notes.push(format!("targets missed: {}", t.missed.join(", ")));
+    }
+    notes.push(format!(
+        "took {:.1} s; machine load (1-min average) {} before, {} after",
+        r["took_s"].as_f64().unwrap_or(0.0),
+        r["loadavg_before"],
+        r["loadavg_after"]
+    ));
+    for n in notes {
+        println!("{n}");
+    }
+}
