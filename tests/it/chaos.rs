@@ -329,3 +329,141 @@ async fn sigterm_drains_and_exits_zero_and_the_next_start_delivers_the_rest() {
     .await;
     daemon.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_during_the_crisis_wave_creates_one_doc_share_and_announcement_each() {
+    let incidents: u64 = env_or("PAGERD_CHAOS_CRISES", 30);
+    let seed = std::env::var("PAGERD_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    println!("crisis chaos: {incidents} crises, seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        slack: true,
+        google: true,
+        ..Options::default()
+    };
+    let vendors = StandIns::start(opts).await.unwrap();
+    let addr = free_port();
+    let extra = Extra {
+        policy: "ack_timeout = \"1h\"\ncrisis_after = \"1500ms\"\ncrisis_responders = 100".into(),
+        pagerduty: "poll_interval = \"off\"\nevents_per_minute = 0".into(),
+        zendesk: "poll_interval = \"off\"".into(),
+        ..Extra::default()
+    };
+    let config = vendors
+        .write_config(
+            dir.path(),
+            &addr.to_string(),
+            &dir.path().join("p.db"),
+            &extra,
+        )
+        .unwrap();
+    let mut daemon = Proc::new(config, dir.path().join("pagerd.log"), addr);
+    daemon.start().await;
+    let url = format!("http://{addr}/webhooks/zendesk");
+    for id in 1..=incidents {
+        vendors
+            .zendesk
+            .upsert_ticket(crate::util::urgent(id, &format!("Instance {id} down")));
+        assert_eq!(vendors.zendesk.send_webhook(&url, id).await, Ok(200));
+    }
+    // The crisis wave starts 1.5 s in: kill -9 through it.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let mut kills = 0;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(50..350))).await;
+        daemon.kill().await;
+        kills += 1;
+        daemon.start().await;
+    }
+    let slack = vendors.slack.as_ref().unwrap();
+    let google = vendors.google.as_ref().unwrap();
+    let channels = ["infrastructure", "development", "general"];
+    let done = || {
+        google.docs().len() as u64 >= incidents
+            && channels
+                .iter()
+                .all(|c| slack.top_level_in(c).len() as u64 >= incidents)
+            && (1..=incidents).all(|id| {
+                vendors
+                    .zendesk
+                    .comments(id)
+                    .iter()
+                    .any(|c| c.body.contains("crisis document"))
+            })
+            && google.docs().iter().all(|d| d.permissions.len() >= 3)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "crises not complete after 60 s; seed {seed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let docs = google.docs();
+    assert_eq!(
+        docs.len() as u64,
+        incidents,
+        "one doc per crisis; seed {seed}"
+    );
+    for doc in &docs {
+        let domain = doc
+            .permissions
+            .iter()
+            .filter(|p| p["type"] == "domain")
+            .count();
+        let customer = doc
+            .permissions
+            .iter()
+            .filter(|p| p["emailAddress"] == "dana@customer.test")
+            .count();
+        assert_eq!(
+            (domain, customer),
+            (1, 1),
+            "{}: {:?}; seed {seed}",
+            doc.name,
+            doc.permissions
+        );
+    }
+    for c in channels {
+        let top = slack.top_level_in(c);
+        let markers: BTreeSet<_> = top.iter().map(|m| m.marker.clone()).collect();
+        assert_eq!(
+            top.len() as u64,
+            incidents,
+            "one announcement per crisis in #{c}; seed {seed}"
+        );
+        assert_eq!(markers.len(), top.len(), "no announcement twice in #{c}");
+    }
+    for id in 1..=incidents {
+        let n = vendors
+            .zendesk
+            .comments(id)
+            .iter()
+            .filter(|c| c.body.contains("crisis document"))
+            .count();
+        assert_eq!(n, 1, "ticket {id}: doc link posted once; seed {seed}");
+        let inc = vendors
+            .pagerduty
+            .incident_by_key(&format!("zendesk-{id}"))
+            .unwrap();
+        assert_eq!(
+            inc.notes
+                .iter()
+                .filter(|n| n.contains("Crisis document"))
+                .count(),
+            1,
+            "seed {seed}"
+        );
+    }
+    println!(
+        "crisis chaos result: {incidents} crises, {kills} kills: {} docs, 1 share each, one announcement per channel each",
+        docs.len()
+    );
+    daemon.kill().await;
+}
