@@ -24,6 +24,14 @@ use crate::fakes::zendesk::TicketSpec;
 use crate::fakes::{Fault, Timeline, slack};
 
 const TICKET: u64 = 4711;
+
+/// Prints a line, ignoring a closed stdout (`pagerd demo | head`).
+macro_rules! say_out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 const KEY: &str = "zendesk-4711";
 
 fn stamp(ms: Millis) -> String {
@@ -74,17 +82,17 @@ pub async fn run(speed: u32) -> anyhow::Result<()> {
         let clock = clock.clone();
         tokio::spawn(async move {
             while let Some(line) = rx.recv().await {
-                println!("{}  {line}", stamp(clock.now() - t0));
+                say_out!("{}  {line}", stamp(clock.now() - t0));
             }
         })
     };
     let say = |line: &str| timeline.say(format!("▶ {line}"));
 
-    println!(
+    say_out!(
         "pagerd demo: the real daemon against local stand-ins; 1 s of demo = {} of policy time.",
         { humantime::format_duration(Duration::from_secs(u64::from(speed))) }
     );
-    println!(
+    say_out!(
         "Policy: ack within 5m, else level 2; crisis doc after 1h; e-mail to level 2 if PagerDuty is down for 2m.\n"
     );
 
@@ -246,16 +254,16 @@ pub async fn run(speed: u32) -> anyhow::Result<()> {
     drop(vendors);
     let _ = printer.await;
 
-    println!("\nThe incident as `pagerd incidents show 1` printed it before the daemon stopped:\n");
+    say_out!("\nThe incident as `pagerd incidents show 1` printed it before the daemon stopped:\n");
     for line in crate::client::format_show(&show).lines() {
-        println!("  {line}");
+        say_out!("  {line}");
     }
-    println!(
+    say_out!(
         "\nDone. The daemon's store is {}, its log {}, its config {}.",
         store.display(),
         log.display(),
         config_path.display()
     );
-    println!("Next: read README.md to point pagerd at your real Zendesk and PagerDuty.");
+    say_out!("Next: read README.md to point pagerd at your real Zendesk and PagerDuty.");
     Ok(())
 }

@@ -116,6 +116,23 @@ struct Act {
     by: String,
 }
 
+/// Writes to stdout, ignoring a closed pipe (`pagerd incidents list | head`)
+/// rather than panicking like `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `out!` with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
@@ -177,14 +194,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig => match Config::load(&cli.config) {
             Ok(c) => {
-                println!("{}: OK", cli.config.display());
-                println!(
-                    "  listen {}  store {}",
-                    c.server.listen,
-                    c.store.path.display()
-                );
+                outln!("{}: OK", cli.config.display());
+                let store = match &c.store.postgres {
+                    Some(_) => "PostgreSQL (store.url)".to_string(),
+                    None => c.store.path.display().to_string(),
+                };
+                outln!("  listen {}  store {store}", c.server.listen);
                 let on = |b: bool| if b { "on" } else { "off" };
-                println!(
+                outln!(
                     "  slack {}  google {}  e-mail fallback {}  admin API {}  PagerDuty webhooks {}",
                     on(c.slack.is_some()),
                     on(c.google.is_some()),
@@ -207,9 +224,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (addr, token) = config::load_cli(&cli.config)?;
             let body = Client::new(addr, token).status().await?;
             if json {
-                println!("{body:#}");
+                outln!("{body:#}");
             } else {
-                print!("{}", pagerd::client::format_status(&body));
+                out!("{}", pagerd::client::format_status(&body));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -241,7 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Incidents::Join(a) => act(&client, a, "join", None).await?,
                 Incidents::Resolve(a) => act(&client, a, "resolve", None).await?,
             };
-            print!("{out}");
+            out!("{out}");
             Ok(ExitCode::SUCCESS)
         }
     }

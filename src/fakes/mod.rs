@@ -120,10 +120,11 @@ impl Faults {
     }
 }
 
-/// At most `max` characters of `s` (trimmed), with `…` when cut: the
-/// fakes' timeline lines stay one line long.
+/// At most `max` characters of `s` on one line (white space folded), with
+/// `…` when cut: the fakes' timeline lines stay one line long.
 pub(crate) fn shorten(s: &str, max: usize) -> String {
-    crate::engine::truncate(s.trim(), max)
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    crate::engine::truncate(&one_line, max)
 }
 
 /// A fake's HTTP server: its address and the task serving it (aborted on drop).
