@@ -24,6 +24,20 @@ use crate::store::Intake;
 /// minute per key; this leaves room for paging).
 const MAX_CHECKED: usize = 200;
 
+/// Most open incidents considered at all.
+const MAX_OPEN: usize = 100_000;
+
+/// The round of at most `MAX_CHECKED` incidents starting at `offset` (taken
+/// modulo `len`, wrapping around), and where the next round starts.
+fn window(len: usize, offset: usize) -> (std::ops::Range<usize>, usize) {
+    if len == 0 {
+        return (0..0, 0);
+    }
+    let start = offset % len;
+    let n = len.min(MAX_CHECKED);
+    (start..start + n, (start + n) % len)
+}
+
 async fn every(interval: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
         _ = shutdown.cancelled() => false,
@@ -38,15 +52,20 @@ pub async fn pagerduty(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
+    // Where the next round starts: with more open incidents than one round
+    // checks, successive rounds walk through all of them.
+    let mut offset = 0;
     while every(interval, &shutdown).await {
-        let open = match core.store.list(true, MAX_CHECKED).await {
+        let open = match core.store.list(true, MAX_OPEN).await {
             Ok(open) => open,
             Err(e) => {
                 tracing::warn!(cause = %e, "pagerduty poll: cannot list open incidents");
                 continue;
             }
         };
-        for inc in open {
+        let (round, next) = window(open.len(), offset);
+        offset = next;
+        for inc in open.into_iter().cycle().skip(round.start).take(round.len()) {
             let remote = match pd.find(&inc.dedup_key).await {
                 Ok(Some(remote)) => remote,
                 Ok(None) => continue,
@@ -101,6 +120,7 @@ pub async fn zendesk(
     shutdown: CancellationToken,
 ) {
     let queries = zendesk_queries(&policy);
+    let mut offset = 0;
     while every(interval, &shutdown).await {
         for q in &queries {
             match zd.search(q).await {
@@ -116,16 +136,24 @@ pub async fn zendesk(
                 }
             }
         }
-        let open = match core.store.list(true, MAX_CHECKED).await {
+        let open = match core.store.list(true, MAX_OPEN).await {
             Ok(open) => open,
             Err(e) => {
                 tracing::warn!(cause = %e, "zendesk poll: cannot list open incidents");
                 continue;
             }
         };
-        for chunk in open.chunks(100) {
-            let ids: Vec<String> = chunk.iter().map(|i| i.ticket.id.clone()).collect();
-            match zd.show_many(&ids).await {
+        let (round, next) = window(open.len(), offset);
+        offset = next;
+        let ids: Vec<String> = open
+            .iter()
+            .cycle()
+            .skip(round.start)
+            .take(round.len())
+            .map(|i| i.ticket.id.clone())
+            .collect();
+        for ids in ids.chunks(100) {
+            match zd.show_many(ids).await {
                 Ok(tickets) => {
                     for ticket in tickets.into_iter().filter(|t| t.is_done()) {
                         if let Err(e) = core.submit(Intake::ticket(ticket)).await {
@@ -144,6 +172,16 @@ pub async fn zendesk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polling_rounds_walk_through_every_open_incident() {
+        assert_eq!(window(0, 7), (0..0, 0));
+        assert_eq!(window(50, 0), (0..50, 0));
+        assert_eq!(window(450, 0), (0..200, 200));
+        assert_eq!(window(450, 200), (200..400, 400));
+        // Wraps: 400..600 covers 400..450 then 0..150.
+        assert_eq!(window(450, 400), (400..600, 150));
+    }
 
     #[test]
     fn one_query_per_emergency_criterion() {
