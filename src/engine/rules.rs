@@ -276,11 +276,13 @@ impl Step<'_> {
     fn tick(&mut self) -> Result<(), String> {
         let now = self.now;
         let due = |d: Option<Millis>| d.is_some_and(|t| t <= now);
-        let d = self.inc.deadlines.clone();
-        if !(due(d.ack) || due(d.crisis) || due(d.fallback) || due(d.deprecate)) {
+        if self.inc.deadlines.next().is_none_or(|t| t > now) {
             return Err("nothing is due yet".into());
         }
-        if due(d.ack) {
+        // Each check reads the deadlines as the previous steps left them: an
+        // escalation arms the fallback, which may be due at once
+        // (`fallback_after = "0s"`; found by cargo fuzz).
+        if due(self.inc.deadlines.ack) {
             self.inc.deadlines.ack = None;
             if self.inc.status == Status::Triggered {
                 let note = format!(
@@ -290,14 +292,14 @@ impl Step<'_> {
                 self.escalate("pagerd", &note, Source::Timer)?;
             }
         }
-        if due(d.fallback) {
+        if due(self.inc.deadlines.fallback) {
             self.inc.deadlines.fallback = None;
             if self.inc.page_pending {
                 let waited = human(self.policy.fallback_after.unwrap_or_default());
                 self.fallback_email(&format!("PagerDuty has not accepted the page for {waited}"));
             }
         }
-        if due(d.crisis) {
+        if due(self.inc.deadlines.crisis) {
             self.inc.deadlines.crisis = None;
             if self.inc.is_open() && self.inc.crisis.is_none() {
                 self.declare(format!(
@@ -306,7 +308,7 @@ impl Step<'_> {
                 ));
             }
         }
-        if due(d.deprecate) {
+        if due(self.inc.deadlines.deprecate) {
             self.inc.deadlines.deprecate = None;
             self.deprecate();
         }

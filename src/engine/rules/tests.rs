@@ -433,6 +433,25 @@ fn fallback_email_when_pagerduty_has_not_taken_the_page() {
 }
 
 #[test]
+fn a_zero_fallback_sends_the_email_in_the_same_tick_as_the_escalation() {
+    let p = Policy {
+        fallback_after: Some(0),
+        ..crisis_policy()
+    };
+    let ev = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    let (inc, _) = step(&p, &opened(&p), ev, T0 + 100);
+    let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 5 * MIN);
+    assert_eq!(
+        kinds(&fx),
+        vec![EffectKind::PagerdutyEscalate, EffectKind::Email]
+    );
+    assert_eq!(inc.deadlines.fallback, None);
+}
+
+#[test]
 fn delivered_page_disarms_the_fallback() {
     let p = crisis_policy();
     let ev = Event::Delivered {
