@@ -44,7 +44,8 @@ fn mac(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
 }
 
 fn fresh(ts_secs: i64, now_secs: i64) -> Result<(), SignatureError> {
-    if (now_secs - ts_secs).abs() > MAX_SKEW_SECS {
+    // abs_diff: no overflow on a hostile timestamp (found by cargo fuzz).
+    if now_secs.abs_diff(ts_secs) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     Ok(())
@@ -270,6 +271,13 @@ mod tests {
             ),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        assert_eq!(fresh(i64::MIN, i64::MAX), Err(SignatureError::Stale));
+        assert_eq!(fresh(i64::MAX, -5), Err(SignatureError::Stale));
+        assert_eq!(fresh(100, 399), Ok(()));
     }
 
     #[test]
