@@ -554,7 +554,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             }
             let lease_renew = c.duration("store.lease_renew", s.lease_renew.as_deref(), "2s");
             let lease_ttl = c.duration("store.lease_ttl", s.lease_ttl.as_deref(), "10s");
-            if lease_ttl <= lease_renew * 2 {
+            if lease_ttl <= lease_renew.saturating_mul(2) {
                 c.problem(
                     "store.lease_ttl",
                     "must be more than twice store.lease_renew, or one slow renewal loses the lease",

@@ -90,3 +90,16 @@ fn secrets_never_appear_in_debug_output() {
     let c = Config::parse(&dir.path().join("p.toml"), &minimal(dir.path())).unwrap();
     assert!(!format!("{c:?}").contains("s3cr3t"));
 }
+
+#[test]
+fn a_huge_lease_renewal_is_a_problem_not_a_panic() {
+    // Found by cargo fuzz: `lease_renew * 2` overflowed.
+    let text = include_str!("../../fuzz/regressions/config/lease-renew-times-two-overflow.toml");
+    let _ = Config::parse(Path::new("/x/p.toml"), text);
+    let text = "[store]\nurl = \"postgres://x@h/db\"\nlease_renew = \"500000000000y\"\n";
+    let err = Config::parse(Path::new("/x/p.toml"), text).unwrap_err();
+    assert!(
+        err.problems.iter().any(|p| p.key == "store.lease_ttl"),
+        "{err}"
+    );
+}
