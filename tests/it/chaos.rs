@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::Mutex;
 
-use crate::util::{Proc, free_port};
+use crate::util::Proc;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -41,23 +41,15 @@ async fn kill_dash_nine_under_a_storm_loses_nothing_and_pages_nothing_twice() {
     let dir_path = dir.path().to_path_buf();
     std::mem::forget(dir); // keep the log for a failure's post-mortem
     let vendors = Arc::new(StandIns::start(Options::default()).await.unwrap());
-    let addr = free_port();
     let extra = Extra {
         policy: format!("ack_timeout = \"{ACK_TIMEOUT_S}s\"\ncrisis_responders = 1000"),
         pagerduty: "poll_interval = \"500ms\"\nevents_per_minute = 0".into(),
         zendesk: "poll_interval = \"off\"".into(),
         ..Extra::default()
     };
-    let config = vendors
-        .write_config(
-            dir_path.as_path(),
-            &addr.to_string(),
-            &dir_path.as_path().join("pagerd.db"),
-            &extra,
-        )
-        .unwrap();
-    let log = dir_path.as_path().join("pagerd.log");
-    let daemon = Arc::new(Mutex::new(Proc::new(config, log.clone(), addr)));
+    let proc = Proc::for_stand_ins(&vendors, &dir_path, &extra);
+    let (addr, log) = (proc.addr, proc.log.clone());
+    let daemon = Arc::new(Mutex::new(proc));
     daemon.lock().await.start().await;
     vendors.pagerduty.set_webhook(
         format!("http://{addr}/webhooks/pagerduty"),
@@ -289,20 +281,12 @@ async fn sigterm_drains_and_exits_zero_and_the_next_start_delivers_the_rest() {
         },
         1000,
     );
-    let addr = free_port();
     let extra = Extra {
         pagerduty: "poll_interval = \"off\"".into(),
         ..Extra::default()
     };
-    let config = vendors
-        .write_config(
-            dir.path(),
-            &addr.to_string(),
-            &dir.path().join("p.db"),
-            &extra,
-        )
-        .unwrap();
-    let mut daemon = Proc::new(config, dir.path().join("pagerd.log"), addr);
+    let mut daemon = Proc::for_stand_ins(&vendors, dir.path(), &extra);
+    let addr = daemon.addr;
     daemon.start().await;
     vendors
         .zendesk
@@ -346,22 +330,14 @@ async fn kill_dash_nine_during_the_crisis_wave_creates_one_doc_share_and_announc
         ..Options::default()
     };
     let vendors = StandIns::start(opts).await.unwrap();
-    let addr = free_port();
     let extra = Extra {
         policy: "ack_timeout = \"1h\"\ncrisis_after = \"1500ms\"\ncrisis_responders = 100".into(),
         pagerduty: "poll_interval = \"off\"\nevents_per_minute = 0".into(),
         zendesk: "poll_interval = \"off\"".into(),
         ..Extra::default()
     };
-    let config = vendors
-        .write_config(
-            dir.path(),
-            &addr.to_string(),
-            &dir.path().join("p.db"),
-            &extra,
-        )
-        .unwrap();
-    let mut daemon = Proc::new(config, dir.path().join("pagerd.log"), addr);
+    let mut daemon = Proc::for_stand_ins(&vendors, dir.path(), &extra);
+    let addr = daemon.addr;
     daemon.start().await;
     let url = format!("http://{addr}/webhooks/zendesk");
     for id in 1..=incidents {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use pagerd::fakes::Fault;
 use pagerd::fakes::stand_ins::{Extra, Options, StandIns, secrets};
 
-use crate::util::{Proc, eventually, free_port};
+use crate::util::{Proc, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_logs_metrics_errors_or_cli_output() {
@@ -18,7 +18,6 @@ async fn no_secret_appears_in_logs_metrics_errors_or_cli_output() {
         ..Options::default()
     };
     let vendors = StandIns::start(opts).await.unwrap();
-    let addr = free_port();
     let extra = Extra {
         policy:
             "ack_timeout = \"300ms\"\ncrisis_after = \"600ms\"\ndoc_deprecate_after = \"200ms\""
@@ -28,16 +27,8 @@ async fn no_secret_appears_in_logs_metrics_errors_or_cli_output() {
         email: "fallback_after = \"100ms\"".into(),
         ..Extra::default()
     };
-    let config = vendors
-        .write_config(
-            dir.path(),
-            &addr.to_string(),
-            &dir.path().join("p.db"),
-            &extra,
-        )
-        .unwrap();
-    let log = dir.path().join("pagerd.log");
-    let mut daemon = Proc::new(config.clone(), log.clone(), addr);
+    let mut daemon = Proc::for_stand_ins(&vendors, dir.path(), &extra);
+    let addr = daemon.addr;
     daemon.rust_log = "pagerd=trace,tower_http=trace,reqwest=debug,hyper=debug".into();
     daemon.start().await;
     vendors.pagerduty.set_webhook(
@@ -130,7 +121,7 @@ async fn no_secret_appears_in_logs_metrics_errors_or_cli_output() {
         .unwrap();
     outputs.push(bad_sig.text().await.unwrap());
     let cli = {
-        let config = config.clone();
+        let config = daemon.config.clone();
         tokio::task::spawn_blocking(move || {
             ["show", "list"].map(|cmd| {
                 let mut args = vec![
@@ -159,7 +150,7 @@ async fn no_secret_appears_in_logs_metrics_errors_or_cli_output() {
     outputs.extend(cli);
     tokio::time::sleep(Duration::from_millis(300)).await;
     daemon.kill().await;
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = std::fs::read_to_string(&daemon.log).unwrap();
     assert!(
         logged.lines().count() > 50,
         "debug logging was on: {} lines",

@@ -259,8 +259,8 @@ pub fn _uses() {
 
 /// The real `pagerd` binary as a child process, for kill -9 tests.
 pub struct Proc {
-    config: PathBuf,
-    log: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
     pub addr: SocketAddr,
     /// `RUST_LOG` of the child (default `pagerd=warn`).
     pub rust_log: String,
@@ -277,6 +277,16 @@ impl Proc {
             rust_log: "pagerd=warn".into(),
             child: None,
         }
+    }
+
+    /// A daemon for `vendors` on a free port, with its config, store and log
+    /// in `dir` (not started).
+    pub fn for_stand_ins(vendors: &StandIns, dir: &std::path::Path, extra: &Extra) -> Proc {
+        let addr = free_port();
+        let config = vendors
+            .write_config(dir, &addr.to_string(), &dir.join("pagerd.db"), extra)
+            .expect("config");
+        Proc::new(config, dir.join("pagerd.log"), addr)
     }
 
     /// Starts it and waits until `/healthz` answers.
