@@ -195,13 +195,14 @@ fn leader_tasks(
     } else {
         (None, Duration::from_secs(5))
     };
+    // The dispatcher first: what the scheduler queues from now on is new.
+    let deliver: Arc<dyn Deliver> = integrations.clone();
+    let dispatcher = Dispatcher::new(core.clone(), deliver, DISPATCH_CONCURRENCY, poll);
     set.spawn(
         core.scheduler
             .clone()
             .run(core.clone(), reload, token.clone()),
     );
-    let deliver: Arc<dyn Deliver> = integrations.clone();
-    let dispatcher = Dispatcher::new(core.clone(), deliver, DISPATCH_CONCURRENCY, poll);
     set.spawn(dispatcher.run(core.dispatch.clone(), token.clone()));
     let http = crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT);
     if let Some(every) = config.pagerduty.poll_interval {

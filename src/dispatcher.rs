@@ -61,12 +61,17 @@ pub struct Dispatcher {
     concurrency: usize,
     poll: Duration,
     in_flight: Arc<Mutex<HashSet<i64>>>,
+    /// Rows queued before this instant may have been sent by a previous
+    /// process (or leader) that died before recording it.
+    started: crate::clock::Millis,
 }
 
 impl Dispatcher {
     /// A dispatcher delivering through `deliver`, at most `concurrency` at
     /// once, looking at the outbox at least every `poll` (other instances'
-    /// intake queues effects without waking this one).
+    /// intake queues effects without waking this one). Create it before
+    /// anything queues effects for it: rows older than its creation count as
+    /// possibly sent.
     pub fn new(
         core: Arc<Core>,
         deliver: Arc<dyn Deliver>,
@@ -74,11 +79,12 @@ impl Dispatcher {
         poll: Duration,
     ) -> Dispatcher {
         Dispatcher {
-            core,
             deliver,
             concurrency: concurrency.max(1),
             poll,
             in_flight: Default::default(),
+            started: core.clock.now(),
+            core,
         }
     }
 
@@ -86,9 +92,7 @@ impl Dispatcher {
     /// caller bounds that wait); what is not delivered stays in the outbox.
     pub async fn run(self, wake: Arc<Notify>, shutdown: CancellationToken) {
         let mut tasks = JoinSet::new();
-        // Rows queued before this moment may have been sent by a previous
-        // process (or leader) that died before recording it.
-        let started = self.core.clock.now();
+        let started = self.started;
         loop {
             while tasks.try_join_next().is_some() {}
             let free = self.concurrency.saturating_sub(tasks.len());

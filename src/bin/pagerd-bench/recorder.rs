@@ -12,8 +12,8 @@
 //! It speaks just enough of the protocols for pagerd's client to succeed:
 //! `POST /v2/enqueue`, `GET /incidents?incident_key=…` (answers with an id
 //! once the trigger arrived, like PagerDuty), `PUT /incidents/{id}`,
-//! `GET`/`POST /incidents/{id}/notes`. Anything else is counted as
-//! unexpected and answered 404.
+//! `GET`/`POST /incidents/{id}/notes`, `GET /incidents/{id}/log_entries`.
+//! Anything else is counted as unexpected and answered 404.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -250,6 +250,7 @@ fn router(rec: Arc<Recorder>) -> Router {
         .route("/incidents", get(find_incident))
         .route("/incidents/{id}", put(update_incident))
         .route("/incidents/{id}/notes", get(list_notes).post(create_note))
+        .route("/incidents/{id}/log_entries", get(list_log_entries))
         .route("/hook", post(alertmanager_hook))
         .fallback(unexpected)
         .with_state(rec)
@@ -356,6 +357,15 @@ async fn update_incident(
             r#"{{"incident":{{"id":{},"type":"incident"}}}}"#,
             quoted(&id)
         ),
+    )
+}
+
+async fn list_log_entries() -> Response {
+    // A redelivered escalation reads the log before escalating again; the
+    // bench records escalations itself, so the log is always empty here.
+    json(
+        StatusCode::OK,
+        r#"{"log_entries":[],"limit":100,"offset":0,"more":false}"#.into(),
     )
 }
 
