@@ -42,10 +42,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(doc) = text.parse::<toml::Table>() {
-        if doc.values().any(any_risky_string) {
-            return;
-        }
+    if let Ok(doc) = text.parse::<toml::Table>()
+        && doc.values().any(any_risky_string)
+    {
+        return;
     }
     let path = Path::new(CONFIG_PATH);
     match pagerd::config::Config::parse(path, text) {
