@@ -62,6 +62,15 @@ async fn assert_one_crisis(h: &Harness) {
             .is_some_and(|i| i.notes.iter().any(|n| n.contains("Crisis document")))
     })
     .await;
+    // Sharing is two Drive calls in a row (company, then customer).
+    eventually("doc shared with the customer", || async {
+        google.docs().iter().any(|d| {
+            d.permissions
+                .iter()
+                .any(|p| p["emailAddress"] == "dana@customer.test")
+        })
+    })
+    .await;
     let docs = google.docs();
     assert_eq!(docs.len(), 1, "exactly one crisis doc");
     let doc = &docs[0];
