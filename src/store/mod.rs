@@ -145,6 +145,42 @@ pub struct OutboxRow {
     pub done_at: Option<Millis>,
 }
 
+impl OutboxRow {
+    /// The state name of a row from its `done` and `failed` flags.
+    pub fn state_of(done: bool, failed: bool) -> &'static str {
+        match (done, failed) {
+            (false, _) => "pending",
+            (true, false) => "delivered",
+            (true, true) => "failed",
+        }
+    }
+}
+
+/// The engine step every store runs inside its transaction: the new state,
+/// its effects and whether it creates the incident; or, when nothing
+/// changes, the answer to return as it is.
+#[expect(
+    clippy::result_large_err,
+    reason = "returned once per event and consumed at once, like engine::Decision"
+)]
+pub(crate) fn decide(
+    policy: &crate::engine::Policy,
+    current: Option<Incident>,
+    event: &Event,
+    now: Millis,
+) -> Result<(Incident, Vec<Effect>, bool), Applied> {
+    match crate::engine::apply(policy, current.as_ref(), event, now) {
+        crate::engine::Decision::Ignore(reason) => Err(Applied {
+            result: Change::Ignored(reason),
+            incident: current,
+            effects: 0,
+        }),
+        crate::engine::Decision::Apply { incident, effects } => {
+            Ok((incident, effects, current.is_none()))
+        }
+    }
+}
+
 /// One journal row: an event that changed an incident.
 #[derive(Debug, Clone, Serialize)]
 pub struct JournalEntry {

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::*;
-use crate::engine::{self, Decision, EffectKind, Policy};
+use crate::engine::{EffectKind, Policy};
 
 /// Newest schema this build knows.
 const SCHEMA_VERSION: i64 = 1;
@@ -354,18 +354,10 @@ fn apply_in(
         }
     }
     let current = load(conn, &intake.target)?;
-    let (mut incident, effects) = match engine::apply(policy, current.as_ref(), &intake.event, now)
-    {
-        Decision::Ignore(reason) => {
-            return Ok(Applied {
-                result: Change::Ignored(reason),
-                incident: current,
-                effects: 0,
-            });
-        }
-        Decision::Apply { incident, effects } => (incident, effects),
+    let (mut incident, effects, created) = match decide(policy, current, &intake.event, now) {
+        Ok(decided) => decided,
+        Err(unchanged) => return Ok(unchanged),
     };
-    let created = current.is_none();
     if created {
         incident.id = conn
             .prepare_cached(
@@ -526,11 +518,7 @@ impl Store for SqliteStore {
             })?;
             rows.map(|r| {
                 let (id, effect, done, failed, attempts, last_error, created_at, done_at) = r?;
-                let state = match (done, failed) {
-                    (false, _) => "pending",
-                    (true, false) => "delivered",
-                    (true, true) => "failed",
-                };
+                let state = OutboxRow::state_of(done, failed);
                 Ok(OutboxRow {
                     id,
                     effect: from_json(&effect)?,

@@ -10,7 +10,8 @@ use tokio_postgres::types::{FromSql, ToSql};
 
 use super::Fail;
 use crate::clock::Millis;
-use crate::engine::{self, Decision, Effect, EffectKind, Event, Incident, Policy};
+use crate::engine::{Effect, EffectKind, Event, Incident, Policy};
+use crate::store::decide;
 use crate::store::{
     Applied, Change, Intake, JournalEntry, OutboxRow, Pending, Stats, StoreError, Target,
 };
@@ -117,18 +118,10 @@ pub(super) async fn apply_in(
         }
     }
     let current = load(tx, &intake.target, true).await?;
-    let (mut incident, effects) = match engine::apply(policy, current.as_ref(), &intake.event, now)
-    {
-        Decision::Ignore(reason) => {
-            return Ok(Applied {
-                result: Change::Ignored(reason),
-                incident: current,
-                effects: 0,
-            });
-        }
-        Decision::Apply { incident, effects } => (incident, effects),
+    let (mut incident, effects, created) = match decide(policy, current, &intake.event, now) {
+        Ok(decided) => decided,
+        Err(unchanged) => return Ok(unchanged),
     };
-    let created = current.is_none();
     if created {
         // No conflict target: a twin may collide on ticket_id or dedup_key.
         let row = query_opt(
@@ -354,11 +347,7 @@ pub(super) async fn outbox(tx: &Transaction<'_>, id: i64) -> Result<Vec<OutboxRo
     .await?
     .iter()
     .map(|r| {
-        let state = match (col::<bool>(r, 2)?, col::<bool>(r, 3)?) {
-            (false, _) => "pending",
-            (true, false) => "delivered",
-            (true, true) => "failed",
-        };
+        let state = OutboxRow::state_of(col::<bool>(r, 2)?, col::<bool>(r, 3)?);
         Ok(OutboxRow {
             id: col(r, 0)?,
             effect: from_json(col::<&str>(r, 1)?)?,
