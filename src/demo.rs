@@ -9,7 +9,7 @@
 //! demo's clock (five minutes of policy per second of demo by default).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,10 +67,58 @@ fn log_to(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the demo; `speed` is how much faster than real time the clock runs.
-pub async fn run(speed: u32) -> anyhow::Result<()> {
-    let dir: PathBuf = std::env::temp_dir().join(format!("pagerd-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// How the demo runs.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoOptions {
+    /// How much faster than real time the clock runs (at least 1).
+    pub speed: u32,
+    /// Keep the temporary directory (config, store, log, secrets) at the end.
+    pub keep: bool,
+}
+
+/// Runs the demo in a fresh private temporary directory (mode 0700, secret
+/// files 0600). The directory is removed at the end unless `keep` is set or
+/// the demo failed (then its log is what the operator needs).
+pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    if opts.speed == 0 {
+        bail!("--speed must be at least 1 (1 is real time)");
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("pagerd-demo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .context("cannot create the demo's temporary directory")?;
+    let result = story(opts.speed, tmp.path()).await;
+    match (&result, opts.keep) {
+        (Ok(()), false) => {
+            let dir = tmp.path().display().to_string();
+            tmp.close()
+                .with_context(|| format!("cannot remove {dir}"))?;
+            say_out!(
+                "The demo's temporary files (config, secrets, store, log) are removed; \
+                 `pagerd demo --keep` keeps them."
+            );
+        }
+        (Ok(()), true) => {
+            let dir = tmp.keep();
+            say_out!(
+                "Kept in {}: pagerd.toml, the secret files, pagerd.db, pagerd.log.",
+                dir.display()
+            );
+        }
+        (Err(_), _) => {
+            let dir = tmp.keep();
+            eprintln!(
+                "pagerd demo: its files are kept in {} (see pagerd.log there)",
+                dir.display()
+            );
+        }
+    }
+    result
+}
+
+/// The story itself, with every file in `dir`.
+async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
     let log = dir.join("pagerd.log");
     log_to(&log)?;
 
@@ -114,7 +162,7 @@ pub async fn run(speed: u32) -> anyhow::Result<()> {
         store: String::new(),
     };
     let store = dir.join("pagerd.db");
-    let config_path = vendors.write_config(&dir, &addr.to_string(), &store, &extra)?;
+    let config_path = vendors.write_config(dir, &addr.to_string(), &store, &extra)?;
     let config = Config::load(&config_path)?;
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(
@@ -258,12 +306,6 @@ pub async fn run(speed: u32) -> anyhow::Result<()> {
     for line in crate::client::format_show(&show).lines() {
         say_out!("  {line}");
     }
-    say_out!(
-        "\nDone. The daemon's store is {}, its log {}, its config {}.",
-        store.display(),
-        log.display(),
-        config_path.display()
-    );
-    say_out!("Next: read README.md to point pagerd at your real Zendesk and PagerDuty.");
+    say_out!("\nDone. Next: read README.md to point pagerd at your real Zendesk and PagerDuty.");
     Ok(())
 }

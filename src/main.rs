@@ -25,12 +25,12 @@ use pagerd::config::{self, Config};
     after_help = "Start with `pagerd demo` to watch the whole story on local stand-ins."
 )]
 struct Cli {
-    /// Config file (TOML).
-    #[arg(long, short, global = true, env = "PAGERD_CONFIG", default_value = config::DEFAULT_PATH)]
+    /// Config file (TOML); give it before the command: `pagerd --config FILE run`.
+    #[arg(long, short, env = "PAGERD_CONFIG", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
 
-    /// Log format: `text` for a terminal, `json` for journald/ELK.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PAGERD_LOG_FORMAT")]
+    /// Log format of `run`: `text` for a terminal, `json` for journald/ELK.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "PAGERD_LOG_FORMAT")]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -52,11 +52,18 @@ enum Command {
     /// Run the real daemon against built-in local stand-ins of PagerDuty,
     /// Zendesk, Slack, Google and SMTP, on a compressed clock, and print the
     /// whole story of an emergency.
+    ///
+    /// Everything lives in a private temporary directory that is removed at
+    /// the end (kept with --keep, or when the demo fails).
     Demo {
         /// How many times faster than real time the demo's clock runs
-        /// (300: five minutes pass in one second).
-        #[arg(long, default_value_t = 300)]
+        /// (300: five minutes pass in one second; 1 is real time).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=1200))]
         speed: u32,
+        /// Keep the temporary directory (config, secrets, store, log) and
+        /// say where it is.
+        #[arg(long)]
+        keep: bool,
     },
     /// Show the running daemon's role (leader or follower), lease holder,
     /// outbox lag and counts.
@@ -216,8 +223,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
-        Command::Demo { speed } => {
-            pagerd::demo::run(speed).await?;
+        Command::Demo { speed, keep } => {
+            pagerd::demo::run(pagerd::demo::DemoOptions { speed, keep }).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {

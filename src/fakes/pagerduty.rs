@@ -660,6 +660,10 @@ fn validate_event(v: &Value, routing_key: &str) -> Result<Event, Vec<String>> {
 /// `POST /v2/enqueue`.
 async fn enqueue(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(resp) = sh.events_faults.intercept().await {
+        sh.timeline.say(format!(
+            "PagerDuty: answered POST /v2/enqueue with {} (injected fault)",
+            resp.status()
+        ));
         return resp;
     }
     let refuse = |resp: Response, why: &str| {
@@ -823,10 +827,14 @@ async fn not_found() -> Response {
 /// 406. (The real service falls back to the token's API version when the
 /// header is absent; being stricter here keeps pagerd honest.)
 async fn rest_guard(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
     if let Some(resp) = sh.rest_faults.intercept().await {
+        sh.timeline.say(format!(
+            "PagerDuty: answered {what} with {} (injected fault)",
+            resp.status()
+        ));
         return resp;
     }
-    let what = format!("{} {}", req.method(), req.uri().path());
     let headers = req.headers();
     let expected = format!("Token token={}", sh.api_token);
     if header_str(headers, header::AUTHORIZATION.as_str()) != Some(expected.as_str()) {

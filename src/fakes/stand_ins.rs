@@ -160,7 +160,7 @@ impl StandIns {
     ) -> io::Result<PathBuf> {
         let secret = |name: &str, value: &str| -> io::Result<String> {
             let path = dir.join(name);
-            std::fs::write(&path, format!("{value}\n"))?;
+            write_private(&path, format!("{value}\n").as_bytes())?;
             Ok(path.display().to_string())
         };
         let mut toml = format!(
@@ -197,9 +197,10 @@ impl StandIns {
         }
         if let Some(google) = &self.google {
             let key = dir.join("google-service-account.json");
-            std::fs::write(
+            write_private(
                 &key,
-                super::google::demo_service_account_json(GOOGLE_ACCOUNT, &google.token_url()),
+                super::google::demo_service_account_json(GOOGLE_ACCOUNT, &google.token_url())
+                    .as_bytes(),
             )?;
             toml.push_str(&format!(
                 "\n[google]\ntoken_url = {:?}\ndrive_url = {:?}\ndocs_url = {:?}\nservice_account_file = {:?}\n\
@@ -220,5 +221,34 @@ impl StandIns {
         let path = dir.join("pagerd.toml");
         std::fs::write(&path, toml)?;
         Ok(path)
+    }
+}
+
+/// Writes a secret file readable by its owner only (0600), as the README
+/// asks of real secrets: the file is created with that mode, never widened.
+fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn secret_files_are_created_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        super::write_private(&path, b"value\n").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "value\n");
     }
 }

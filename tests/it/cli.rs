@@ -118,3 +118,27 @@ async fn check_config_exits_zero_when_valid_and_two_naming_each_problem() {
     let run = pagerd(&bad, &["run"]);
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
 }
+
+#[test]
+fn demo_refuses_a_zero_speed_and_offers_only_its_own_options() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pagerd"))
+            .args(args)
+            .output()
+            .expect("run pagerd")
+    };
+    let zero = run(&["demo", "--speed", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", text(&zero));
+    assert!(text(&zero).contains("--speed"), "{}", text(&zero));
+    let help = text(&run(&["demo", "--help"]));
+    assert!(
+        help.contains("--speed") && help.contains("--keep"),
+        "{help}"
+    );
+    for ignored in ["--config", "--log-format"] {
+        assert!(
+            !help.contains(ignored),
+            "demo --help offers {ignored}:\n{help}"
+        );
+    }
+}
