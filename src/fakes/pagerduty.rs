@@ -1917,6 +1917,11 @@ mod tests {
             pd.incidents().is_empty(),
             "a faulted request is not applied"
         );
+        assert_eq!(
+            lines.recv().await.unwrap(),
+            "PagerDuty: answered POST /v2/enqueue with 429 Too Many Requests (injected fault)",
+            "the timeline shows an injected outage"
+        );
         send(&pd, &trigger("zendesk-4711", "Production instance down")).await;
         assert_eq!(
             lines.recv().await.unwrap(),
