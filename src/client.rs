@@ -1,5 +1,9 @@
 //! The client side of `pagerd incidents …`: calls the running daemon's admin
 //! API and prints what it answers for humans (or as JSON).
+//!
+//! Everything printed for humans that came from the daemon goes through
+//! [`render::terminal`]: titles, names and errors are customer or
+//! responder text, and must not reach the operator's terminal as escapes.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -8,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
 use crate::engine::Incident;
+use crate::render::{self, terminal};
 use crate::secret::Secret;
 
 /// Why a CLI call failed; the text tells the operator what to do.
@@ -119,21 +124,22 @@ fn age(inc: &Incident) -> String {
     rfc3339(inc.opened_at)
 }
 
+/// A string field of the daemon's answer, for the terminal.
+fn field(v: &Value) -> String {
+    terminal(v.as_str().unwrap_or("?"))
+}
+
 /// The daemon's status for humans.
 pub fn format_status(body: &Value) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "instance  {}",
-        body["instance"].as_str().unwrap_or("?")
-    );
-    let _ = writeln!(out, "role      {}", body["role"].as_str().unwrap_or("?"));
+    let _ = writeln!(out, "instance  {}", field(&body["instance"]));
+    let _ = writeln!(out, "role      {}", field(&body["role"]));
     match body["lease"].as_object() {
         Some(l) => {
             let _ = writeln!(
                 out,
                 "lease     held by {} for {} ms more",
-                l.get("holder").and_then(Value::as_str).unwrap_or("?"),
+                field(l.get("holder").unwrap_or(&Value::Null)),
                 l.get("expires_in_ms").and_then(Value::as_i64).unwrap_or(0)
             );
         }
@@ -177,8 +183,8 @@ pub fn format_list(body: &Value) -> String {
             i.level,
             format!("#{}", i.ticket.id),
             age(&i),
-            i.ticket.title,
-            i.ticket.customer()
+            terminal(&i.ticket.title),
+            terminal(i.ticket.customer())
         );
     }
     out
@@ -187,7 +193,7 @@ pub fn format_list(body: &Value) -> String {
 /// An incident in detail: state, deadlines, crisis, journal and outbox.
 pub fn format_show(body: &Value) -> String {
     let Ok(i) = serde_json::from_value::<Incident>(body["incident"].clone()) else {
-        return format!("{body:#}\n");
+        return format!("{}\n", render::terminal_json(body));
     };
     let mut out = String::new();
     let t = &i.ticket;
@@ -198,17 +204,31 @@ pub fn format_show(body: &Value) -> String {
         i.status.as_str(),
         i.level
     );
-    let _ = writeln!(out, "ticket    #{} {}\nlink      {}", t.id, t.title, t.url);
-    let _ = writeln!(out, "customer  {} <{}>", t.customer(), t.requester_email);
+    let _ = writeln!(
+        out,
+        "ticket    #{} {}\nlink      {}",
+        terminal(&t.id),
+        terminal(&t.title),
+        terminal(&t.url)
+    );
+    let _ = writeln!(
+        out,
+        "customer  {} <{}>",
+        terminal(t.customer()),
+        terminal(&t.requester_email)
+    );
+    if !t.tags.is_empty() {
+        let _ = writeln!(out, "tags      {}", terminal(&t.tags.join(" ")));
+    }
     let _ = writeln!(out, "opened    {}", rfc3339(i.opened_at));
     if let Some((by, at)) = &i.acked {
-        let _ = writeln!(out, "acked     {} by {by}", rfc3339(*at));
+        let _ = writeln!(out, "acked     {} by {}", rfc3339(*at), terminal(by));
     }
     if let Some((by, at)) = &i.resolved {
-        let _ = writeln!(out, "resolved  {} by {by}", rfc3339(*at));
+        let _ = writeln!(out, "resolved  {} by {}", rfc3339(*at), terminal(by));
     }
     if !i.responders.is_empty() {
-        let _ = writeln!(out, "people    {}", i.responders.join(", "));
+        let _ = writeln!(out, "people    {}", terminal(&i.responders.join(", ")));
     }
     let d = &i.deadlines;
     for (name, at) in [
@@ -222,33 +242,43 @@ pub fn format_show(body: &Value) -> String {
         }
     }
     if let Some(c) = &i.crisis {
-        let _ = writeln!(out, "crisis    {} ({})", rfc3339(c.declared_at), c.reason);
+        let _ = writeln!(
+            out,
+            "crisis    {} ({})",
+            rfc3339(c.declared_at),
+            terminal(&c.reason)
+        );
         if let Some(doc) = &c.doc {
             let deprecated = if c.deprecated { " (deprecated)" } else { "" };
-            let _ = writeln!(out, "doc       {}{deprecated}", doc.url);
+            let _ = writeln!(out, "doc       {}{deprecated}", terminal(&doc.url));
         }
     }
     if let Some(e) = &i.last_error {
-        let _ = writeln!(out, "PROBLEM   {e}");
+        let _ = writeln!(out, "PROBLEM   {}", terminal(e));
     }
     let _ = writeln!(out, "\njournal:");
     for e in body["journal"].as_array().into_iter().flatten() {
         let at = e["at"].as_i64().map(rfc3339).unwrap_or_default();
-        let _ = writeln!(out, "  {at}  {}  (+{} effects)", e["event"], e["effects"]);
+        let _ = writeln!(
+            out,
+            "  {at}  {}  (+{} effects)",
+            terminal(&e["event"].to_string()),
+            e["effects"]
+        );
     }
     let _ = writeln!(out, "\neffects:");
     for e in body["outbox"].as_array().into_iter().flatten() {
-        let kind = e["effect"]["type"].as_str().unwrap_or("?");
+        let kind = field(&e["effect"]["type"]);
         let err = e["last_error"]
             .as_str()
-            .map(|s| format!("  last error: {s}"))
+            .map(|s| format!("  last error: {}", terminal(s)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
             "  #{:<5} {:<24} {:<9} attempts {}{err}",
             e["id"],
             kind,
-            e["state"].as_str().unwrap_or("?"),
+            field(&e["state"]),
             e["attempts"]
         );
     }

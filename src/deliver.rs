@@ -14,6 +14,7 @@ use crate::integrations::pagerduty::{Page, PagerDuty};
 use crate::integrations::slack::{Slack, SlackMessage};
 use crate::integrations::zendesk::Zendesk;
 use crate::integrations::{DeliveryError, REQUEST_TIMEOUT, http_client};
+use crate::render;
 use crate::store::Pending;
 
 /// Title prefix of a deprecated crisis doc.
@@ -120,14 +121,19 @@ impl Integrations {
     }
 }
 
-/// The Acknowledge / Escalate / Resolve buttons of a crisis announcement.
+/// The Acknowledge / Escalate / Resolve buttons of a crisis announcement,
+/// under a section holding `text` (mrkdwn the engine rendered, cut to a
+/// section's limit).
 fn buttons(text: &str, incident: i64) -> Value {
     let button = |label: &str, action: &str, style: Option<&str>| {
         let mut b = json!({
             "type": "button",
-            "text": { "type": "plain_text", "text": label },
+            "text": {
+                "type": "plain_text",
+                "text": render::slack_plain(label, render::SLACK_BUTTON_TEXT_MAX),
+            },
             "action_id": format!("pagerd_{action}"),
-            "value": incident.to_string(),
+            "value": render::slack_plain(&incident.to_string(), render::SLACK_BUTTON_VALUE_MAX),
         });
         if let Some(s) = style {
             b["style"] = json!(s);
@@ -135,7 +141,10 @@ fn buttons(text: &str, incident: i64) -> Value {
         b
     };
     json!([
-        { "type": "section", "text": { "type": "mrkdwn", "text": text } },
+        { "type": "section", "text": {
+            "type": "mrkdwn",
+            "text": render::slack_cut(text, render::SLACK_SECTION_MAX),
+        } },
         { "type": "actions", "block_id": format!("pagerd_incident_{incident}"), "elements": [
             button("Acknowledge", "ack", Some("primary")),
             button("Escalate to level 2", "escalate", Some("danger")),
@@ -159,16 +168,21 @@ impl Deliver for Integrations {
                 } else {
                     t.organization.as_str()
                 };
+                let detail = render::pagerduty_detail;
+                let source = detail(source);
+                let tags: Vec<String> = t.tags.iter().take(50).map(|x| detail(x)).collect();
                 let page = Page {
                     dedup_key: &inc.dedup_key,
                     summary,
-                    source,
+                    source: &source,
                     ticket_url: &t.url,
                     ticket_id: &t.id,
                     custom_details: json!({
-                        "ticket": t.id, "title": t.title, "requester": t.requester_name,
-                        "requester_email": t.requester_email, "organization": t.organization,
-                        "priority": t.priority, "tags": t.tags, "pagerd_incident": inc.id,
+                        "ticket": t.id, "title": detail(&t.title),
+                        "requester": detail(&t.requester_name),
+                        "requester_email": detail(&t.requester_email),
+                        "organization": detail(&t.organization),
+                        "priority": detail(&t.priority), "tags": tags, "pagerd_incident": inc.id,
                     }),
                 };
                 self.pagerduty.trigger(&page).await.map(|()| None)
@@ -228,7 +242,7 @@ impl Deliver for Integrations {
                 let thread = inc.crisis.as_ref().and_then(|c| c.threads.get(channel));
                 let msg = SlackMessage {
                     channel: thread.map_or_else(|| channel.clone(), |t| t.channel_id.clone()),
-                    text: text.clone(),
+                    text: render::slack_cut(text, render::SLACK_TEXT_MAX),
                     blocks: (*with_buttons && thread.is_none()).then(|| buttons(text, inc.id)),
                     thread_ts: thread.map(|t| t.ts.clone()),
                     marker: key,

@@ -14,6 +14,8 @@
 //! - [`daemon`]: the wiring, signals, systemd notifications.
 //! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
 //!   supporting cast.
+//! - [`render`]: customer-controlled text rendered for each destination
+//!   (Slack, Google, e-mail, PagerDuty, Zendesk, the terminal), with limits.
 //! - [`client`]: the CLI's side of the admin API.
 //! - [`fakes`] and [`demo`]: local stand-ins of the vendors, and the demo
 //!   that runs the real daemon against them.
@@ -35,6 +37,7 @@ pub mod integrations;
 pub mod leader;
 pub mod metrics;
 pub mod poller;
+pub mod render;
 pub mod scheduler;
 pub mod secret;
 pub mod signature;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use pagerd::client::{Client, format_list, format_show};
 use pagerd::config::{self, Config};
+use pagerd::render;
 
 /// pagerd: makes sure a human answers every emergency ticket.
 ///
@@ -168,7 +169,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pagerd: {e:#}");
+            eprintln!("pagerd: {}", render::terminal_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -231,7 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (addr, token) = config::load_cli(&cli.config)?;
             let body = Client::new(addr, token).status().await?;
             if json {
-                outln!("{body:#}");
+                outln!("{}", render::terminal_json(&body));
             } else {
                 out!("{}", pagerd::client::format_status(&body));
             }
@@ -244,7 +245,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Incidents::List { all, json } => {
                     let body = client.list(all).await?;
                     if json {
-                        format!("{body:#}\n")
+                        format!("{}\n", render::terminal_json(&body))
                     } else {
                         format_list(&body)
                     }
@@ -252,7 +253,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Incidents::Show { id, json } => {
                     let body = client.show(id).await?;
                     if json {
-                        format!("{body:#}\n")
+                        format!("{}\n", render::terminal_json(&body))
                     } else {
                         format_show(&body)
                     }
@@ -282,7 +283,7 @@ async fn act(
         Some("ignored") => format!(
             "incident {}: nothing to do ({})\n",
             a.id,
-            body["reason"].as_str().unwrap_or("")
+            render::terminal(body["reason"].as_str().unwrap_or(""))
         ),
         _ => format!("incident {}: {action} done\n", a.id),
     })

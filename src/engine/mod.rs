@@ -5,16 +5,19 @@
 //! result, so a decision and the effects it asks for commit together or not
 //! at all. Tests drive it with made-up times.
 
+#[cfg(test)]
+mod escape_proptests;
 mod incident;
 #[cfg(test)]
 mod proptests;
 mod rules;
 
+pub use crate::render::truncate;
 pub use incident::{
     Crisis, Deadlines, Doc, Effect, EffectKind, Event, Incident, Lane, Outcome, SlackThread,
     Source, Status, Ticket,
 };
-pub use rules::{Decision, apply, truncate};
+pub use rules::{Decision, apply};
 
 use crate::clock::Millis;
 

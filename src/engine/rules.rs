@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::rfc3339;
+use crate::render;
 
 /// What the engine decided.
 #[expect(
@@ -54,17 +55,6 @@ fn human(ms: Millis) -> String {
         .to_string()
 }
 
-/// At most `max` characters of `s`, with `…` when cut (PagerDuty limits a
-/// summary to 1024 characters; timelines want one short line).
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
     if !policy.is_emergency(ticket) {
         return Decision::Ignore(format!(
@@ -75,15 +65,12 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
     if ticket.is_done() {
         return Decision::Ignore(format!("ticket {} is already {}", ticket.id, ticket.status));
     }
-    let summary = truncate(
-        &format!(
-            "Emergency ticket #{}: {} ({})",
-            ticket.id,
-            ticket.title,
-            ticket.customer()
-        ),
-        1024,
-    );
+    let summary = render::pagerduty_summary(&format!(
+        "Emergency ticket #{}: {} ({})",
+        ticket.id,
+        ticket.title,
+        ticket.customer()
+    ));
     let incident = Incident {
         id: 0,
         dedup_key: Incident::dedup_key_for(&ticket.id),
@@ -209,9 +196,9 @@ impl Step<'_> {
         let body = self
             .policy
             .ack_comment
-            .replace("{engineer}", by)
+            .replace("{engineer}", &render::zendesk(by))
             .replace("{channels}", &channels)
-            .replace("{requester}", requester)
+            .replace("{requester}", &render::zendesk(requester))
             .replace("{ticket}", &self.inc.ticket.id);
         self.fx.push(Effect::ZendeskComment { body, public: true });
         if via != Source::Pagerduty {
@@ -233,7 +220,7 @@ impl Step<'_> {
         self.inc.deadlines.ack = None;
         self.fx.push(Effect::PagerdutyEscalate {
             level: 2,
-            note: note.clone(),
+            note: render::pagerduty_note(&note),
         });
         self.page_sent();
         self.thread_update(&note);
@@ -256,6 +243,7 @@ impl Step<'_> {
             if crisis.doc.is_some() && !crisis.deprecated {
                 self.inc.deadlines.deprecate = Some(self.now + self.policy.doc_deprecate_after);
             }
+            // Plain text: thread_update escapes it for Slack.
             let people = if self.inc.responders.is_empty() {
                 "everyone involved".to_string()
             } else {
@@ -361,22 +349,28 @@ impl Step<'_> {
         }
         self.inc.fallback_sent = true;
         let t = &self.inc.ticket;
+        let line = render::email_line;
         self.fx.push(Effect::Email {
-            subject: truncate(&format!("[pagerd] EMERGENCY ticket #{}: {} ({})", t.id, t.title, t.customer()), 200),
-            body: format!(
+            subject: render::email_subject(&format!(
+                "[pagerd] EMERGENCY ticket #{}: {} ({})",
+                t.id,
+                t.title,
+                t.customer()
+            )),
+            body: render::email_body(&format!(
                 "pagerd could not page through PagerDuty: {why}.\n\n\
                  You are level 2 for this emergency. Please take it now.\n\n\
                  Ticket:    #{} {}\nLink:      {}\nCustomer:  {} <{}>\nOpened:    {}\nIncident:  pagerd {}\n\n\
                  Acknowledge with: pagerd incidents ack {}\n",
                 t.id,
-                t.title,
-                t.url,
-                t.customer(),
-                t.requester_email,
+                line(&t.title),
+                line(&t.url),
+                line(t.customer()),
+                line(&t.requester_email),
                 rfc3339(self.inc.opened_at),
                 self.inc.id,
                 self.inc.id,
-            ),
+            )),
         });
     }
 
@@ -413,17 +407,19 @@ impl Step<'_> {
         if self.policy.crisis_docs {
             let t = &self.inc.ticket;
             self.fx.push(Effect::CreateDoc {
-                title: truncate(
-                    &format!("Crisis: #{} {} ({})", t.id, t.title, t.customer()),
-                    200,
-                ),
+                title: render::drive_name(&format!(
+                    "Crisis: #{} {} ({})",
+                    t.id,
+                    t.title,
+                    t.customer()
+                )),
                 body: self.doc_body(),
             });
         } else {
             // No doc to wait for: announce right away.
             self.announce();
             self.fx.push(Effect::PagerdutyNote {
-                text: format!("Crisis declared: {reason}"),
+                text: render::pagerduty_note(&format!("Crisis declared: {reason}")),
             });
         }
     }
@@ -433,23 +429,29 @@ impl Step<'_> {
         let Some(crisis) = &self.inc.crisis else {
             return;
         };
+        // Every piece of customer (or responder) text is escaped and capped
+        // on its own, so the whole fits a section block (render.rs).
         let doc = crisis
             .doc
             .as_ref()
-            .map(|d| format!("\n*Crisis doc:* {}", d.url))
+            .map(|d| {
+                format!(
+                    "\n*Crisis doc:* {}",
+                    render::slack_field(&d.url, SLACK_URL_MAX)
+                )
+            })
             .unwrap_or_default();
         let on_it = if self.inc.responders.is_empty() {
             "nobody has acknowledged yet".to_string()
         } else {
-            self.inc.responders.join(", ")
+            render::slack_names(&self.inc.responders, SLACK_PEOPLE_MAX)
         };
         let text = format!(
-            ":rotating_light: *Crisis* for {}: {} (ticket <{}|#{}>)\n*Why:* {}\n*On it:* {}{}",
-            t.customer(),
-            t.title,
-            t.url,
-            t.id,
-            crisis.reason,
+            ":rotating_light: *Crisis* for {}: {} (ticket {})\n*Why:* {}\n*On it:* {}{}",
+            render::slack_field(t.customer(), render::SLACK_NAME_MAX),
+            render::slack_field(&t.title, render::SLACK_TITLE_MAX),
+            render::slack_link(&t.url, &format!("#{}", t.id)),
+            render::slack_field(&crisis.reason, SLACK_REASON_MAX),
             on_it,
             doc
         );
@@ -463,14 +465,18 @@ impl Step<'_> {
     }
 
     /// A line in each crisis thread, when a crisis has been announced.
+    /// `text` is plain text (it holds responder names and reasons), escaped
+    /// here as a whole for Slack: thread updates carry no markup but
+    /// emoji codes and `*bold*`.
     fn thread_update(&mut self, text: &str) {
         if self.inc.crisis.is_none() {
             return;
         }
+        let text = render::slack_cut(&render::slack(text), render::SLACK_TEXT_MAX);
         for channel in &self.policy.slack_channels {
             self.fx.push(Effect::SlackPost {
                 channel: channel.clone(),
-                text: text.to_string(),
+                text: text.clone(),
                 buttons: false,
             });
         }
@@ -496,14 +502,15 @@ impl Step<'_> {
 
     fn doc_body(&self) -> String {
         let t = &self.inc.ticket;
+        let line = render::doc_line;
         let acked = match &self.inc.acked {
-            Some((by, at)) => format!("{} acknowledged by {by}", rfc3339(*at)),
+            Some((by, at)) => format!("{} acknowledged by {}", rfc3339(*at), line(by)),
             None => "not acknowledged yet".to_string(),
         };
         let people = if self.inc.responders.is_empty() {
             "(nobody yet)".into()
         } else {
-            self.inc.responders.join(", ")
+            line(&self.inc.responders.join(", "))
         };
         format!(
             "Crisis: emergency ticket #{id} — {title}\n\n\
@@ -514,24 +521,30 @@ impl Step<'_> {
              Findings and actions\n(newest first: time, who, what)\n\n\
              Hand-off\n(after resolution: move the know-how into docs, deprecate this doc, hold a hand-off call)\n",
             id = t.id,
-            title = t.title,
-            customer = t.customer(),
-            name = t.requester_name,
-            email = t.requester_email,
-            url = t.url,
+            title = line(&t.title),
+            customer = line(t.customer()),
+            name = line(&t.requester_name),
+            email = line(&t.requester_email),
+            url = line(&t.url),
             key = self.inc.dedup_key,
             opened = rfc3339(self.inc.opened_at),
             level = self.inc.level,
             declared = rfc3339(self.now),
-            reason = self
-                .inc
-                .crisis
-                .as_ref()
-                .map(|c| c.reason.as_str())
-                .unwrap_or_default(),
+            reason = line(
+                self.inc
+                    .crisis
+                    .as_ref()
+                    .map(|c| c.reason.as_str())
+                    .unwrap_or_default()
+            ),
         )
     }
 }
+
+/// Caps on the pieces of a crisis announcement (after escaping).
+const SLACK_URL_MAX: usize = 500;
+const SLACK_PEOPLE_MAX: usize = 600;
+const SLACK_REASON_MAX: usize = 400;
 
 /// "Phone, Skype, WebEx or Hangouts".
 fn join_or(items: &[String]) -> String {

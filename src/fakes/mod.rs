@@ -121,10 +121,11 @@ impl Faults {
 }
 
 /// At most `max` characters of `s` on one line (white space folded), with
-/// `…` when cut: the fakes' timeline lines stay one line long.
+/// `…` when cut: the fakes' timeline lines stay one line long, and show
+/// no terminal escapes (the demo prints them).
 pub(crate) fn shorten(s: &str, max: usize) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    crate::engine::truncate(&one_line, max)
+    crate::render::terminal(&crate::render::truncate(&one_line, max))
 }
 
 /// A fake's HTTP server: its address and the task serving it (aborted on drop).

@@ -6,7 +6,10 @@
 //! - `chat.postMessage` — JSON or form body, bot token as `Authorization:
 //!   Bearer` (or a `token` form field), channel by `#name`, `name` or ID,
 //!   `text` or `blocks` required, `thread_ts` must name a top-level message
-//!   of that channel; `metadata` is stored.
+//!   of that channel; `metadata` is stored. `text` over 40 000 characters
+//!   is refused with `msg_too_long`; blocks over Slack's limits (more than
+//!   50, a section text over 3 000, a header over 150, a button text over
+//!   75 or value over 2 000) with `invalid_blocks`.
 //! - `conversations.list`, `conversations.history`, `conversations.replies`
 //!   — GET query or POST form, cursor paging; `metadata` is only returned
 //!   with `include_all_metadata=true`, as Slack does.
@@ -44,6 +47,33 @@ pub const RESPONSE_URL: &str = "http://127.0.0.1:9/slack-response-url";
 
 /// Biggest `text` Slack accepts (it truncates past 40 000, refuses beyond).
 const MAX_TEXT: usize = 40_000;
+/// Most blocks in one message.
+const MAX_BLOCKS: usize = 50;
+
+/// Whether one block keeps Slack's Block Kit limits on its texts.
+fn block_ok(block: &Value) -> bool {
+    let within = |v: Option<&Value>, max: usize| {
+        v.and_then(Value::as_str)
+            .is_none_or(|s| s.chars().count() <= max)
+    };
+    match block["type"].as_str() {
+        Some("section") => {
+            within(block.pointer("/text/text"), 3_000)
+                && block["fields"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .all(|f| within(f.get("text"), 2_000))
+        }
+        Some("header") => within(block.pointer("/text/text"), 150),
+        Some("actions") => block["elements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| within(e.pointer("/text/text"), 75) && within(e.get("value"), 2_000)),
+        _ => true,
+    }
+}
 
 /// How to start a [`FakeSlack`].
 #[derive(Clone, Default)]
@@ -387,8 +417,9 @@ async fn post_message(
     let text = str_arg(&args, "text").unwrap_or_default().to_string();
     let blocks = match json_arg(&args, "blocks") {
         Ok(Some(b))
-            if b.as_array()
-                .is_some_and(|a| a.iter().all(|x| x["type"].is_string())) =>
+            if b.as_array().is_some_and(|a| {
+                a.len() <= MAX_BLOCKS && a.iter().all(|x| x["type"].is_string() && block_ok(x))
+            }) =>
         {
             Some(b)
         }
@@ -949,5 +980,25 @@ mod tests {
             "k"
         );
         assert_eq!(fake.messages()[1].marker.as_deref(), Some("k"));
+
+        // Slack's length limits.
+        let post = |body: Value| call(http.post(&url).bearer_auth("xoxb-1").json(&body));
+        let v = post(json!({"channel": "general", "text": "x".repeat(40_001)})).await;
+        assert_eq!(v["error"], "msg_too_long");
+        let v = post(json!({"channel": "general", "text": "é".repeat(40_000)})).await;
+        assert_eq!(v["ok"], true, "40 000 characters (not bytes) are fine");
+        let section = |n: usize| json!([{"type": "section", "text": {"type": "mrkdwn", "text": "x".repeat(n)}}]);
+        let v = post(json!({"channel": "general", "text": "t", "blocks": section(3_001)})).await;
+        assert_eq!(v["error"], "invalid_blocks");
+        let v = post(json!({"channel": "general", "text": "t", "blocks": section(3_000)})).await;
+        assert_eq!(v["ok"], true);
+        let header =
+            json!([{"type": "header", "text": {"type": "plain_text", "text": "h".repeat(151)}}]);
+        let v = post(json!({"channel": "general", "text": "t", "blocks": header})).await;
+        assert_eq!(v["error"], "invalid_blocks");
+        let button = json!([{"type": "actions", "elements": [{"type": "button",
+            "text": {"type": "plain_text", "text": "Ack"}, "value": "v".repeat(2_001)}]}]);
+        let v = post(json!({"channel": "general", "text": "t", "blocks": button})).await;
+        assert_eq!(v["error"], "invalid_blocks");
     }
 }

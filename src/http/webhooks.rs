@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, header_str, require_content_type};
 use crate::engine::{Event, Source, Status, Ticket};
+use crate::render;
 use crate::signature;
 use crate::store::{Applied, Change, Intake, Target};
 
@@ -108,7 +109,12 @@ struct ZendeskTicket {
     status: Loose,
     #[serde(default)]
     tags: Loose,
+    /// `{{ticket.link}}`: accepted, not used (see [`ticket_link`]).
     #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "documented in the template; the link is built from config"
+    )]
     url: Loose,
     #[serde(default)]
     requester: Option<Requester>,
@@ -124,15 +130,13 @@ struct Requester {
     email: Loose,
 }
 
-/// `{{ticket.link}}` renders without a scheme (`acme.zendesk.com/agent/tickets/1`).
-fn ticket_link(url: String, base: &str, id: &str) -> String {
-    if url.is_empty() {
-        format!("{base}/agent/tickets/{id}")
-    } else if url.starts_with("http://") || url.starts_with("https://") {
-        url
-    } else {
-        format!("https://{url}")
-    }
+/// The agent link of a ticket, built from trusted parts only: the
+/// configured Zendesk URL and the (all-digits) ticket number. The body's
+/// `url` (`{{ticket.link}}`) is not used: it arrives in the same JSON as
+/// the customer's title, and pagerd renders this link as a live link in
+/// Slack.
+fn ticket_link(base: &str, id: &str) -> String {
+    format!("{}/agent/tickets/{id}", base.trim_end_matches('/'))
 }
 
 /// Parses the documented trigger body (see the README) into a ticket.
@@ -146,7 +150,7 @@ pub fn parse_zendesk(body: &[u8], base_url: &str) -> Result<Ticket, String> {
     }
     let requester = t.requester.unwrap_or_default();
     Ok(Ticket {
-        url: ticket_link(t.url.text(), base_url, &id),
+        url: ticket_link(base_url, &id),
         title: t.title.text(),
         priority: t.priority.text().to_lowercase(),
         status: t.status.text().to_lowercase(),
@@ -337,13 +341,18 @@ fn slack_who(name: Option<String>, id: Option<String>) -> String {
     }
 }
 
+/// An answer only the user sees; `text` is mrkdwn, cut to Slack's limit.
 fn ephemeral(text: String) -> Response {
+    let text = render::slack_cut(&text, render::SLACK_TEXT_MAX);
     (
         StatusCode::OK,
         axum::Json(json!({ "response_type": "ephemeral", "text": text })),
     )
         .into_response()
 }
+
+/// Cap on a title in `/pagerd status` (20 incidents fit one message).
+const STATUS_TITLE_MAX: usize = 300;
 
 const SLASH_HELP: &str =
     "Usage: /pagerd status | ack ID | escalate ID [reason] | crisis ID | join ID | resolve ID";
@@ -423,15 +432,18 @@ pub async fn slack(
             .iter()
             .map(|i| {
                 let who = match (&i.status, &i.acked) {
-                    (Status::Acknowledged, Some((by, _))) => format!("acknowledged by {by}"),
+                    (Status::Acknowledged, Some((by, _))) => format!(
+                        "acknowledged by {}",
+                        render::slack_field(by, render::SLACK_NAME_MAX)
+                    ),
                     _ => "NOT acknowledged".into(),
                 };
                 format!(
                     "• {} — #{} {} ({}), level {}, {who}",
                     i.id,
                     i.ticket.id,
-                    i.ticket.title,
-                    i.ticket.customer(),
+                    render::slack_field(&i.ticket.title, STATUS_TITLE_MAX),
+                    render::slack_field(i.ticket.customer(), render::SLACK_NAME_MAX),
                     i.level
                 )
             })
@@ -446,12 +458,22 @@ pub async fn slack(
         return Ok(ephemeral(SLASH_HELP.into()));
     };
     let applied = st.core.submit(Intake::incident(id, event)).await?;
+    // The reason may name people, the verb is the user's own word: both
+    // are escaped for Slack.
     let msg = match applied.result {
         Change::Ignored(reason) if applied.incident.is_none() => {
-            format!("No incident {id}: {reason}.")
+            format!("No incident {id}: {}.", render::slack(&reason))
         }
-        Change::Ignored(reason) => format!("Nothing to do for incident {id}: {reason}."),
-        _ => format!("Done: {verb} on incident {id}."),
+        Change::Ignored(reason) => {
+            format!(
+                "Nothing to do for incident {id}: {}.",
+                render::slack(&reason)
+            )
+        }
+        _ => format!(
+            "Done: {} on incident {id}.",
+            render::slack_field(&verb, render::SLACK_NAME_MAX)
+        ),
     };
     Ok(ephemeral(msg))
 }

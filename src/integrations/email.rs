@@ -87,7 +87,9 @@ impl Mailer {
         }
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .subject(subject)
+            // Last line of defence against header injection and overlong
+            // subjects, whatever the caller built.
+            .subject(crate::render::email_subject(subject))
             .message_id(Some(format!("<{}@pagerd>", sanitize_id(message_id))))
             .header(ContentType::TEXT_PLAIN);
         for addr in to {
@@ -96,7 +98,7 @@ impl Mailer {
             })?;
             builder = builder.to(mailbox);
         }
-        let message = builder.body(body.to_string()).map_err(|e| {
+        let message = builder.body(crate::render::email_body(body)).map_err(|e| {
             DeliveryError::permanent(format!("e-mail: cannot build the message: {e}"))
         })?;
         match self.transport.send(message).await {

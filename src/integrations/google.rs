@@ -218,7 +218,7 @@ impl Google {
             return Ok(doc);
         }
         let mut meta = json!({
-            "name": title,
+            "name": crate::render::drive_name(title),
             "appProperties": { MARKER_PROPERTY: marker },
         });
         if let Some(folder) = &self.settings.folder_id {
@@ -343,7 +343,9 @@ impl Google {
                 .await?;
             let name = file["name"].as_str().unwrap_or_default();
             if !name.starts_with(title_prefix) {
-                let body = json!({ "name": format!("{title_prefix}{name}") });
+                // The prefix must not push the name past Drive's limit.
+                let body =
+                    json!({ "name": crate::render::drive_name(&format!("{title_prefix}{name}")) });
                 let query = [("fields", "id,name"), ("supportsAllDrives", "true")];
                 self.call(
                     Method::PATCH,
@@ -406,6 +408,7 @@ impl Google {
     /// Writes `body` into a fresh doc: replaces the template placeholder, or
     /// appends to the blank doc.
     async fn fill(&self, doc_id: &str, body: &str) -> Result<(), DeliveryError> {
+        let body = &crate::render::doc_text(body);
         let request = match self.settings.template_id {
             Some(_) => json!({ "replaceAllText": {
                 "replaceText": body,

@@ -170,8 +170,8 @@ impl PagerDuty {
             "client": "pagerd",
             "client_url": page.ticket_url,
             "payload": {
-                "summary": page.summary,
-                "source": page.source,
+                "summary": crate::render::pagerduty_summary(page.summary),
+                "source": crate::render::pagerduty_detail(page.source),
                 "severity": "critical",
                 "component": "customer production instance",
                 "group": "support-emergency",
@@ -287,7 +287,7 @@ impl PagerDuty {
         content: &str,
         marker: &str,
     ) -> Result<(), DeliveryError> {
-        let tagged = format!("{content}\n[{marker}]");
+        let tagged = format!("{}\n[{marker}]", crate::render::pagerduty_note(content));
         let req = self
             .rest(reqwest::Method::POST, &format!("/incidents/{id}/notes"))
             .header("From", &self.from)

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use super::{DeliveryError, json_response};
+use crate::render;
 use crate::secret::Secret;
 
 /// `metadata.event_type` of every message pagerd posts.
@@ -124,16 +125,19 @@ impl Slack {
                 }
             }
         }
+        // The last step before Slack: whatever the caller built, the text and
+        // blocks are cut to what Slack accepts (a refusal is permanent, and
+        // the message would be lost).
         let mut body = json!({
             "channel": msg.channel,
-            "text": msg.text,
+            "text": render::slack_cut(&msg.text, render::SLACK_TEXT_MAX),
             "metadata": {
                 "event_type": METADATA_EVENT_TYPE,
                 "event_payload": { "pagerd_key": msg.marker },
             },
         });
         if let Some(blocks) = &msg.blocks {
-            body["blocks"] = blocks.clone();
+            body["blocks"] = within_limits(blocks.clone());
         }
         if let Some(ts) = &msg.thread_ts {
             body["thread_ts"] = json!(ts);
@@ -303,6 +307,48 @@ impl Slack {
     }
 }
 
+/// `blocks` with every text and value cut to Slack's limits: section text
+/// (and fields) [`render::SLACK_SECTION_MAX`], header text
+/// [`render::SLACK_HEADER_MAX`], button text and value
+/// [`render::SLACK_BUTTON_TEXT_MAX`] / [`render::SLACK_BUTTON_VALUE_MAX`].
+pub fn within_limits(mut blocks: Value) -> Value {
+    // `pointer_mut`, not indexing: indexing would add missing keys.
+    fn cut(v: &mut Value, pointer: &str, max: usize) {
+        if let Some(v) = v.pointer_mut(pointer)
+            && let Some(s) = v.as_str()
+            && s.chars().count() > max
+        {
+            *v = Value::String(render::slack_cut(s, max));
+        }
+    }
+    for block in blocks.as_array_mut().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("section") => {
+                cut(block, "/text/text", render::SLACK_SECTION_MAX);
+                if let Some(fields) = block.get_mut("fields").and_then(Value::as_array_mut) {
+                    for f in fields {
+                        cut(f, "/text", SLACK_FIELD_MAX);
+                    }
+                }
+            }
+            Some("header") => cut(block, "/text/text", render::SLACK_HEADER_MAX),
+            Some("actions") => {
+                if let Some(elements) = block.get_mut("elements").and_then(Value::as_array_mut) {
+                    for e in elements {
+                        cut(e, "/text/text", render::SLACK_BUTTON_TEXT_MAX);
+                        cut(e, "/value", render::SLACK_BUTTON_VALUE_MAX);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+/// Longest text of one section field.
+const SLACK_FIELD_MAX: usize = 2_000;
+
 /// Classifies a Slack `error` code: rate limits and Slack-side failures are
 /// retryable, everything else needs a human.
 pub fn classify(code: &str, reason: String) -> DeliveryError {
@@ -457,6 +503,33 @@ mod tests {
                 "Slack: refused a message to #random: channel_not_found".to_string(),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn oversized_text_and_blocks_are_cut_to_slack_limits() {
+        let (fake, slack) = setup().await;
+        let long = format!("{}&amp;{}", "x".repeat(2_996), "y".repeat(60_000));
+        let mut m = msg("#general", &long, "k-long");
+        m.blocks = Some(json!([
+            { "type": "section", "text": { "type": "mrkdwn", "text": long } },
+            { "type": "header", "text": { "type": "plain_text", "text": "h".repeat(500) } },
+            { "type": "actions", "elements": [{ "type": "button",
+                "text": { "type": "plain_text", "text": "b".repeat(100) },
+                "action_id": "a", "value": "v".repeat(3_000) }] },
+            { "type": "divider" },
+        ]));
+        slack.post(&m, false).await.unwrap();
+        let sent = &fake.messages()[0];
+        assert_eq!(sent.text.chars().count(), render::SLACK_TEXT_MAX);
+        let blocks = sent.blocks.clone().unwrap();
+        let section = blocks[0]["text"]["text"].as_str().unwrap();
+        // Cut before the escape rather than through it.
+        assert_eq!(section, format!("{}…", "x".repeat(2_996)));
+        assert_eq!(
+            blocks[1]["text"]["text"].as_str().unwrap().chars().count(),
+            150
+        );
+        assert_eq!(blocks[3], json!({ "type": "divider" }), "no keys added");
     }
 
     #[tokio::test]

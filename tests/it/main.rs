@@ -23,6 +23,9 @@ mod cli;
 /// Hostile input (issue 5).
 mod hostile;
 
+/// Customer text rendered as data in every sink.
+mod escape;
+
 /// Secret hygiene (issue 5).
 mod secrets;
 
