@@ -6,6 +6,7 @@
 //! and collecting *all* problems, each named by its key, so `pagerd
 //! check-config` can list everything wrong at once.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,19 @@ pub struct Config {
     pub google: Option<GoogleConfig>,
     /// `[email]`, when configured.
     pub email: Option<EmailConfig>,
+    /// `[people]`: real names by e-mail (keys lower-cased), which win over
+    /// the names PagerDuty and Slack hold. Empty when absent.
+    pub people: HashMap<String, String>,
+    /// `[cli]`.
+    pub cli: CliConfig,
+}
+
+/// `[cli]`: defaults of the command line on this host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CliConfig {
+    /// The e-mail (lower-cased) CLI actions are taken as, when the command
+    /// names nobody.
+    pub operator: Option<String>,
 }
 
 /// `[server]`: the HTTP listener and the admin API.
@@ -211,6 +225,14 @@ struct RawFile {
     slack: Option<RawSlack>,
     google: Option<RawGoogle>,
     email: Option<RawEmail>,
+    people: Option<HashMap<String, String>>,
+    cli: Option<RawCli>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCli {
+    operator: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -443,13 +465,24 @@ impl Check {
     }
 
     fn email(&mut self, key: &str, value: &str) {
-        let ok = value
-            .split_once('@')
-            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
-        if !ok {
+        if !looks_like_email(value) {
             self.problem(key, format!("{value:?} is not an e-mail address"));
         }
     }
+}
+
+/// `local@domain.tld`: one `@`, something before it, a dotted domain after
+/// it, no white space.
+fn looks_like_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn lower(v: Vec<String>) -> Vec<String> {
@@ -841,6 +874,8 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         poll_interval: None,
         events_per_minute: 0,
     });
+    let people = people(c, raw.people.unwrap_or_default());
+    let cli = cli(c, raw.cli.unwrap_or_default());
     Config {
         path: path.to_path_buf(),
         server,
@@ -851,6 +886,77 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         slack,
         google,
         email,
+        people,
+        cli,
+    }
+}
+
+/// `[people]`: every key an e-mail, every name non-blank, no address twice
+/// (keys differing only by case are the same address).
+fn people(c: &mut Check, raw: HashMap<String, String>) -> HashMap<String, String> {
+    let mut entries: Vec<(String, String)> = raw.into_iter().collect();
+    entries.sort();
+    let mut people = HashMap::new();
+    for (email, name) in entries {
+        let key = format!("people.{email:?}");
+        let before = c.problems.len();
+        c.email(&key, email.trim());
+        if name.trim().is_empty() {
+            c.problem(&key, "the real name is empty");
+        }
+        if c.problems.len() > before {
+            continue;
+        }
+        let lower = email.trim().to_lowercase();
+        if people.contains_key(&lower) {
+            c.problem(
+                &key,
+                format!("{lower} is listed twice (e-mail addresses ignore case)"),
+            );
+            continue;
+        }
+        people.insert(lower, name.trim().to_string());
+    }
+    people
+}
+
+fn cli(c: &mut Check, raw: RawCli) -> CliConfig {
+    let operator = raw.operator.map(|o| o.trim().to_lowercase());
+    if let Some(o) = &operator {
+        c.email("cli.operator", o);
+    }
+    CliConfig { operator }
+}
+
+/// The CLI's default identity on this host: `[cli] operator`, validated and
+/// lower-cased. Only `[cli]` is read (like [`load_cli`], an operator need
+/// not be able to read the vendor secrets); `None` when it is not set.
+pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
+    let err = |problems| ConfigError {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(vec![Problem {
+            key: "(file)".into(),
+            message: format!("cannot read it: {e}"),
+        }])
+    })?;
+    #[derive(Deserialize)]
+    struct Partial {
+        #[serde(default)]
+        cli: RawCli,
+    }
+    let raw: Partial = toml::from_str(&text).map_err(|e| err(vec![toml_problem(&e, &text)]))?;
+    let mut c = Check {
+        base: PathBuf::new(),
+        problems: Vec::new(),
+    };
+    let cli = cli(&mut c, raw.cli);
+    if c.problems.is_empty() {
+        Ok(cli.operator)
+    } else {
+        Err(err(c.problems))
     }
 }
 

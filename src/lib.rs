@@ -11,6 +11,8 @@
 //!   idempotency keys through the [`integrations`].
 //! - [`http`]: webhooks in, admin API, health, metrics.
 //! - [`poller`]: PagerDuty and Zendesk polling behind the webhooks.
+//! - [`people`]: who a responder is across PagerDuty, Slack and the CLI
+//!   (one person per e-mail, with their real name).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
 //! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
 //!   supporting cast.
@@ -36,6 +38,7 @@ pub mod http;
 pub mod integrations;
 pub mod leader;
 pub mod metrics;
+pub mod people;
 pub mod poller;
 pub mod render;
 pub mod scheduler;

@@ -103,3 +103,102 @@ fn a_huge_lease_renewal_is_a_problem_not_a_panic() {
         "{err}"
     );
 }
+
+#[test]
+fn people_and_cli_operator_are_read_and_lower_cased() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[people]\n\"Ana@Acme.example\" = \" Ana Engineer \"\n\"bob@acme.example\" = \"Bob Builder\"\n\n[cli]\noperator = \"Ana@ACME.example\"\n",
+        minimal(dir.path())
+    );
+    let c = Config::parse(&dir.path().join("p.toml"), &text).unwrap();
+    assert_eq!(c.people.len(), 2);
+    assert_eq!(c.people["ana@acme.example"], "Ana Engineer");
+    assert_eq!(c.people["bob@acme.example"], "Bob Builder");
+    assert_eq!(c.cli.operator.as_deref(), Some("ana@acme.example"));
+
+    let bare = Config::parse(&dir.path().join("p.toml"), &minimal(dir.path())).unwrap();
+    assert!(bare.people.is_empty());
+    assert_eq!(bare.cli, CliConfig::default());
+}
+
+#[test]
+fn people_keys_must_be_e_mails_named_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[people]\n\"ana\" = \"Ana\"\n\"bob @acme.example\" = \"Bob\"\n\"carl@acme.example\" = \" \"\n\"dan@x@acme.example\" = \"Dan\"\n\"Eve@acme.example\" = \"Eve\"\n\"eve@acme.example\" = \"Eve E.\"\n\"fay@acme.example\" = \"Fay\"\n\n[cli]\noperator = \"root\"\n",
+        minimal(dir.path())
+    );
+    let e = Config::parse(&dir.path().join("people.toml"), &text).unwrap_err();
+    let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "people.\"ana\"",
+            "people.\"bob @acme.example\"",
+            "people.\"carl@acme.example\"",
+            "people.\"dan@x@acme.example\"",
+            "people.\"eve@acme.example\"",
+            "cli.operator",
+        ],
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("people.toml"), "{text}");
+    assert!(
+        text.contains("people.\"ana\": \"ana\" is not an e-mail address"),
+        "{text}"
+    );
+    assert!(text.contains("listed twice"), "{text}");
+    assert!(text.contains("real name is empty"), "{text}");
+    assert!(text.contains("\"root\" is not an e-mail address"), "{text}");
+}
+
+#[test]
+fn unknown_cli_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[cli]\noperater = \"a@b.example\"\n",
+        minimal(dir.path())
+    );
+    let e = Config::parse(&dir.path().join("p.toml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("operater"), "{e}");
+}
+
+#[test]
+fn the_cli_reads_its_operator_without_the_vendor_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    // No secrets exist: only [cli] (and [server]) matter to the CLI.
+    let text = "[zendesk]\napi_token_file = \"nope\"\n[cli]\noperator = \" Ops@Acme.example \"\n";
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(
+        load_cli_operator(&path).unwrap().as_deref(),
+        Some("ops@acme.example")
+    );
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+    assert_eq!(load_cli_operator(&path).unwrap(), None);
+    std::fs::write(&path, "[cli]\noperator = \"ops\"\n").unwrap();
+    let e = load_cli_operator(&path).unwrap_err();
+    assert_eq!(e.problems[0].key, "cli.operator");
+    assert!(load_cli_operator(&dir.path().join("missing.toml")).is_err());
+}
+
+#[test]
+fn the_example_config_documents_people_and_cli() {
+    let text = include_str!("../../config/pagerd.example.toml");
+    let raw: RawFile = toml::from_str(text).unwrap();
+    let people = raw.people.unwrap();
+    assert!(!people.is_empty());
+    let mut c = Check {
+        base: PathBuf::new(),
+        problems: Vec::new(),
+    };
+    let people = super::people(&mut c, people);
+    let cli = super::cli(&mut c, raw.cli.unwrap());
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    assert!(people.keys().all(|k| k == &k.to_lowercase()));
+    assert!(cli.operator.is_some());
+}

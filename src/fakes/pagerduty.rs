@@ -1,5 +1,6 @@
 //! A local stand-in for PagerDuty: the Events API v2 (`POST /v2/enqueue`),
-//! the slice of the REST API v2 pagerd uses (`/incidents…`), and the v3
+//! the slice of the REST API v2 pagerd uses (`/incidents…`, `/users…`: see
+//! [`users`] for the latter), and the v3
 //! webhooks PagerDuty sends when a responder acknowledges or resolves.
 //!
 //! One server answers both APIs, so the daemon's `events_url` and `api_url`
@@ -29,6 +30,8 @@ use serde_json::{Value, json};
 
 use super::{Faults, Server, Timeline, shorten};
 use crate::signature;
+
+pub mod users;
 
 /// The versioning `Accept` header every REST operation declares as required.
 const ACCEPT_V2: &str = "application/vnd.pagerduty+json;version=2";
@@ -141,6 +144,10 @@ struct Db {
     /// Webhooks to deliver again: PagerDuty retries on connection errors,
     /// timeouts, 429 and 5xx (for up to 48 h), and drops other 4xx.
     undelivered: Vec<Webhook>,
+    /// Users seeded with [`FakePagerDuty::add_user`].
+    users: Vec<users::SeededUser>,
+    /// `GET /users…` requests that passed the REST guard.
+    user_requests: usize,
 }
 
 impl Db {
@@ -517,6 +524,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/incidents/{id}", get(show_incident).put(update_incident))
         .route("/incidents/{id}/notes", get(list_notes).post(create_note))
         .route("/incidents/{id}/log_entries", get(list_log_entries))
+        .route("/users", get(users::list))
+        .route("/users/{id}", get(users::show))
         .route_layer(middleware::from_fn_with_state(shared.clone(), rest_guard));
     Router::new()
         .route("/v2/enqueue", post(enqueue))
@@ -1218,12 +1227,19 @@ async fn list_log_entries(
 
 // ---------------------------------------------------------------- JSON views
 
-fn user_ref(name: &str, base: &str) -> Value {
-    // A stable id per name, so the same person is the same user everywhere.
+/// The user id the fake gives the person called `name` wherever it shows
+/// them (acknowledgers, webhook agents, note authors): stable per name, so
+/// the same person is the same user everywhere. Seed
+/// [`FakePagerDuty::add_user`] with it to make `GET /users/{id}` know them.
+pub fn user_id(name: &str) -> String {
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
-    let id = format!("PUSER{:06X}", hash & 0xFF_FFFF);
+    format!("PUSER{:06X}", hash & 0xFF_FFFF)
+}
+
+fn user_ref(name: &str, base: &str) -> Value {
+    let id = user_id(name);
     json!({"id": id, "type": "user_reference", "summary": name,
            "self": format!("{base}/users/{id}"), "html_url": format!("{base}/users/{id}")})
 }
@@ -1923,6 +1939,10 @@ mod tests {
             "the timeline shows an injected outage"
         );
         send(&pd, &trigger("zendesk-4711", "Production instance down")).await;
+        assert_eq!(
+            lines.recv().await.unwrap(),
+            "PagerDuty: answered POST /v2/enqueue with 429 Too Many Requests (injected fault)"
+        );
         assert_eq!(
             lines.recv().await.unwrap(),
             "PagerDuty: incident #1 opened for zendesk-4711 \"Production instance down\" (paging level 1)"

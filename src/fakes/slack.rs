@@ -13,6 +13,8 @@
 //! - `conversations.list`, `conversations.history`, `conversations.replies`
 //!   — GET query or POST form, cursor paging; `metadata` is only returned
 //!   with `include_all_metadata=true`, as Slack does.
+//! - `users.info` — GET query or POST form `user=`; the users a test seeds
+//!   with [`FakeSlack::add_user`] plus the bot itself (see [`users`]).
 
 #![allow(
     clippy::result_large_err,
@@ -32,6 +34,8 @@ use serde_json::{Value, json};
 
 use super::{Faults, Server, Timeline};
 use crate::signature::slack_sign;
+
+pub mod users;
 
 /// The workspace the fake pretends to be.
 pub const TEAM_ID: &str = "T0PAGERD01";
@@ -84,6 +88,10 @@ pub struct FakeSlackOptions {
     pub channels: Vec<(String, String)>,
     /// Where to say what happened.
     pub timeline: Timeline,
+    /// The scopes the bot token was granted; `None` grants every scope.
+    /// `users.info` answers `missing_scope` without `users:read` or
+    /// `users:read.email`.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A message the fake accepted.
@@ -115,10 +123,13 @@ struct Inner {
     messages: Vec<Stored>,
     next_ts: u64,
     fail_next: Vec<String>,
+    users: Vec<users::SeededUser>,
+    user_lookups: usize,
 }
 
 struct Shared {
     token: String,
+    scopes: Option<Vec<String>>,
     timeline: Timeline,
     faults: Faults,
     inner: Mutex<Inner>,
@@ -148,6 +159,7 @@ impl FakeSlack {
             .unwrap_or(1_700_000_000);
         let shared = Arc::new(Shared {
             token: opts.bot_token,
+            scopes: opts.scopes,
             timeline: opts.timeline,
             faults: faults.clone(),
             inner: Mutex::new(Inner {
@@ -155,6 +167,8 @@ impl FakeSlack {
                 messages: Vec::new(),
                 next_ts: now,
                 fail_next: Vec::new(),
+                users: Vec::new(),
+                user_lookups: 0,
             }),
         });
         let router = Router::new()
@@ -171,6 +185,7 @@ impl FakeSlack {
                 "/conversations.replies",
                 get(conversations_replies).post(conversations_replies),
             )
+            .route("/users.info", get(users::info).post(users::info))
             .with_state(shared.clone());
         let server = Server::spawn(router).await?;
         Ok(FakeSlack {
@@ -908,6 +923,7 @@ mod tests {
             bot_token: "xoxb-1".into(),
             channels: vec![("general".into(), "C0GENERAL1".into())],
             timeline: Timeline::default(),
+            scopes: None,
         })
         .await
         .unwrap();

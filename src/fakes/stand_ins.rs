@@ -117,6 +117,7 @@ impl StandIns {
                     bot_token: secrets::SLACK_BOT.into(),
                     channels,
                     timeline: t.clone(),
+                    scopes: None,
                 })
                 .await?,
             )

@@ -1,5 +1,5 @@
 //! PagerDuty: Events API v2 (trigger, acknowledge, resolve) and the REST API
-//! (find an incident by key, escalate, add notes).
+//! (find an incident by key, escalate, add notes, look users up).
 //!
 //! The Events API is idempotent by `dedup_key` while the incident is open,
 //! which is what makes a redelivered page harmless. Calls are paced to the
@@ -15,9 +15,15 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{DeliveryError, from_status, from_transport, json_response};
+use crate::people::{Person, normalize_email};
 use crate::secret::Secret;
 
 const SERVICE: &str = "PagerDuty";
+const REST: &str = "PagerDuty REST API";
+/// Page size of `GET /users`, and the most pages read for one e-mail (a
+/// query matches names and e-mails by substring, so a few may come back).
+const USERS_PAGE: usize = 100;
+const MAX_USER_PAGES: usize = 5;
 const ACCEPT: &str = "application/vnd.pagerduty+json;version=2";
 
 /// A PagerDuty client.
@@ -77,6 +83,29 @@ struct AckJson {
 struct RefJson {
     summary: Option<String>,
     id: Option<String>,
+}
+
+/// The part of a `User` pagerd reads.
+#[derive(Deserialize)]
+struct UserJson {
+    id: Option<String>,
+    name: Option<String>,
+    summary: Option<String>,
+    email: Option<String>,
+}
+
+impl UserJson {
+    /// The person, or a permanent error when the user carries no e-mail.
+    fn person(self) -> Result<Person, DeliveryError> {
+        let id = self.id.unwrap_or_default();
+        let Some(email) = self.email.filter(|e| !e.trim().is_empty()) else {
+            return Err(DeliveryError::permanent(format!(
+                "{REST}: user {id} has no e-mail address"
+            )));
+        };
+        let name = self.name.or(self.summary).unwrap_or_default();
+        Ok(Person::new(&email, &name))
+    }
 }
 
 impl From<IncidentJson> for RemoteIncident {
@@ -295,4 +324,69 @@ impl PagerDuty {
         let _: Value = json_response("PagerDuty REST API", req.send().await).await?;
         Ok(())
     }
+
+    /// The user `id` (`PXXXXXX`); `None` when PagerDuty answers 404 (or the
+    /// id could not be one).
+    pub async fn user(&self, id: &str) -> Result<Option<Person>, DeliveryError> {
+        #[derive(Deserialize)]
+        struct One {
+            user: UserJson,
+        }
+        // PagerDuty ids are alphanumeric; anything else is no user, and must
+        // not reach the path.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        let resp = self
+            .rest(reqwest::Method::GET, &format!("/users/{id}"))
+            .send()
+            .await
+            .map_err(|e| from_transport(REST, &e))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let one: One = json_response(REST, Ok(resp)).await?;
+        one.user.person().map(Some)
+    }
+
+    /// The user whose e-mail is `email` (case-insensitively), found with
+    /// `GET /users?query=`; `None` when no user has exactly that address.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<Person>, DeliveryError> {
+        #[derive(Deserialize)]
+        struct Page {
+            users: Vec<UserJson>,
+            #[serde(default)]
+            more: bool,
+        }
+        let wanted = normalize_email(email);
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let mut offset = 0;
+        for _ in 0..MAX_USER_PAGES {
+            let req = self.rest(reqwest::Method::GET, "/users").query(&[
+                ("query", wanted.clone()),
+                ("limit", USERS_PAGE.to_string()),
+                ("offset", offset.to_string()),
+            ]);
+            let page: Page = json_response(REST, req.send().await).await?;
+            let n = page.users.len();
+            let found = page.users.into_iter().find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| normalize_email(e) == wanted)
+            });
+            if let Some(user) = found {
+                return user.person().map(Some);
+            }
+            if !page.more || n == 0 {
+                break;
+            }
+            offset += n;
+        }
+        Ok(None)
+    }
 }
+
+#[cfg(test)]
+mod tests;

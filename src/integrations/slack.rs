@@ -1,4 +1,5 @@
-//! Slack Web API client: posts pages to channels and threads.
+//! Slack Web API client: posts pages to channels and threads, and looks
+//! users up (`users.info`, for their e-mail and real name).
 //!
 //! One write, `chat.postMessage` (JSON body, bot token as `Authorization:
 //! Bearer`), carries an idempotency marker in the message `metadata`
@@ -18,6 +19,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use super::{DeliveryError, json_response};
+use crate::people::Person;
 use crate::render;
 use crate::secret::Secret;
 
@@ -284,17 +286,41 @@ impl Slack {
         resp: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<Value, DeliveryError> {
         let v: Value = json_response(&format!("Slack {method}"), resp).await?;
-        if v["ok"].as_bool() == Some(true) {
-            return Ok(v);
+        answer(what, v)
+    }
+
+    /// The user `user_id` (`U…`, `W…`) with `users.info`: their profile
+    /// e-mail and real name (`real_name`, else `profile.real_name`, else the
+    /// handle). `None` when Slack does not know the user (or cannot show it
+    /// to the bot), and for bots, which have no e-mail.
+    ///
+    /// Needs the `users:read` and `users:read.email` scopes; without them
+    /// the error is permanent and says so.
+    pub async fn user_info(&self, user_id: &str) -> Result<Option<Person>, DeliveryError> {
+        let resp = self
+            .http
+            .get(self.method_url("users.info"))
+            .bearer_auth(self.token.expose())
+            .query(&[("user", user_id)])
+            .send()
+            .await;
+        let v: Value = json_response("Slack users.info", resp).await?;
+        let what = format!("users.info of {user_id}");
+        if v["ok"] != true {
+            match v["error"].as_str() {
+                Some("user_not_found" | "user_not_visible") => return Ok(None),
+                Some("missing_scope") => {
+                    let needed = v["needed"].as_str().unwrap_or("users:read");
+                    return Err(DeliveryError::permanent(format!(
+                        "Slack {what}: missing_scope (needs {needed}): the bot needs the \
+                         users:read and users:read.email scopes to tell who acted"
+                    )));
+                }
+                _ => {}
+            }
         }
-        let code = v["error"]
-            .as_str()
-            .unwrap_or("ok:false without an error code");
-        let mut reason = format!("Slack {what}: {code}");
-        if let Some(needed) = v["needed"].as_str() {
-            reason.push_str(&format!(" (needs scope {needed})"));
-        }
-        Err(classify(code, reason))
+        let v = answer(&what, v)?;
+        person_of(&what, &v["user"])
     }
 
     fn method_url(&self, method: &str) -> String {
@@ -348,6 +374,48 @@ pub fn within_limits(mut blocks: Value) -> Value {
 
 /// Longest text of one section field.
 const SLACK_FIELD_MAX: usize = 2_000;
+
+/// The person a `users.info` user object describes: `None` for bots;
+/// a permanent error for a human without a profile e-mail (Slack leaves it
+/// out when the token lacks `users:read.email`).
+fn person_of(what: &str, user: &Value) -> Result<Option<Person>, DeliveryError> {
+    if user["is_bot"] == true || user["id"] == "USLACKBOT" {
+        return Ok(None);
+    }
+    let Some(email) = text(&user["profile"]["email"]) else {
+        // Slack leaves the field out when the token lacks users:read.email.
+        return Err(DeliveryError::permanent(format!(
+            "Slack {what}: no e-mail in the profile; the bot needs the \
+             users:read and users:read.email scopes"
+        )));
+    };
+    let name = text(&user["real_name"])
+        .or_else(|| text(&user["profile"]["real_name"]))
+        .or_else(|| text(&user["name"]))
+        .unwrap_or(email);
+    Ok(Some(Person::new(email, name)))
+}
+
+/// A non-blank string field, trimmed.
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A Web API answer's `ok` flag: the answer itself, or the classified
+/// `error` code.
+fn answer(what: &str, v: Value) -> Result<Value, DeliveryError> {
+    if v["ok"].as_bool() == Some(true) {
+        return Ok(v);
+    }
+    let code = v["error"]
+        .as_str()
+        .unwrap_or("ok:false without an error code");
+    let mut reason = format!("Slack {what}: {code}");
+    if let Some(needed) = v["needed"].as_str() {
+        reason.push_str(&format!(" (needs scope {needed})"));
+    }
+    Err(classify(code, reason))
+}
 
 /// Classifies a Slack `error` code: rate limits and Slack-side failures are
 /// retryable, everything else needs a human.
@@ -408,6 +476,7 @@ mod tests {
                 ("oncall".into(), "C0ONCALL01".into()),
             ],
             timeline: Timeline::default(),
+            scopes: None,
         })
         .await
         .unwrap();
@@ -473,6 +542,7 @@ mod tests {
             bot_token: TOKEN.into(),
             channels: vec![("general".into(), "C0GENERAL1".into())],
             timeline: Timeline::new(tx),
+            scopes: None,
         })
         .await
         .unwrap();
@@ -565,6 +635,7 @@ mod tests {
             bot_token: TOKEN.into(),
             channels,
             timeline: Timeline::default(),
+            scopes: None,
         })
         .await
         .unwrap();
@@ -652,3 +723,6 @@ mod tests {
         assert_eq!(fake.messages().len(), 0);
     }
 }
+
+#[cfg(test)]
+mod user_tests;

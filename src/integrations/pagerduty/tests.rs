@@ -1,0 +1,126 @@
+//! Tests of the PagerDuty client's user lookups, against the fake.
+use super::*;
+use crate::fakes::pagerduty::{FakePagerDuty, PagerDutyOptions};
+use crate::fakes::{Fault, Timeline};
+use crate::integrations::{REQUEST_TIMEOUT, http_client};
+
+const TOKEN: &str = "pd-api-token";
+
+async fn setup() -> (FakePagerDuty, PagerDuty) {
+    let fake = FakePagerDuty::start(PagerDutyOptions {
+        routing_key: "R0UT1NGKEY0000000000000000000001".into(),
+        api_token: TOKEN.into(),
+        timeline: Timeline::default(),
+    })
+    .await
+    .unwrap();
+    let pd = client(&fake, TOKEN);
+    (fake, pd)
+}
+
+fn client(fake: &FakePagerDuty, token: &str) -> PagerDuty {
+    PagerDuty::new(
+        fake.url(),
+        fake.url(),
+        Secret::new("R0UT1NGKEY0000000000000000000001"),
+        Secret::new(token),
+        "pagerd@acme.example".into(),
+        0,
+        http_client(REQUEST_TIMEOUT),
+    )
+}
+
+fn ana() -> Person {
+    Person {
+        email: "ana@acme.example".into(),
+        name: "Ana Engineer".into(),
+    }
+}
+
+#[tokio::test]
+async fn user_by_id() {
+    let (fake, pd) = setup().await;
+    fake.add_user("PANA001", "Ana Engineer", "Ana@Acme.example");
+    assert_eq!(pd.user("PANA001").await.unwrap(), Some(ana()));
+    assert_eq!(pd.user("PNOBODY").await.unwrap(), None);
+    assert_eq!(fake.user_requests(), 2);
+    // Not an id: no request at all, so nothing odd reaches the path.
+    assert_eq!(pd.user("../incidents").await.unwrap(), None);
+    assert_eq!(pd.user("").await.unwrap(), None);
+    assert_eq!(fake.user_requests(), 2);
+}
+
+#[tokio::test]
+async fn user_by_email_takes_only_the_exact_address() {
+    let (fake, pd) = setup().await;
+    // "diana@…" contains "ana@…": the query matches both.
+    fake.add_user("PDIANA1", "Diana Prince", "diana@acme.example");
+    fake.add_user("PANA001", "Ana Engineer", "Ana@acme.example");
+    assert_eq!(
+        pd.user_by_email(" ANA@Acme.EXAMPLE ").await.unwrap(),
+        Some(ana())
+    );
+    assert_eq!(pd.user_by_email("na@acme.example").await.unwrap(), None);
+    assert_eq!(pd.user_by_email("").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn user_by_email_reads_further_pages() {
+    let (fake, pd) = setup().await;
+    for i in 0..120 {
+        fake.add_user(
+            &format!("PX{i:05}"),
+            &format!("Lookalike {i}"),
+            &format!("x{i}.ana@acme.example"),
+        );
+    }
+    fake.add_user("PANA001", "Ana Engineer", "ana@acme.example");
+    assert_eq!(
+        pd.user_by_email("ana@acme.example").await.unwrap(),
+        Some(ana())
+    );
+    assert_eq!(fake.user_requests(), 2);
+}
+
+#[tokio::test]
+async fn user_lookup_errors_are_classified() {
+    let (fake, pd) = setup().await;
+    fake.add_user("PANA001", "Ana Engineer", "ana@acme.example");
+    let bad = client(&fake, "wrong-token");
+    let e = bad.user("PANA001").await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("401"), "{e}");
+    assert!(!e.to_string().contains("wrong-token"), "{e}");
+    let e = bad.user_by_email("ana@acme.example").await.unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+
+    fake.rest_faults.push(
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        2,
+    );
+    assert!(pd.user("PANA001").await.unwrap_err().is_retryable());
+    assert!(
+        pd.user_by_email("ana@acme.example")
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
+    fake.rest_faults.push(Fault::MalformedJson, 1);
+    assert!(pd.user("PANA001").await.unwrap_err().is_retryable());
+    assert_eq!(pd.user("PANA001").await.unwrap(), Some(ana()));
+}
+
+#[test]
+fn a_user_needs_an_e_mail_and_a_name_falls_back_to_the_summary() {
+    let u: UserJson = serde_json::from_value(json!({"id": "P1", "summary": "Ana E."})).unwrap();
+    let e = u.person().unwrap_err();
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("P1"), "{e}");
+    let u: UserJson =
+        serde_json::from_value(json!({"id": "P1", "summary": "Ana E.", "email": "A@b.example"}))
+            .unwrap();
+    assert_eq!(u.person().unwrap(), Person::new("a@b.example", "Ana E."));
+}
