@@ -162,6 +162,14 @@ pub fn format_status(body: &Value) -> String {
     out
 }
 
+/// "Ana Engineer <ana@acme.example>", or the name alone.
+fn person(w: &crate::engine::Who) -> String {
+    match &w.email {
+        Some(e) if *e != w.name => format!("{} <{e}>", w.name),
+        _ => w.name.clone(),
+    }
+}
+
 /// One line per incident.
 pub fn format_list(body: &Value) -> String {
     let incidents: Vec<Incident> =
@@ -175,11 +183,17 @@ pub fn format_list(body: &Value) -> String {
     );
     for i in incidents {
         let crisis = if i.crisis.is_some() { " [CRISIS]" } else { "" };
+        // Nobody was paged through PagerDuty: the operator must act.
+        let status = if i.is_undeliverable() {
+            "NOT PAGED"
+        } else {
+            i.status.as_str()
+        };
         let _ = writeln!(
             out,
             "{:<6} {:<13} {:<5} {:<10} {:<21} {} ({}){crisis}",
             i.id,
-            i.status.as_str(),
+            status,
             i.level,
             format!("#{}", i.ticket.id),
             age(&i),
@@ -221,6 +235,33 @@ pub fn format_show(body: &Value) -> String {
         let _ = writeln!(out, "tags      {}", terminal(&t.tags.join(" ")));
     }
     let _ = writeln!(out, "opened    {}", rfc3339(i.opened_at));
+    // What PagerDuty accepted, not only what pagerd asked for.
+    match (&i.paged_at, &i.undeliverable) {
+        (_, Some(why)) if i.is_open() => {
+            let _ = writeln!(
+                out,
+                "NOT PAGED {}\n          fix the cause, then: pagerd incidents repage {} --as EMAIL",
+                terminal(why),
+                i.id
+            );
+        }
+        (Some(at), _) => {
+            let _ = writeln!(out, "paged     level 1, accepted by PagerDuty {}", rfc3339(*at));
+        }
+        (None, _) => {
+            let _ = writeln!(out, "paged     not yet: PagerDuty has not accepted the page");
+        }
+    }
+    if i.level >= 2 {
+        match i.escalated_at {
+            Some(at) => {
+                let _ = writeln!(out, "level 2   accepted by PagerDuty {}", rfc3339(at));
+            }
+            None => {
+                let _ = writeln!(out, "level 2   requested, not yet accepted by PagerDuty");
+            }
+        }
+    }
     if let Some((by, at)) = &i.acked {
         let _ = writeln!(out, "acked     {} by {}", rfc3339(*at), terminal(by));
     }
@@ -228,7 +269,8 @@ pub fn format_show(body: &Value) -> String {
         let _ = writeln!(out, "resolved  {} by {}", rfc3339(*at), terminal(by));
     }
     if !i.responders.is_empty() {
-        let _ = writeln!(out, "people    {}", terminal(&i.responders.join(", ")));
+        let names: Vec<String> = i.responders.iter().map(person).collect();
+        let _ = writeln!(out, "people    {}", terminal(&names.join(", ")));
     }
     let d = &i.deadlines;
     for (name, at) in [

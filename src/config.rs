@@ -473,7 +473,7 @@ impl Check {
 
 /// `local@domain.tld`: one `@`, something before it, a dotted domain after
 /// it, no white space.
-fn looks_like_email(value: &str) -> bool {
+pub fn looks_like_email(value: &str) -> bool {
     let Some((local, domain)) = value.split_once('@') else {
         return false;
     };

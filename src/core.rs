@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::people::Directory;
 use crate::scheduler::Scheduler;
 use crate::store::{Applied, Change, Intake, Store, StoreError};
 
@@ -26,6 +27,10 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     /// Whether this instance fires timers and delivers.
     pub leadership: Arc<Leadership>,
+    /// Who people are across channels (names and e-mails of responders).
+    pub people: Arc<Directory>,
+    /// Whether the leader's loops are turning.
+    pub health: Arc<crate::health::Heartbeats>,
 }
 
 impl Core {

@@ -73,11 +73,19 @@ pub async fn run(
         Arc::new(Integrations::from_config(&config).map_err(DaemonError::Integration)?);
     let core = Arc::new(Core {
         store,
-        clock: opts.clock,
+        clock: opts.clock.clone(),
         scheduler: Arc::new(Scheduler::default()),
         dispatch: Arc::new(Notify::new()),
         metrics: Arc::new(Metrics::default()),
         leadership: Arc::new(Leadership::new(Leadership::default_holder())),
+        people: Arc::new(
+            crate::people::Directory::from_config(
+                &config,
+                crate::integrations::http_client(crate::people::LOOKUP_WAIT),
+            )
+            .with_clock(opts.clock.clone()),
+        ),
+        health: Default::default(),
     });
     let tasks = CancellationToken::new();
     let grace = config.server.shutdown_grace;
@@ -87,11 +95,7 @@ pub async fn run(
         Arc::new(config.clone()),
         tasks.clone(),
     ));
-    let watchdog = tokio::spawn(watchdog(
-        core.store.clone(),
-        core.clock.clone(),
-        tasks.clone(),
-    ));
+    let watchdog = tokio::spawn(watchdog(core.clone(), tasks.clone()));
 
     let state = AppState {
         core: core.clone(),
@@ -189,6 +193,7 @@ fn leader_tasks(
 ) -> (CancellationToken, tokio::task::JoinSet<()>) {
     let token = CancellationToken::new();
     let mut set = tokio::task::JoinSet::new();
+    core.health.started();
     // Other instances' intake does not wake this one: look more often.
     let (reload, poll) = if multi {
         (Some(Duration::from_secs(1)), Duration::from_millis(200))
@@ -232,9 +237,11 @@ fn leader_tasks(
     (token, set)
 }
 
-/// Pings systemd's watchdog while the store answers; a wedged store stops
-/// the pings and systemd restarts the daemon.
-async fn watchdog(store: Arc<dyn Store>, clock: Arc<dyn Clock>, shutdown: CancellationToken) {
+/// Pings systemd's watchdog while the store answers and, on the leader, the
+/// dispatcher and scheduler loops turn; a wedged store or loop stops the
+/// pings and systemd restarts the daemon.
+async fn watchdog(core: Arc<Core>, shutdown: CancellationToken) {
+    let (store, clock) = (core.store.clone(), core.clock.clone());
     let Some(timeout) = sd_notify::watchdog_enabled() else {
         return;
     };
@@ -246,7 +253,16 @@ async fn watchdog(store: Arc<dyn Store>, clock: Arc<dyn Clock>, shutdown: Cancel
         }
         match tokio::time::timeout(every, store.stats(clock.now())).await {
             Ok(Ok(_)) => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                let stalled = if core.leadership.is_leader() {
+                    core.health.stalled(crate::health::STALL_AFTER)
+                } else {
+                    Vec::new()
+                };
+                if stalled.is_empty() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                } else {
+                    tracing::error!(?stalled, "watchdog: a loop is stuck; not pinging systemd");
+                }
             }
             _ => tracing::error!("watchdog: the store does not answer; not pinging systemd"),
         }

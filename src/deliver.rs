@@ -103,6 +103,17 @@ impl Integrations {
         if let Some(id) = &inc.pagerduty_id {
             return Ok((id.clone(), false));
         }
+        // PagerDuty refused the trigger for good: there is no incident to
+        // act on, and waiting for one would retry forever.
+        if !inc.paged()
+            && let Some(why) = &inc.undeliverable
+        {
+            return Err(DeliveryError::permanent(format!(
+                "PagerDuty never accepted the page for {} ({why}); fix the cause, then \
+                 `pagerd incidents repage {}` sends it and this again",
+                inc.dedup_key, inc.id
+            )));
+        }
         match self.pagerduty.find(&inc.dedup_key).await? {
             Some(remote) => Ok((remote.id, true)),
             // The trigger is accepted before PagerDuty opens the incident.

@@ -108,7 +108,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         }
         (Err(_), _) => {
             let dir = tmp.keep();
-            eprintln!(
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), 
                 "pagerd demo: its files are kept in {} (see pagerd.log there)",
                 dir.display()
             );

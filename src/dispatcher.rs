@@ -61,6 +61,10 @@ pub struct Dispatcher {
     concurrency: usize,
     poll: Duration,
     in_flight: Arc<Mutex<HashSet<i64>>>,
+    /// Rows whose delivery was attempted but whose outcome could not be
+    /// stored (store busy, disk full, connection lost): the remote side may
+    /// have them, so the next attempt checks first.
+    unrecorded: Arc<Mutex<HashSet<i64>>>,
     /// Rows queued before this instant may have been sent by a previous
     /// process (or leader) that died before recording it.
     started: crate::clock::Millis,
@@ -83,6 +87,7 @@ impl Dispatcher {
             concurrency: concurrency.max(1),
             poll,
             in_flight: Default::default(),
+            unrecorded: Default::default(),
             started: core.clock.now(),
             core,
         }
@@ -94,9 +99,10 @@ impl Dispatcher {
         let mut tasks = JoinSet::new();
         let started = self.started;
         loop {
+            self.core.health.beat(crate::health::Loop::Dispatcher);
             while tasks.try_join_next().is_some() {}
             let free = self.concurrency.saturating_sub(tasks.len());
-            let mut next_wake = self.poll;
+            let mut next_wake = self.poll.min(crate::health::BEAT_EVERY);
             if free > 0 && self.core.leadership.is_leader() {
                 let now = self.core.clock.now();
                 let skip: Vec<i64> = self
@@ -112,8 +118,13 @@ impl Dispatcher {
                             next_wake = self.core.clock.real(n - now).min(next_wake);
                         }
                         for mut pending in due {
-                            pending.maybe_sent |=
-                                pending.attempts > 0 || pending.created_at < started;
+                            pending.maybe_sent |= pending.attempts > 0
+                                || pending.created_at < started
+                                || self
+                                    .unrecorded
+                                    .lock()
+                                    .expect("unrecorded lock")
+                                    .contains(&pending.id);
                             self.in_flight
                                 .lock()
                                 .expect("in-flight lock")
@@ -121,7 +132,10 @@ impl Dispatcher {
                             tasks.spawn(deliver_one(
                                 self.core.clone(),
                                 self.deliver.clone(),
-                                self.in_flight.clone(),
+                                Tracking {
+                                    in_flight: self.in_flight.clone(),
+                                    unrecorded: self.unrecorded.clone(),
+                                },
                                 pending,
                             ));
                         }
@@ -152,12 +166,15 @@ impl Dispatcher {
     }
 }
 
-async fn deliver_one(
-    core: Arc<Core>,
-    deliver: Arc<dyn Deliver>,
+/// The dispatcher's memory of rows in flight and of rows whose outcome was
+/// not stored.
+struct Tracking {
     in_flight: Arc<Mutex<HashSet<i64>>>,
-    p: Pending,
-) {
+    unrecorded: Arc<Mutex<HashSet<i64>>>,
+}
+
+async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, track: Tracking, p: Pending) {
+    let in_flight = &track.in_flight;
     let kind = p.effect.kind();
     let lane = kind.lane().as_str();
     let span = tracing::info_span!("deliver", incident = p.incident.id, ticket = %p.incident.ticket.id, effect = ?kind, row = p.id);
@@ -207,11 +224,21 @@ async fn deliver_one(
                 .map(|a| a.inspect(|a| core.after(a)))
         }
     };
-    if let Err(e) = stored {
-        // The row stays pending and is delivered again; the idempotency key
-        // makes that harmless.
-        tracing::error!(parent: &span, cause = %e, "cannot record the delivery; it will be retried");
+    let mut unrecorded = track.unrecorded.lock().expect("unrecorded lock");
+    match stored {
+        Ok(_) => {
+            unrecorded.remove(&p.id);
+        }
+        Err(e) => {
+            // The row stays pending with its attempt count unchanged. The
+            // remote side may have it already: the next attempt, whenever it
+            // comes, is made as "maybe sent" and checks the idempotency
+            // marker first, so the customer never gets a second comment.
+            unrecorded.insert(p.id);
+            tracing::error!(parent: &span, cause = %e, "cannot record the outcome of a delivery; it will be checked, then retried");
+        }
     }
+    drop(unrecorded);
     in_flight.lock().expect("in-flight lock").remove(&p.id);
     core.dispatch.notify_one();
 }

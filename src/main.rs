@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use pagerd::client::{Client, format_list, format_show};
 use pagerd::config::{self, Config};
+use pagerd::logging;
 use pagerd::render;
 
 /// pagerd: makes sure a human answers every emergency ticket.
@@ -30,9 +31,15 @@ struct Cli {
     #[arg(long, short, env = "PAGERD_CONFIG", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
 
-    /// Log format of `run`: `text` for a terminal, `json` for journald/ELK.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "PAGERD_LOG_FORMAT")]
-    log_format: LogFormat,
+    /// Log format of `run`: `text` (colour only on a terminal) or `json`.
+    /// Default: `json` under journald (`$JOURNAL_STREAM` set), else `text`.
+    #[arg(long, value_enum, env = "PAGERD_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+
+    /// Log level of `run` (`error`, `warn`, `info`, `debug`, `trace`);
+    /// `RUST_LOG` overrides it with a full filter.
+    #[arg(long, default_value = "info", env = "PAGERD_LOG_LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
 
     #[command(subcommand)]
     command: Command,
@@ -113,15 +120,22 @@ enum Incidents {
     Join(Act),
     /// Resolve: stops all timers and starts the after-crisis follow-up.
     Resolve(Act),
+    /// Send again a page (and the escalation waiting on it) that PagerDuty
+    /// refused for good (`NOT PAGED` in `incidents list`), once you have
+    /// fixed the cause (e.g. the routing key).
+    Repage(Act),
 }
 
 #[derive(clap::Args)]
 struct Act {
     /// Incident id.
     id: i64,
-    /// Who you are (default: $USER).
-    #[arg(long = "as", env = "USER", default_value = "operator")]
-    by: String,
+    /// Who you are, by e-mail: your name (from `[people]` or PagerDuty) is
+    /// what the customer reads, and the same e-mail acting from PagerDuty
+    /// or Slack counts as the same person. Default: `[cli] operator` in the
+    /// config; there is no other default.
+    #[arg(long = "as", value_name = "EMAIL")]
+    by: Option<String>,
 }
 
 /// Writes to stdout, ignoring a closed pipe (`pagerd incidents list | head`)
@@ -133,25 +147,21 @@ macro_rules! out {
     }};
 }
 
+/// A line on stderr, ignoring a closed or full stderr (`2>/dev/full`)
+/// rather than panicking like `eprintln!`.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// `out!` with a newline.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
-}
-
-fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("pagerd=info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
 }
 
 fn main() -> ExitCode {
@@ -162,14 +172,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("pagerd: cannot start the async runtime: {e}");
+            errln!("pagerd: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pagerd: {}", render::terminal_lines(&format!("{e:#}")));
+            errln!("pagerd: {}", render::terminal_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -178,11 +188,17 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => {
-            init_tracing(cli.log_format);
+            let format = match cli.log_format {
+                Some(LogFormat::Json) => logging::Format::Json,
+                Some(LogFormat::Text) => logging::Format::Text,
+                None if std::env::var_os("JOURNAL_STREAM").is_some() => logging::Format::Json,
+                None => logging::Format::Text,
+            };
+            let _log = logging::init(format, &format!("pagerd={},tower_http=warn", cli.log_level));
             let config = match Config::load(&cli.config) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("pagerd: {e}");
+                    errln!("pagerd: {e}");
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -217,10 +233,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     on(c.server.admin_token.is_some()),
                     on(c.pagerduty.webhook_secret.is_some())
                 );
+                if c.email.is_none() {
+                    outln!(
+                        "warning: no [email] section: if PagerDuty refuses or cannot take a page, \
+                         no human is reached by any other path; configure the e-mail fallback"
+                    );
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("pagerd: {e}");
+                errln!("pagerd: {e}");
                 Ok(ExitCode::from(2))
             }
         },
@@ -238,7 +260,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Incidents(cmd) => {
+        Command::Incidents(mut cmd) => {
+            if let Some(a) = cmd.act_mut()
+                && a.by.is_none()
+            {
+                a.by = config::load_cli_operator(&cli.config).ok().flatten();
+                if a.by.is_none() {
+                    errln!(
+                        "pagerd: say who you are: --as EMAIL (or set [cli] operator = \"EMAIL\" in {}); \
+                         your name is what the customer reads",
+                        cli.config.display()
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            }
             let (addr, token) = config::load_cli(&cli.config)?;
             let client = Client::new(addr, token);
             let out = match cmd {
@@ -265,9 +300,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Incidents::Crisis(a) => act(&client, a, "crisis", None).await?,
                 Incidents::Join(a) => act(&client, a, "join", None).await?,
                 Incidents::Resolve(a) => act(&client, a, "resolve", None).await?,
+                Incidents::Repage(a) => act(&client, a, "repage", None).await?,
             };
             out!("{out}");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+impl Incidents {
+    /// The acting person's part of the action commands.
+    fn act_mut(&mut self) -> Option<&mut Act> {
+        match self {
+            Incidents::List { .. } | Incidents::Show { .. } => None,
+            Incidents::Ack(a)
+            | Incidents::Escalate { act: a, .. }
+            | Incidents::Crisis(a)
+            | Incidents::Join(a)
+            | Incidents::Resolve(a)
+            | Incidents::Repage(a) => Some(a),
         }
     }
 }
@@ -278,13 +329,28 @@ async fn act(
     action: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<String> {
-    let body = client.act(a.id, action, &a.by, reason).await?;
-    Ok(match body["result"].as_str() {
+    let by = a.by.as_deref().unwrap_or_default();
+    if !config::looks_like_email(by) {
+        anyhow::bail!(
+            "--as takes your e-mail (e.g. ana@acme.example), not {:?}",
+            render::terminal(by)
+        );
+    }
+    let body = client.act(a.id, action, by, reason).await?;
+    let mut out = match body["result"].as_str() {
         Some("ignored") => format!(
             "incident {}: nothing to do ({})\n",
             a.id,
             render::terminal(body["reason"].as_str().unwrap_or(""))
         ),
         _ => format!("incident {}: {action} done\n", a.id),
-    })
+    };
+    if let Some(why) = body["crisis_declared"].as_str() {
+        out.push_str(&format!(
+            "incident {}: this declared a CRISIS ({}); the crisis doc and Slack announcements follow\n",
+            a.id,
+            render::terminal(why)
+        ));
+    }
+    Ok(out)
 }

@@ -101,7 +101,18 @@ impl Metrics {
                 "Age of the oldest pending effect.",
                 s.oldest_pending_ms as u64,
             );
+            gauge(
+                "pagerd_pages_undeliverable",
+                "Open incidents whose page or escalation PagerDuty refused for good and that were not re-sent (pagerd incidents repage).",
+                s.undeliverable,
+            );
         }
+        let _ = writeln!(
+            out,
+            "# HELP pagerd_log_lines_dropped_total Log lines dropped because the log output failed or was full.\n\
+             # TYPE pagerd_log_lines_dropped_total counter\npagerd_log_lines_dropped_total {}",
+            crate::logging::dropped()
+        );
         out
     }
 }

@@ -28,6 +28,9 @@ use crate::integrations::slack::Slack;
 
 #[cfg(test)]
 mod tests;
+mod who;
+
+pub use who::LOOKUP_WAIT;
 
 /// A responder: one e-mail address, one real name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

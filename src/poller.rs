@@ -74,21 +74,32 @@ pub async fn pagerduty(
                     break;
                 }
             };
-            let by = remote
-                .acknowledgers
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "a PagerDuty user".into());
-            let event = match (remote.status.as_str(), inc.status) {
-                ("acknowledged", Status::Triggered) => Event::Acknowledge {
+            let acted = matches!(
+                (remote.status.as_str(), inc.status),
+                ("acknowledged", Status::Triggered)
+                    | ("resolved", Status::Triggered | Status::Acknowledged)
+            );
+            if !acted {
+                continue;
+            }
+            let first = remote.acknowledgers.first();
+            let by = core
+                .people
+                .who_pagerduty(
+                    first.and_then(|a| a.id.as_deref()),
+                    first.map(|a| a.name.as_str()),
+                )
+                .await;
+            let event = if remote.status == "acknowledged" {
+                Event::Acknowledge {
                     by,
                     via: Source::Pagerduty,
-                },
-                ("resolved", Status::Triggered | Status::Acknowledged) => Event::Resolve {
+                }
+            } else {
+                Event::Resolve {
                     by,
                     via: Source::Pagerduty,
-                },
-                _ => continue,
+                }
             };
             tracing::info!(incident = inc.id, status = %remote.status, "pagerduty poll: learned a status change");
             if let Err(e) = core.submit(Intake::incident(inc.id, event)).await {
@@ -126,7 +137,7 @@ pub async fn zendesk(
             match zd.search(q).await {
                 Ok(tickets) => {
                     for ticket in tickets {
-                        if let Err(e) = core.submit(Intake::ticket(ticket)).await {
+                        if let Err(e) = core.submit(Intake::polled_ticket(ticket)).await {
                             tracing::warn!(cause = %e, "zendesk poll: cannot apply");
                         }
                     }
@@ -156,7 +167,7 @@ pub async fn zendesk(
             match zd.show_many(ids).await {
                 Ok(tickets) => {
                     for ticket in tickets.into_iter().filter(|t| t.is_done()) {
-                        if let Err(e) = core.submit(Intake::ticket(ticket)).await {
+                        if let Err(e) = core.submit(Intake::polled_ticket(ticket)).await {
                             tracing::warn!(cause = %e, "zendesk poll: cannot apply");
                         }
                     }

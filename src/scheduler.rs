@@ -101,6 +101,7 @@ impl Scheduler {
         // not hold up the deadlines behind it.
         let mut firing = tokio::task::JoinSet::new();
         loop {
+            core.health.beat(crate::health::Loop::Scheduler);
             while firing.try_join_next().is_some() {}
             if let Some(every) = reload
                 && loaded.elapsed() >= every
@@ -121,9 +122,11 @@ impl Scheduler {
             }
             // Re-check at least every minute: cheap, and bounds the harm of a
             // wall-clock jump.
+            // And turn at least every beat, to show the loop is alive.
             let mut wait = next
                 .map_or(Duration::from_secs(60), |n| core.clock.real(n - now))
-                .min(Duration::from_secs(60));
+                .min(Duration::from_secs(60))
+                .min(crate::health::BEAT_EVERY);
             if let Some(every) = reload {
                 wait = wait.min(every);
             }

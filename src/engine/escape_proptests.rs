@@ -76,7 +76,7 @@ fn run(title: &str, who: &str, org: &str, docs: bool) -> (Incident, Vec<Effect>)
     let Decision::Apply {
         incident: mut inc,
         effects,
-    } = apply(&p, None, &Event::Ticket { ticket }, 0)
+    } = apply(&p, None, &Event::Ticket { ticket, polled: false }, 0)
     else {
         panic!("an urgent ticket opens an incident");
     };
@@ -95,7 +95,7 @@ fn run(title: &str, who: &str, org: &str, docs: bool) -> (Incident, Vec<Effect>)
             via: Source::Slack,
         },
         Event::Acknowledge {
-            by: format!("{who}2"),
+            by: format!("{who}2").into(),
             via: Source::Cli,
         },
         Event::Escalate {
@@ -104,7 +104,7 @@ fn run(title: &str, who: &str, org: &str, docs: bool) -> (Incident, Vec<Effect>)
             via: Source::Cli,
         },
         Event::DeclareCrisis {
-            by: format!("{org}3"),
+            by: format!("{org}3").into(),
             via: Source::Slack,
         },
         Event::Delivered {
@@ -112,7 +112,7 @@ fn run(title: &str, who: &str, org: &str, docs: bool) -> (Incident, Vec<Effect>)
             outcome: Some(Outcome::Doc { doc }),
         },
         Event::Join {
-            by: format!("{title}4"),
+            by: format!("{title}4").into(),
             via: Source::Slack,
         },
         Event::Resolve {

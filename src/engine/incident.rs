@@ -64,6 +64,98 @@ pub enum Source {
     Timer,
 }
 
+/// A person acting on an incident: their name for humans, and their e-mail
+/// (lower-case) when known, which identifies them across channels — the
+/// same e-mail from PagerDuty, Slack and the CLI is one responder.
+///
+/// Stored as a plain string when only a name is known (what pagerd 0.1.0
+/// stored), as `{"name", "email"}` otherwise; both forms load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "WhoRepr", into = "WhoRepr")]
+pub struct Who {
+    /// The real name (or the best that is known: a handle, an e-mail).
+    pub name: String,
+    /// The e-mail, lower-cased, when known.
+    pub email: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum WhoRepr {
+    Name(String),
+    Full { name: String, email: Option<String> },
+}
+
+impl From<WhoRepr> for Who {
+    fn from(r: WhoRepr) -> Who {
+        match r {
+            WhoRepr::Name(name) => Who { name, email: None },
+            WhoRepr::Full { name, email } => Who::new(name, email),
+        }
+    }
+}
+
+impl From<Who> for WhoRepr {
+    fn from(w: Who) -> WhoRepr {
+        match w.email {
+            None => WhoRepr::Name(w.name),
+            email => WhoRepr::Full {
+                name: w.name,
+                email,
+            },
+        }
+    }
+}
+
+impl From<&str> for Who {
+    fn from(name: &str) -> Who {
+        Who::named(name)
+    }
+}
+
+impl From<String> for Who {
+    fn from(name: String) -> Who {
+        Who { name, email: None }
+    }
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Who {
+    /// A person known by name and, maybe, e-mail (lower-cased here; a blank
+    /// one counts as unknown; a blank name falls back to the e-mail).
+    pub fn new(name: impl Into<String>, email: Option<String>) -> Who {
+        let email = email
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty());
+        let mut name: String = name.into();
+        if name.trim().is_empty()
+            && let Some(e) = &email
+        {
+            name = e.clone();
+        }
+        Who { name, email }
+    }
+
+    /// A person known only by name.
+    pub fn named(name: &str) -> Who {
+        Who::new(name, None)
+    }
+
+    /// Whether `self` and `other` are the same person: the same e-mail, or,
+    /// when either e-mail is unknown, the same name (case aside).
+    pub fn same(&self, other: &Who) -> bool {
+        match (&self.email, &other.email) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.name.trim().eq_ignore_ascii_case(other.name.trim()),
+        }
+    }
+}
+
 /// Where the incident stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -150,8 +242,14 @@ pub struct SlackThread {
 pub struct Incident {
     /// pagerd's id (assigned by the store; 0 before the first commit).
     pub id: i64,
-    /// The PagerDuty `dedup_key`: `zendesk-<ticket id>`.
+    /// The PagerDuty `dedup_key`: `zendesk-<ticket id>` for a ticket's first
+    /// episode, `zendesk-<ticket id>-<episode>` for later ones.
     pub dedup_key: String,
+    /// Which emergency of its ticket this is: 1 at first; a ticket that
+    /// comes back as an emergency after its incident was resolved opens
+    /// episode 2, and so on. Each episode is paged on its own.
+    #[serde(default = "first_episode")]
+    pub episode: u32,
     /// The ticket as last seen.
     pub ticket: Ticket,
     /// Where it stands.
@@ -160,12 +258,13 @@ pub struct Incident {
     pub opened_at: Millis,
     /// The PagerDuty escalation level pagerd last asked for (1 or 2).
     pub level: u8,
-    /// Who acknowledged, and when.
+    /// Who acknowledged (their name), and when.
     pub acked: Option<(String, Millis)>,
-    /// Who resolved, and when.
+    /// Who resolved (their name), and when.
     pub resolved: Option<(String, Millis)>,
-    /// Distinct people involved (acks, escalations, joins), in order.
-    pub responders: Vec<String>,
+    /// Distinct people involved (acks, escalations, joins), in order; one
+    /// person acting from several channels is one responder.
+    pub responders: Vec<Who>,
     /// The timers.
     pub deadlines: Deadlines,
     /// A page or escalation is waiting for PagerDuty to accept it.
@@ -178,12 +277,45 @@ pub struct Incident {
     pub crisis: Option<Crisis>,
     /// The last delivery problem, for `pagerd incidents show`.
     pub last_error: Option<String>,
+    /// When PagerDuty accepted the page (level 1): the acknowledgement clock
+    /// starts then. `None` while it has not.
+    #[serde(default)]
+    pub paged_at: Option<Millis>,
+    /// When PagerDuty accepted the escalation to level 2.
+    #[serde(default)]
+    pub escalated_at: Option<Millis>,
+    /// Why the page or the escalation failed for good and has not been
+    /// re-sent (`pagerd incidents repage`): nobody was paged through
+    /// PagerDuty.
+    #[serde(default)]
+    pub undeliverable: Option<String>,
+}
+
+fn first_episode() -> u32 {
+    1
 }
 
 impl Incident {
-    /// The `dedup_key` of a ticket's page.
-    pub fn dedup_key_for(ticket_id: &str) -> String {
-        format!("zendesk-{ticket_id}")
+    /// The `dedup_key` of a ticket's page in `episode` (the first keeps the
+    /// key pagerd 0.1.0 used, so stored incidents stay valid).
+    pub fn dedup_key_for(ticket_id: &str, episode: u32) -> String {
+        if episode <= 1 {
+            format!("zendesk-{ticket_id}")
+        } else {
+            format!("zendesk-{ticket_id}-{episode}")
+        }
+    }
+
+    /// Whether PagerDuty accepted the page.
+    pub fn paged(&self) -> bool {
+        self.paged_at.is_some()
+    }
+
+    /// Open, and its page or escalation failed for good without a re-send:
+    /// nobody was paged through PagerDuty (counted by
+    /// `pagerd_pages_undeliverable`).
+    pub fn is_undeliverable(&self) -> bool {
+        self.is_open() && self.undeliverable.is_some()
     }
 
     /// Whether the incident still needs attention.
@@ -200,18 +332,21 @@ pub enum Event {
     Ticket {
         /// The ticket as seen.
         ticket: Ticket,
+        /// Seen by the poller (a search), not by a webhook (an update).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        polled: bool,
     },
     /// Somebody has the case.
     Acknowledge {
         /// Who.
-        by: String,
+        by: Who,
         /// From where.
         via: Source,
     },
     /// Escalate to level 2 now (a crisis: the instance is critical).
     Escalate {
         /// Who asked.
-        by: String,
+        by: Who,
         /// Why, in their words.
         reason: String,
         /// From where.
@@ -220,21 +355,29 @@ pub enum Event {
     /// Declare a crisis now.
     DeclareCrisis {
         /// Who asked.
-        by: String,
+        by: Who,
         /// From where.
         via: Source,
     },
     /// Another person joins the response.
     Join {
         /// Who.
-        by: String,
+        by: Who,
         /// From where.
         via: Source,
     },
     /// It is over.
     Resolve {
         /// Who.
-        by: String,
+        by: Who,
+        /// From where.
+        via: Source,
+    },
+    /// Send the page (and the escalation waiting on it) again after it
+    /// failed for good and the operator fixed the cause.
+    Repage {
+        /// Who asked.
+        by: Who,
         /// From where.
         via: Source,
     },
@@ -258,8 +401,8 @@ pub enum Event {
 
 impl Event {
     /// The event for an operator's action verb (`ack`, `escalate`, `crisis`,
-    /// `join`, `resolve`), shared by the CLI/API and Slack.
-    pub fn action(verb: &str, by: String, reason: &str, via: Source) -> Option<Event> {
+    /// `join`, `resolve`, `repage`), shared by the CLI/API and Slack.
+    pub fn action(verb: &str, by: Who, reason: &str, via: Source) -> Option<Event> {
         Some(match verb {
             "ack" | "acknowledge" => Event::Acknowledge { by, via },
             "escalate" => {
@@ -278,6 +421,7 @@ impl Event {
             "crisis" => Event::DeclareCrisis { by, via },
             "join" => Event::Join { by, via },
             "resolve" => Event::Resolve { by, via },
+            "repage" => Event::Repage { by, via },
             _ => return None,
         })
     }

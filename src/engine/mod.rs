@@ -15,7 +15,7 @@ mod rules;
 pub use crate::render::truncate;
 pub use incident::{
     Crisis, Deadlines, Doc, Effect, EffectKind, Event, Incident, Lane, Outcome, SlackThread,
-    Source, Status, Ticket,
+    Source, Status, Ticket, Who,
 };
 pub use rules::{Decision, apply};
 

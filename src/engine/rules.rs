@@ -28,10 +28,15 @@ pub enum Decision {
 pub fn apply(policy: &Policy, current: Option<&Incident>, event: &Event, now: Millis) -> Decision {
     let Some(current) = current else {
         return match event {
-            Event::Ticket { ticket } => open(policy, ticket, now),
+            Event::Ticket { ticket, .. } => open(policy, ticket, now, 1),
             _ => Decision::Ignore("no such incident".into()),
         };
     };
+    if let Event::Ticket { ticket, polled } = event
+        && reopens(policy, current, ticket, *polled)
+    {
+        return open(policy, ticket, now, current.episode.saturating_add(1));
+    }
     let mut step = Step {
         policy,
         inc: current.clone(),
@@ -55,7 +60,31 @@ fn human(ms: Millis) -> String {
         .to_string()
 }
 
-fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
+/// Whether `ticket`, seen again after `current` was resolved, is a new
+/// emergency: it is an unsolved emergency, and it was reopened (its incident
+/// saw it solved) or updated since (a webhook; the poller alone does not
+/// page again a ticket whose incident someone resolved in PagerDuty, Slack
+/// or the CLI, or it would page on every round).
+fn reopens(policy: &Policy, current: &Incident, ticket: &Ticket, polled: bool) -> bool {
+    !current.is_open()
+        && policy.is_emergency(ticket)
+        && !ticket.is_done()
+        && (current.ticket.is_done() || !polled)
+}
+
+/// The page's one line, shown on the phone.
+fn summary(ticket: &Ticket) -> String {
+    render::pagerduty_summary(&format!(
+        "Emergency ticket #{}: {} ({})",
+        ticket.id,
+        ticket.title,
+        ticket.customer()
+    ))
+}
+
+/// Opens `episode` of the ticket's emergencies: the page goes out now; the
+/// acknowledgement clock starts when PagerDuty accepts it.
+fn open(policy: &Policy, ticket: &Ticket, now: Millis, episode: u32) -> Decision {
     if !policy.is_emergency(ticket) {
         return Decision::Ignore(format!(
             "ticket {} is not an emergency (priority {:?}, tags {:?})",
@@ -65,15 +94,10 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
     if ticket.is_done() {
         return Decision::Ignore(format!("ticket {} is already {}", ticket.id, ticket.status));
     }
-    let summary = render::pagerduty_summary(&format!(
-        "Emergency ticket #{}: {} ({})",
-        ticket.id,
-        ticket.title,
-        ticket.customer()
-    ));
     let incident = Incident {
         id: 0,
-        dedup_key: Incident::dedup_key_for(&ticket.id),
+        dedup_key: Incident::dedup_key_for(&ticket.id, episode),
+        episode,
         ticket: ticket.clone(),
         status: Status::Triggered,
         opened_at: now,
@@ -82,7 +106,7 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
         resolved: None,
         responders: Vec::new(),
         deadlines: Deadlines {
-            ack: Some(now + policy.ack_timeout),
+            ack: None,
             crisis: Some(now + policy.crisis_after),
             fallback: policy.fallback_after.map(|f| now + f),
             deprecate: None,
@@ -92,10 +116,15 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis) -> Decision {
         pagerduty_id: None,
         crisis: None,
         last_error: None,
+        paged_at: None,
+        escalated_at: None,
+        undeliverable: None,
     };
     Decision::Apply {
+        effects: vec![Effect::PagerdutyTrigger {
+            summary: summary(ticket),
+        }],
         incident,
-        effects: vec![Effect::PagerdutyTrigger { summary }],
     }
 }
 
@@ -110,7 +139,7 @@ struct Step<'a> {
 impl Step<'_> {
     fn event(&mut self, event: &Event) -> Result<(), String> {
         match event {
-            Event::Ticket { ticket } => self.ticket(ticket),
+            Event::Ticket { ticket, .. } => self.ticket(ticket),
             Event::Acknowledge { by, via } => self.acknowledge(by, *via),
             Event::Escalate { by, reason, via } => self.escalate(by, reason, *via),
             Event::DeclareCrisis { by, .. } => {
@@ -120,20 +149,21 @@ impl Step<'_> {
                 }
                 // Declare before counting the declarer as a responder, or the
                 // count could declare a second crisis (found by proptest).
-                self.declare(format!("declared by {by}"));
+                self.declare(format!("declared by {}", by.name));
                 self.add_responder(by);
                 Ok(())
             }
             Event::Join { by, .. } => {
                 self.require_open()?;
-                if self.inc.responders.contains(by) {
+                if self.inc.responders.iter().any(|r| r.same(by)) {
                     return Err(format!("{by} is already involved"));
                 }
                 self.thread_update(&format!("{by} joined the response."));
                 self.add_responder(by);
                 Ok(())
             }
-            Event::Resolve { by, via } => self.resolve(by, *via),
+            Event::Resolve { by, via } => self.resolve(&by.name, *via),
+            Event::Repage { by, .. } => self.repage(by),
             Event::Tick => self.tick(),
             Event::Delivered { effect, outcome } => {
                 self.delivered(*effect, outcome.as_ref());
@@ -142,6 +172,13 @@ impl Step<'_> {
             Event::DeliveryFailed { effect, error } => {
                 self.inc.last_error = Some(format!("{effect:?} failed: {error}"));
                 if effect.is_page() {
+                    // Nobody was paged: shown as NOT PAGED and counted until
+                    // the operator re-sends it (`pagerd incidents repage`).
+                    if self.inc.undeliverable.is_none() {
+                        self.inc.undeliverable = Some(format!("{effect:?} failed: {error}"));
+                    }
+                    self.inc.page_pending = false;
+                    self.inc.deadlines.fallback = None;
                     self.fallback_email(&format!("PagerDuty refused the page: {error}"));
                 }
                 Ok(())
@@ -162,6 +199,18 @@ impl Step<'_> {
             self.inc.ticket.status = ticket.status.clone();
             return self.resolve("Zendesk (ticket solved)", Source::Zendesk);
         }
+        if ticket.is_done() && !self.inc.ticket.is_done() {
+            // Resolved elsewhere first, solved now: remembered, so that a
+            // reopening pages again even when only the poller sees it.
+            self.inc.ticket.status = ticket.status.clone();
+            return Ok(());
+        }
+        if !self.inc.is_open() {
+            return Err(format!(
+                "ticket {}: incident {} is resolved; the ticket pages again when it is reopened or updated as an emergency",
+                ticket.id, self.inc.id
+            ));
+        }
         // Seen again (a retried webhook, the poller): nothing new. The stored
         // ticket is kept as first seen, since a poll result carries less
         // (no requester) than the webhook did.
@@ -171,10 +220,10 @@ impl Step<'_> {
         ))
     }
 
-    fn acknowledge(&mut self, by: &str, via: Source) -> Result<(), String> {
+    fn acknowledge(&mut self, by: &Who, via: Source) -> Result<(), String> {
         self.require_open()?;
         if self.inc.status == Status::Acknowledged {
-            if self.inc.responders.iter().any(|r| r == by) {
+            if self.inc.responders.iter().any(|r| r.same(by)) {
                 return Err(format!("already acknowledged by {by}"));
             }
             // A second person acknowledging is a second responder.
@@ -183,7 +232,7 @@ impl Step<'_> {
             return Ok(());
         }
         self.inc.status = Status::Acknowledged;
-        self.inc.acked = Some((by.to_string(), self.now));
+        self.inc.acked = Some((by.name.clone(), self.now));
         self.inc.deadlines.ack = None;
         self.inc.deadlines.fallback = None;
         self.inc.page_pending = false;
@@ -196,7 +245,7 @@ impl Step<'_> {
         let body = self
             .policy
             .ack_comment
-            .replace("{engineer}", &render::zendesk(by))
+            .replace("{engineer}", &render::zendesk(&by.name))
             .replace("{channels}", &channels)
             .replace("{requester}", &render::zendesk(requester))
             .replace("{ticket}", &self.inc.ticket.id);
@@ -209,7 +258,7 @@ impl Step<'_> {
         Ok(())
     }
 
-    fn escalate(&mut self, by: &str, reason: &str, via: Source) -> Result<(), String> {
+    fn escalate(&mut self, by: &Who, reason: &str, via: Source) -> Result<(), String> {
         self.require_open()?;
         let note = if via == Source::Timer {
             reason.to_string()
@@ -230,6 +279,33 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// Re-sends what PagerDuty refused for good (the page, and the
+    /// escalation waiting on it) once the operator has fixed the cause.
+    fn repage(&mut self, by: &Who) -> Result<(), String> {
+        self.require_open()?;
+        let Some(why) = self.inc.undeliverable.take() else {
+            return Err("nothing to re-send: PagerDuty has not refused the page".into());
+        };
+        if self.inc.paged_at.is_none() {
+            self.fx.push(Effect::PagerdutyTrigger {
+                summary: summary(&self.inc.ticket),
+            });
+        }
+        if self.inc.level >= 2 && self.inc.escalated_at.is_none() {
+            self.fx.push(Effect::PagerdutyEscalate {
+                level: 2,
+                note: render::pagerduty_note(&format!(
+                    "Escalated to level 2; re-sent by {} after PagerDuty refused it ({why}).",
+                    by.name
+                )),
+            });
+        }
+        self.inc.last_error = None;
+        self.page_sent();
+        self.thread_update(&format!("{by} re-sent the page to PagerDuty."));
+        Ok(())
+    }
+
     fn resolve(&mut self, by: &str, via: Source) -> Result<(), String> {
         self.require_open()?;
         self.inc.status = Status::Resolved;
@@ -247,7 +323,7 @@ impl Step<'_> {
             let people = if self.inc.responders.is_empty() {
                 "everyone involved".to_string()
             } else {
-                self.inc.responders.join(", ")
+                names(&self.inc.responders).join(", ")
             };
             let text = format!(
                 ":white_check_mark: Resolved by {by}. After-crisis checklist:\n\
@@ -277,7 +353,7 @@ impl Step<'_> {
                     "No acknowledgement within {}: pagerd escalated to level 2.",
                     human(self.policy.ack_timeout)
                 );
-                self.escalate("pagerd", &note, Source::Timer)?;
+                self.escalate(&Who::named("pagerd"), &note, Source::Timer)?;
             }
         }
         if due(self.inc.deadlines.fallback) {
@@ -308,6 +384,27 @@ impl Step<'_> {
             self.inc.page_pending = false;
             self.inc.deadlines.fallback = None;
             self.inc.last_error = None;
+            self.inc.undeliverable = None;
+        }
+        match effect {
+            EffectKind::PagerdutyTrigger => {
+                if self.inc.paged_at.is_none() {
+                    self.inc.paged_at = Some(self.now);
+                }
+                // The acknowledgement clock runs from the moment the phone
+                // can ring, not from the ticket's arrival: after a PagerDuty
+                // outage, level 1 still gets the whole `ack_timeout`.
+                if self.inc.status == Status::Triggered
+                    && self.inc.level < 2
+                    && self.inc.deadlines.ack.is_none()
+                {
+                    self.inc.deadlines.ack = Some(self.now + self.policy.ack_timeout);
+                }
+            }
+            EffectKind::PagerdutyEscalate if self.inc.escalated_at.is_none() => {
+                self.inc.escalated_at = Some(self.now);
+            }
+            _ => {}
         }
         match outcome {
             Some(Outcome::Doc { doc }) => {
@@ -384,11 +481,30 @@ impl Step<'_> {
         }
     }
 
-    fn add_responder(&mut self, who: &str) {
-        if who.is_empty() || self.inc.responders.iter().any(|r| r == who) {
+    /// Counts `who` among the responders, once per person: the same e-mail
+    /// from another channel is the same responder (its e-mail is learned if
+    /// it was known by name only).
+    fn add_responder(&mut self, who: &Who) {
+        if who.name.trim().is_empty() {
             return;
         }
-        self.inc.responders.push(who.to_string());
+        let people = &mut self.inc.responders;
+        if let Some(first) = people.iter().position(|r| r.same(who)) {
+            if people[first].email.is_none() && who.email.is_some() {
+                people[first].email = who.email.clone();
+                // The e-mail just learned may show two entries to be one
+                // person (known by name here, by e-mail there): keep one.
+                let merged = people[first].clone();
+                let mut i = 0;
+                people.retain(|r| {
+                    let keep = i == first || !r.same(&merged);
+                    i += 1;
+                    keep
+                });
+            }
+            return;
+        }
+        self.inc.responders.push(who.clone());
         let n = self.inc.responders.len();
         if n >= self.policy.crisis_responders && self.inc.crisis.is_none() && self.inc.is_open() {
             self.declare(format!("{n} people are involved"));
@@ -444,7 +560,7 @@ impl Step<'_> {
         let on_it = if self.inc.responders.is_empty() {
             "nobody has acknowledged yet".to_string()
         } else {
-            render::slack_names(&self.inc.responders, SLACK_PEOPLE_MAX)
+            render::slack_names(&names(&self.inc.responders), SLACK_PEOPLE_MAX)
         };
         let text = format!(
             ":rotating_light: *Crisis* for {}: {} (ticket {})\n*Why:* {}\n*On it:* {}{}",
@@ -510,7 +626,7 @@ impl Step<'_> {
         let people = if self.inc.responders.is_empty() {
             "(nobody yet)".into()
         } else {
-            line(&self.inc.responders.join(", "))
+            line(&names(&self.inc.responders).join(", "))
         };
         format!(
             "Crisis: emergency ticket #{id} — {title}\n\n\
@@ -545,6 +661,11 @@ impl Step<'_> {
 const SLACK_URL_MAX: usize = 500;
 const SLACK_PEOPLE_MAX: usize = 600;
 const SLACK_REASON_MAX: usize = 400;
+
+/// The responders' names, in order.
+fn names(people: &[Who]) -> Vec<String> {
+    people.iter().map(|w| w.name.clone()).collect()
+}
 
 /// "Phone, Skype, WebEx or Hangouts".
 fn join_or(items: &[String]) -> String {

@@ -11,11 +11,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, header_str};
-use crate::engine::{Event, Source};
+use crate::engine::{Event, Incident, Source};
 use crate::store::{Change, Intake};
 
 /// The `/api/v1` routes.
@@ -64,7 +64,17 @@ async fn list(
         .store
         .list(!q.all, q.limit.unwrap_or(100).min(10_000))
         .await?;
+    let incidents: Vec<Value> = incidents.iter().map(with_paged).collect();
     Ok(axum::Json(json!({ "incidents": incidents })).into_response())
+}
+
+/// The incident as the API shows it: its state, plus `"paged"`, whether
+/// PagerDuty has accepted its page.
+fn with_paged(i: &Incident) -> Value {
+    // Infallible: an incident serialises to a JSON object with string keys.
+    let mut v = json!(i);
+    v["paged"] = json!(i.paged());
+    v
 }
 
 async fn show(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
@@ -74,7 +84,7 @@ async fn show(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Respons
     let journal = st.core.store.journal(id).await?;
     let outbox = st.core.store.outbox(id).await?;
     Ok(
-        axum::Json(json!({ "incident": incident, "journal": journal, "outbox": outbox }))
+        axum::Json(json!({ "incident": with_paged(&incident), "journal": journal, "outbox": outbox }))
             .into_response(),
     )
 }
@@ -93,17 +103,33 @@ async fn act(
     body: Option<axum::Json<ActBody>>,
 ) -> Result<Response, ApiError> {
     let body = body.map(|b| b.0).unwrap_or_default();
-    let by = body
+    // A person, by e-mail: the customer may read their name, and the same
+    // e-mail from PagerDuty or Slack is the same responder.
+    let Some(email) = body
         .by
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "operator".into());
+        .map(|b| b.trim().to_string())
+        .filter(|b| crate::config::looks_like_email(b))
+    else {
+        return Err(ApiError::BadRequest(
+            "say who you are: \"by\" must be your e-mail (the CLI's --as EMAIL)".into(),
+        ));
+    };
+    let by = st.core.people.who_email(&email).await;
     let reason = body.reason.unwrap_or_default();
     let Some(event) = Event::action(&action, by, &reason, Source::Cli) else {
         return Err(ApiError::NotFound(format!(
-            "no action {action:?}; use ack, escalate, crisis, join or resolve"
+            "no action {action:?}; use ack, escalate, crisis, join, resolve or repage"
         )));
     };
+    let before = st.core.clock.now();
     let applied = st.core.submit(Intake::incident(id, event)).await?;
+    // Declared by this very action (the store stamps it at or after `before`).
+    let crisis_declared = applied
+        .incident
+        .as_ref()
+        .and_then(|i| i.crisis.as_ref())
+        .filter(|c| c.declared_at >= before)
+        .map(|c| c.reason.clone());
     let (result, reason) = match &applied.result {
         Change::Ignored(_) if applied.incident.is_none() => {
             return Err(ApiError::NotFound(format!("no incident {id}")));
@@ -113,7 +139,12 @@ async fn act(
         Change::Replayed => ("replayed", None),
     };
     Ok(
-        axum::Json(json!({ "result": result, "reason": reason, "incident": applied.incident }))
-            .into_response(),
+        axum::Json(json!({
+            "result": result,
+            "reason": reason,
+            "crisis_declared": crisis_declared,
+            "incident": applied.incident,
+        }))
+        .into_response(),
     )
 }

@@ -63,6 +63,19 @@ async fn readyz(State(st): State<AppState>) -> Response {
         Err(e) => return ApiError::from(e).into_response(),
     };
     let lease = st.core.store.lease_holder().await.ok().flatten();
+    let stalled = if st.core.leadership.is_leader() {
+        st.core.health.stalled(crate::health::STALL_AFTER)
+    } else {
+        Vec::new()
+    };
+    if !stalled.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+            axum::Json(json!({ "status": "not ready", "why": stalled })),
+        )
+            .into_response();
+    }
     let body = json!({
         "status": "ready",
         "role": if st.core.leadership.is_leader() { "leader" } else { "follower" },

@@ -253,19 +253,29 @@ pub async fn pagerduty(
         ApiError::BadRequest(format!("invalid JSON body: {e}"))
     })?;
     let ev = parsed.event;
-    let who = ev
-        .agent
-        .and_then(|a| a.summary.or(a.id))
-        .unwrap_or_else(|| "a PagerDuty user".into());
     let event = match ev.event_type.as_str() {
-        "incident.acknowledged" => Event::Acknowledge {
-            by: who,
-            via: Source::Pagerduty,
-        },
-        "incident.resolved" => Event::Resolve {
-            by: who,
-            via: Source::Pagerduty,
-        },
+        kind @ ("incident.acknowledged" | "incident.resolved") => {
+            let agent = ev.agent.as_ref();
+            let by = st
+                .core
+                .people
+                .who_pagerduty(
+                    agent.and_then(|a| a.id.as_deref()),
+                    agent.and_then(|a| a.summary.as_deref()),
+                )
+                .await;
+            if kind == "incident.acknowledged" {
+                Event::Acknowledge {
+                    by,
+                    via: Source::Pagerduty,
+                }
+            } else {
+                Event::Resolve {
+                    by,
+                    via: Source::Pagerduty,
+                }
+            }
+        }
         other => {
             // Subscriptions often carry more types than pagerd acts on.
             tracing::debug!(
@@ -333,14 +343,6 @@ struct SlackAction {
     value: Option<String>,
 }
 
-fn slack_who(name: Option<String>, id: Option<String>) -> String {
-    match (name, id) {
-        (Some(n), _) if !n.is_empty() => format!("@{n}"),
-        (_, Some(id)) => format!("slack:{id}"),
-        _ => "a Slack user".into(),
-    }
-}
-
 /// An answer only the user sees; `text` is mrkdwn, cut to Slack's limit.
 fn ephemeral(text: String) -> Response {
     let text = render::slack_cut(&text, render::SLACK_TEXT_MAX);
@@ -404,7 +406,11 @@ pub async fn slack(
             username: None,
             name: None,
         });
-        let who = slack_who(user.username.or(user.name), user.id);
+        let who = st
+            .core
+            .people
+            .who_slack(user.id.as_deref(), user.username.or(user.name).as_deref())
+            .await;
         for action in i.actions {
             let verb = action.action_id.strip_prefix("pagerd_").unwrap_or_default();
             let id = action.value.as_deref().and_then(|v| v.parse::<i64>().ok());
@@ -419,7 +425,11 @@ pub async fn slack(
     }
     // Slash command.
     let text = field("text").unwrap_or_default();
-    let who = slack_who(field("user_name"), field("user_id"));
+    let who = st
+        .core
+        .people
+        .who_slack(field("user_id").as_deref(), field("user_name").as_deref())
+        .await;
     let mut words = text.split_whitespace();
     let verb = words.next().unwrap_or("help").to_lowercase();
     count(&st, "slack", "accepted");

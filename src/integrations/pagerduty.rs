@@ -62,8 +62,17 @@ pub struct RemoteIncident {
     pub id: String,
     /// `triggered`, `acknowledged` or `resolved`.
     pub status: String,
-    /// Who acknowledged (user summaries).
-    pub acknowledgers: Vec<String>,
+    /// Who acknowledged.
+    pub acknowledgers: Vec<RemoteUser>,
+}
+
+/// A PagerDuty user as an incident references them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteUser {
+    /// The user id (`PXXXXXX`), when given.
+    pub id: Option<String>,
+    /// The summary (the user's name), or the id when no summary was given.
+    pub name: String,
 }
 
 #[derive(Deserialize)]
@@ -113,7 +122,11 @@ impl From<IncidentJson> for RemoteIncident {
         let acknowledgers = i
             .acknowledgements
             .into_iter()
-            .filter_map(|a| a.acknowledger.and_then(|r| r.summary.or(r.id)))
+            .filter_map(|a| {
+                let r = a.acknowledger?;
+                let name = r.summary.clone().or_else(|| r.id.clone())?;
+                Some(RemoteUser { id: r.id, name })
+            })
             .collect();
         RemoteIncident {
             id: i.id,

@@ -57,7 +57,23 @@ impl Intake {
     pub fn ticket(ticket: crate::engine::Ticket) -> Intake {
         Intake {
             target: Target::Ticket(ticket.id.clone()),
-            event: Event::Ticket { ticket },
+            event: Event::Ticket {
+                ticket,
+                polled: false,
+            },
+            delivery: None,
+        }
+    }
+
+    /// A ticket found by the poller's search (not an update): it does not
+    /// page again a ticket whose incident was resolved unless it was reopened.
+    pub fn polled_ticket(ticket: crate::engine::Ticket) -> Intake {
+        Intake {
+            target: Target::Ticket(ticket.id.clone()),
+            event: Event::Ticket {
+                ticket,
+                polled: true,
+            },
             delivery: None,
         }
     }
@@ -175,8 +191,10 @@ pub(crate) fn decide(
             incident: current,
             effects: 0,
         }),
+        // A new incident, or a new episode of a resolved ticket's: id 0.
         crate::engine::Decision::Apply { incident, effects } => {
-            Ok((incident, effects, current.is_none()))
+            let created = incident.id == 0;
+            Ok((incident, effects, created))
         }
     }
 }
@@ -203,16 +221,23 @@ pub struct Stats {
     pub pending_effects: u64,
     /// Effects given up on (permanent errors).
     pub failed_effects: u64,
+    /// Open incidents whose page or escalation PagerDuty refused for good
+    /// and that were not re-sent: nobody was paged through PagerDuty.
+    pub undeliverable: u64,
     /// The oldest pending effect's age in ms (0 when none).
     pub oldest_pending_ms: i64,
 }
 
 /// A store failure. The daemon answers 503 and the sender retries.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed.
     #[error("store: {0}")]
     Db(String),
+    /// The database is locked by someone else for longer than the busy
+    /// timeout; nothing was written.
+    #[error("store busy: {0}")]
+    Busy(String),
     /// A stored row does not parse (a bug or a downgrade).
     #[error("store: corrupt row: {0}")]
     Corrupt(String),
@@ -227,7 +252,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
-        StoreError::Db(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(e.to_string())
+            }
+            _ => StoreError::Db(e.to_string()),
+        }
     }
 }
 

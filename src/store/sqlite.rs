@@ -18,66 +18,16 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::engine::{EffectKind, Policy};
 
-/// Newest schema this build knows.
-const SCHEMA_VERSION: i64 = 1;
-
 /// Most jobs committed together.
 const MAX_GROUP: usize = 512;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY,
-    ticket_id TEXT NOT NULL UNIQUE,
-    dedup_key TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    next_due INTEGER,
-    opened_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    state TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS incidents_next_due ON incidents(next_due) WHERE next_due IS NOT NULL;
-CREATE INDEX IF NOT EXISTS incidents_open ON incidents(id) WHERE status != 'resolved';
-CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY,
-    incident_id INTEGER NOT NULL REFERENCES incidents(id),
-    at INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    effects INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS journal_incident ON journal(incident_id, id);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    incident_id INTEGER NOT NULL REFERENCES incidents(id),
-    lane TEXT NOT NULL,
-    effect TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    next_attempt_at INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    done INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    done_at INTEGER,
-    -- 1 on the oldest pending row of its (incident, lane): the only one that
-    -- may be delivered now. Kept up to date on insert and on completion, so
-    -- finding due rows costs what it returns, not the size of the backlog.
-    head INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(incident_id, lane, id) WHERE done = 0;
-CREATE INDEX IF NOT EXISTS outbox_heads ON outbox(next_attempt_at, id) WHERE done = 0 AND head = 1;
-CREATE INDEX IF NOT EXISTS outbox_incident ON outbox(incident_id, id);
-CREATE TABLE IF NOT EXISTS deliveries (
-    source TEXT NOT NULL,
-    id TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    PRIMARY KEY (source, id)
-);
-";
-
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A unit of work for the owner thread: runs inside a savepoint and says
-/// whether to keep it, plus how to answer once the commit is known.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+/// whether to keep it, plus how to answer once the commit is known. It is
+/// handed the error instead of the connection when no transaction could be
+/// begun (the database is locked by another connection past the busy
+/// timeout, the disk failed), so its caller hears what happened.
+type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Reply) + Send>;
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -163,33 +113,7 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(ctx)?;
-        conn.execute_batch(SCHEMA).map_err(ctx)?;
-        let version: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key='schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(ctx)?;
-        match version.and_then(|v| v.parse::<i64>().ok()) {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::Db(format!(
-                    "{}: schema version {v} is newer than this pagerd knows ({SCHEMA_VERSION}); upgrade pagerd",
-                    path.display()
-                )));
-            }
-            _ => {
-                // A write at start proves the disk takes writes now, not at
-                // the first emergency.
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    [SCHEMA_VERSION.to_string()],
-                )
-                .map_err(ctx)?;
-            }
-        }
+        schema::migrate(&conn, &path.display().to_string())?;
         // Checkpoints copy the WAL into the database file. SQLite runs them
         // inside whichever commit crosses the threshold, stalling it for
         // milliseconds; a thread of its own does them instead, without
@@ -232,7 +156,10 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let result = f(conn);
+            let result = match conn {
+                Ok(conn) => f(conn),
+                Err(e) => Err(e.clone()),
+            };
             let keep = result.is_ok();
             let reply: Reply = Box::new(move |commit| {
                 let _ = tx.send(commit.and(result));
@@ -270,15 +197,30 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Dropping the jobs drops their reply channels: each caller gets
-            // `StoreError::Closed` and its sender retries.
-            tracing::error!(cause = %e, jobs = group.len(), "store: cannot begin a transaction");
+            // Each caller hears why (its sender retries: a webhook gets 503).
+            let busy = matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            );
+            let err = if busy {
+                StoreError::Busy(format!(
+                    "the database is locked by another connection (a sqlite3 shell, a backup?) \
+                     for longer than the busy timeout: {e}"
+                ))
+            } else {
+                StoreError::Db(format!("cannot begin a transaction: {e}"))
+            };
+            tracing::error!(cause = %err, jobs = group.len(), "store: cannot begin a transaction");
+            for job in group {
+                let (_, reply) = job(Err(&err));
+                reply(Err(err.clone()));
+            }
             continue;
         }
         let mut answers: Vec<Reply> = Vec::with_capacity(group.len());
         for job in group {
             let sp = conn.execute_batch("SAVEPOINT job");
-            let (keep, reply) = job(&conn);
+            let (keep, reply) = job(Ok(&conn));
             let end = if keep {
                 "RELEASE job"
             } else {
@@ -316,7 +258,8 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
 fn load(conn: &Connection, target: &Target) -> Result<Option<Incident>, StoreError> {
     let (sql, key): (&str, rusqlite::types::Value) = match target {
         Target::Ticket(t) => (
-            "SELECT state FROM incidents WHERE ticket_id = ?1",
+            // The ticket's latest episode.
+            "SELECT state FROM incidents WHERE ticket_id = ?1 ORDER BY episode DESC LIMIT 1",
             t.clone().into(),
         ),
         Target::Incident(id) => ("SELECT state FROM incidents WHERE id = ?1", (*id).into()),
@@ -361,16 +304,16 @@ fn apply_in(
     if created {
         incident.id = conn
             .prepare_cached(
-                "INSERT INTO incidents(ticket_id, dedup_key, status, next_due, opened_at, updated_at, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, '{}') RETURNING id",
+                "INSERT INTO incidents(ticket_id, episode, dedup_key, status, next_due, opened_at, updated_at, state)
+                 VALUES (?1, ?6, ?2, ?3, ?4, ?5, ?5, '{}') RETURNING id",
             )?
             .query_row(
-                params![incident.ticket.id, incident.dedup_key, incident.status.as_str(), incident.deadlines.next(), now],
+                params![incident.ticket.id, incident.dedup_key, incident.status.as_str(), incident.deadlines.next(), now, incident.episode],
                 |r| r.get(0),
             )?;
     }
-    conn.prepare_cached("UPDATE incidents SET status = ?2, next_due = ?3, updated_at = ?4, state = ?5 WHERE id = ?1")?
-        .execute(params![incident.id, incident.status.as_str(), incident.deadlines.next(), now, to_json(&incident)?])?;
+    conn.prepare_cached("UPDATE incidents SET status = ?2, next_due = ?3, updated_at = ?4, state = ?5, undeliverable = ?6 WHERE id = ?1")?
+        .execute(params![incident.id, incident.status.as_str(), incident.deadlines.next(), now, to_json(&incident)?, incident.is_undeliverable()])?;
     conn.prepare_cached(
         "INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -668,11 +611,17 @@ impl Store for SqliteStore {
                 conn.query_row("SELECT COUNT(*) FROM outbox WHERE failed = 1", [], |r| {
                     r.get(0)
                 })?;
+            let undeliverable: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM incidents WHERE undeliverable = 1",
+                [],
+                |r| r.get(0),
+            )?;
             Ok(Stats {
                 open_incidents: open as u64,
                 incidents: incidents as u64,
                 pending_effects: pending as u64,
                 failed_effects: failed as u64,
+                undeliverable: undeliverable as u64,
                 oldest_pending_ms: oldest.map_or(0, |o| (now - o).max(0)),
             })
         })
@@ -680,5 +629,6 @@ impl Store for SqliteStore {
     }
 }
 
+mod schema;
 #[cfg(test)]
 mod tests;

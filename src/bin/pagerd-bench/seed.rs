@@ -15,7 +15,7 @@ use futures_util::future::try_join_all;
 use pagerd::clock::{Clock, SystemClock};
 use pagerd::engine::{Event, Policy};
 use pagerd::http::webhooks::parse_zendesk;
-use pagerd::store::{Intake, SqliteStore, Store, Target};
+use pagerd::store::{Intake, SqliteStore, Store};
 
 use crate::load::zendesk_body;
 
@@ -39,11 +39,7 @@ fn intake(id: u64, status: &str) -> anyhow::Result<Intake> {
         "https://acme.zendesk.com",
     )
     .map_err(|e| anyhow::anyhow!("the bench's ticket does not parse: {e}"))?;
-    Ok(Intake {
-        target: Target::Ticket(ticket.id.clone()),
-        event: Event::Ticket { ticket },
-        delivery: None,
-    })
+    Ok(Intake::ticket(ticket))
 }
 
 /// Marks every due outbox row delivered, as the dispatcher does after the

@@ -34,12 +34,14 @@ fn applied(d: Decision) -> (Incident, Vec<Effect>) {
     }
 }
 
-fn opened(p: &Policy) -> Incident {
+/// A new incident whose page PagerDuty has not accepted yet.
+fn fresh(p: &Policy) -> Incident {
     let (mut inc, _) = applied(apply(
         p,
         None,
         &Event::Ticket {
             ticket: ticket("4711"),
+            polled: false,
         },
         T0,
     ));
@@ -47,8 +49,31 @@ fn opened(p: &Policy) -> Incident {
     inc
 }
 
+/// A new incident whose page PagerDuty accepted at once (at T0).
+fn opened(p: &Policy) -> Incident {
+    let (mut inc, _) = applied(apply(
+        p,
+        None,
+        &Event::Ticket {
+            ticket: ticket("4711"),
+            polled: false,
+        },
+        T0,
+    ));
+    inc.id = 1;
+    let accepted = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    applied(apply(p, Some(&inc), &accepted, T0)).0
+}
+
 fn step(p: &Policy, inc: &Incident, ev: Event, now: Millis) -> (Incident, Vec<Effect>) {
     applied(apply(p, Some(inc), &ev, now))
+}
+
+fn step_ignored(p: &Policy, inc: &Incident, ev: Event, now: Millis) -> bool {
+    matches!(apply(p, Some(inc), &ev, now), Decision::Ignore(_))
 }
 
 fn kinds(fx: &[Effect]) -> Vec<EffectKind> {
@@ -67,11 +92,16 @@ fn emergency_ticket_pages_and_arms_ack_and_crisis_deadlines() {
         None,
         &Event::Ticket {
             ticket: ticket("4711"),
+            polled: false,
         },
         T0,
     ));
     assert_eq!(inc.dedup_key, "zendesk-4711");
-    assert_eq!(inc.deadlines.ack, Some(T0 + 5 * MIN));
+    assert_eq!(inc.episode, 1);
+    assert_eq!(
+        inc.deadlines.ack, None,
+        "the ack clock starts when PagerDuty accepts the page"
+    );
     assert_eq!(inc.deadlines.crisis, Some(T0 + 60 * MIN));
     assert_eq!(inc.deadlines.fallback, None, "no e-mail configured");
     assert_eq!(
@@ -88,12 +118,12 @@ fn emergency_by_tag_and_not_by_priority_alone() {
     let mut t = ticket("1");
     t.priority = "normal".into();
     assert!(matches!(
-        apply(&p, None, &Event::Ticket { ticket: t.clone() }, T0),
+        apply(&p, None, &Event::Ticket { ticket: t.clone(), polled: false }, T0),
         Decision::Ignore(_)
     ));
     t.tags.push("emergency".into());
     assert!(matches!(
-        apply(&p, None, &Event::Ticket { ticket: t }, T0),
+        apply(&p, None, &Event::Ticket { ticket: t, polled: false }, T0),
         Decision::Apply { .. }
     ));
 }
@@ -103,7 +133,7 @@ fn solved_ticket_opens_nothing() {
     let mut t = ticket("1");
     t.status = "solved".into();
     assert!(matches!(
-        apply(&Policy::default(), None, &Event::Ticket { ticket: t }, T0),
+        apply(&Policy::default(), None, &Event::Ticket { ticket: t, polled: false }, T0),
         Decision::Ignore(_)
     ));
 }
@@ -117,6 +147,7 @@ fn same_ticket_again_pages_nobody() {
         Some(&inc),
         &Event::Ticket {
             ticket: ticket("4711"),
+            polled: false,
         },
         T0 + 1000,
     );
@@ -213,7 +244,7 @@ fn zendesk_solved_resolves() {
     let p = Policy::default();
     let mut t = ticket("4711");
     t.status = "solved".into();
-    let (inc, fx) = step(&p, &opened(&p), Event::Ticket { ticket: t }, T0 + MIN);
+    let (inc, fx) = step(&p, &opened(&p), Event::Ticket { ticket: t, polled: false }, T0 + MIN);
     assert_eq!(inc.status, Status::Resolved);
     assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyResolve]);
 }
@@ -228,7 +259,7 @@ fn manual_escalation_records_who_and_why() {
     };
     let (inc, fx) = step(&p, &opened(&p), ev, T0 + MIN);
     assert_eq!(inc.level, 2);
-    assert_eq!(inc.responders, vec!["ana".to_string()]);
+    assert_eq!(inc.responders, vec![Who::named("ana")]);
     assert!(
         matches!(&fx[..], [Effect::PagerdutyEscalate { level: 2, note }] if note == "Escalated to level 2 by ana: cluster is read-only")
     );
@@ -421,13 +452,23 @@ fn resolution_posts_the_checklist_and_later_deprecates_the_doc() {
 #[test]
 fn fallback_email_when_pagerduty_has_not_taken_the_page() {
     let p = crisis_policy();
-    let inc = opened(&p);
+    let inc = fresh(&p);
     assert_eq!(inc.deadlines.fallback, Some(T0 + 2 * MIN));
     let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 2 * MIN);
     assert_eq!(kinds(&fx), vec![EffectKind::Email]);
     assert!(inc.fallback_sent);
-    // Once only, even when a later escalation also stalls.
-    let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 5 * MIN);
+    // PagerDuty comes back at T0 + 3m: level 1 gets its whole five minutes
+    // from then, not from the ticket's arrival.
+    let accepted = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    let (inc, _) = step(&p, &inc, accepted, T0 + 3 * MIN);
+    assert_eq!(inc.paged_at, Some(T0 + 3 * MIN));
+    assert_eq!(inc.deadlines.ack, Some(T0 + 8 * MIN));
+    assert!(step_ignored(&p, &inc, Event::Tick, T0 + 5 * MIN));
+    // The e-mail goes once only, even when the escalation also stalls.
+    let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 8 * MIN);
     assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyEscalate]);
     assert_eq!(inc.deadlines.fallback, None);
 }
@@ -442,8 +483,8 @@ fn a_zero_fallback_sends_the_email_in_the_same_tick_as_the_escalation() {
         effect: EffectKind::PagerdutyTrigger,
         outcome: None,
     };
-    let (inc, _) = step(&p, &opened(&p), ev, T0 + 100);
-    let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 5 * MIN);
+    let (inc, _) = step(&p, &fresh(&p), ev, T0 + 100);
+    let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 100 + 5 * MIN);
     assert_eq!(
         kinds(&fx),
         vec![EffectKind::PagerdutyEscalate, EffectKind::Email]
@@ -458,7 +499,7 @@ fn delivered_page_disarms_the_fallback() {
         effect: EffectKind::PagerdutyTrigger,
         outcome: None,
     };
-    let (inc, _) = step(&p, &opened(&p), ev, T0 + 100);
+    let (inc, _) = step(&p, &fresh(&p), ev, T0 + 100);
     assert!(!inc.page_pending);
     assert_eq!(inc.deadlines.fallback, None);
 }
@@ -470,7 +511,7 @@ fn permanent_page_failure_sends_the_fallback_at_once() {
         effect: EffectKind::PagerdutyTrigger,
         error: "400 invalid routing key".into(),
     };
-    let (inc, fx) = step(&p, &opened(&p), ev, T0 + 100);
+    let (inc, fx) = step(&p, &fresh(&p), ev, T0 + 100);
     assert_eq!(kinds(&fx), vec![EffectKind::Email]);
     assert!(
         inc.last_error

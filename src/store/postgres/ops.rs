@@ -68,9 +68,13 @@ pub(super) async fn load(
     lock: bool,
 ) -> Result<Option<Incident>, Fail> {
     let (sql, key): (&str, &(dyn ToSql + Sync)) = match (target, lock) {
-        (Target::Ticket(t), false) => ("SELECT state FROM incidents WHERE ticket_id = $1", t),
+        // The ticket's latest episode.
+        (Target::Ticket(t), false) => (
+            "SELECT state FROM incidents WHERE ticket_id = $1 ORDER BY episode DESC LIMIT 1",
+            t,
+        ),
         (Target::Ticket(t), true) => (
-            "SELECT state FROM incidents WHERE ticket_id = $1 FOR UPDATE",
+            "SELECT state FROM incidents WHERE ticket_id = $1 ORDER BY episode DESC LIMIT 1 FOR UPDATE",
             t,
         ),
         (Target::Incident(id), false) => ("SELECT state FROM incidents WHERE id = $1", id),
@@ -123,17 +127,20 @@ pub(super) async fn apply_in(
         Err(unchanged) => return Ok(unchanged),
     };
     if created {
-        // No conflict target: a twin may collide on ticket_id or dedup_key.
+        // No conflict target: a twin may collide on (ticket_id, episode) or
+        // dedup_key.
+        let episode = i32::try_from(incident.episode).unwrap_or(i32::MAX);
         let row = query_opt(
             tx,
-            "INSERT INTO incidents(ticket_id, dedup_key, status, next_due, opened_at, updated_at, state)
-             VALUES ($1, $2, $3, $4, $5, $5, '{}') ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT INTO incidents(ticket_id, dedup_key, status, next_due, opened_at, updated_at, state, episode)
+             VALUES ($1, $2, $3, $4, $5, $5, '{}', $6) ON CONFLICT DO NOTHING RETURNING id",
             &[
                 &incident.ticket.id,
                 &incident.dedup_key,
                 &incident.status.as_str(),
                 &incident.deadlines.next(),
                 &now,
+                &episode,
             ],
         )
         .await?;
@@ -144,13 +151,15 @@ pub(super) async fn apply_in(
     }
     execute(
         tx,
-        "UPDATE incidents SET status = $2, next_due = $3, updated_at = $4, state = $5 WHERE id = $1",
+        "UPDATE incidents SET status = $2, next_due = $3, updated_at = $4, state = $5, undeliverable = $6
+         WHERE id = $1",
         &[
             &incident.id,
             &incident.status.as_str(),
             &incident.deadlines.next(),
             &now,
             &to_json(&incident)?,
+            &incident.is_undeliverable(),
         ],
     )
     .await?;
@@ -382,7 +391,8 @@ pub(super) async fn stats(tx: &Transaction<'_>, now: Millis) -> Result<Stats, Fa
                 (SELECT COUNT(*) FROM incidents WHERE status <> 'resolved'),
                 (SELECT COUNT(*) FROM outbox WHERE NOT done),
                 (SELECT MIN(created_at) FROM outbox WHERE NOT done),
-                (SELECT COUNT(*) FROM outbox WHERE failed)",
+                (SELECT COUNT(*) FROM outbox WHERE failed),
+                (SELECT COUNT(*) FROM incidents WHERE undeliverable)",
         &[],
     )
     .await?;
@@ -398,6 +408,7 @@ pub(super) async fn stats(tx: &Transaction<'_>, now: Millis) -> Result<Stats, Fa
         open_incidents: count(1)?,
         pending_effects: count(2)?,
         failed_effects: count(4)?,
+        undeliverable: count(5)?,
         oldest_pending_ms: oldest.map_or(0, |o| (now - o).max(0)),
     })
 }

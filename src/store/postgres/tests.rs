@@ -66,7 +66,7 @@ fn ticket(id: &str) -> Ticket {
 fn seen(id: &str) -> Intake {
     Intake {
         target: Target::Ticket(id.into()),
-        event: Event::Ticket { ticket: ticket(id) },
+        event: Event::Ticket { ticket: ticket(id), polled: false },
         delivery: None,
     }
 }

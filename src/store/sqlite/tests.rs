@@ -25,7 +25,7 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
 fn seen(id: &str) -> Intake {
     Intake {
         target: Target::Ticket(id.into()),
-        event: Event::Ticket { ticket: ticket(id) },
+        event: Event::Ticket { ticket: ticket(id), polled: false },
         delivery: None,
     }
 }
@@ -40,7 +40,7 @@ async fn first_sight_creates_and_queues_the_page_once() {
     assert!(matches!(b.result, Change::Ignored(_)));
     let (due, _) = s.due(2000, 10, vec![]).await.unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 1000 + 300_000)]);
+    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 1000 + 3_600_000)], "the crisis deadline; the ack clock waits for PagerDuty");
 }
 
 #[tokio::test]
@@ -127,7 +127,7 @@ async fn state_survives_reopening_the_file() {
         s.apply(seen("9"), 5).await.unwrap();
     }
     let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
-    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 300_005)]);
+    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 3_600_005)]);
     assert_eq!(
         s.get(1).await.unwrap().map(|i| i.ticket.id),
         Some("9".to_string())
