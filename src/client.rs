@@ -75,10 +75,10 @@ impl Client {
         Ok(body)
     }
 
-    /// `GET /readyz` (no token needed): role, lease, lag.
+    /// `GET /status` (admin token): readiness, role, instance, lease, lag.
     pub async fn status(&self) -> Result<Value, ClientError> {
-        let root = self.base.trim_end_matches("/api/v1");
-        self.call(self.http.get(format!("{root}/readyz"))).await
+        self.call(self.http.get(format!("{}/status", self.base)))
+            .await
     }
 
     /// `GET /incidents`.
@@ -122,6 +122,15 @@ fn age(inc: &Incident) -> String {
 /// The daemon's status for humans.
 pub fn format_status(body: &Value) -> String {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "status    {}{}",
+        body["status"].as_str().unwrap_or("?"),
+        body["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
     let _ = writeln!(
         out,
         "instance  {}",

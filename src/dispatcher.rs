@@ -181,7 +181,7 @@ async fn deliver_one(
             core.store
                 .complete(p.id, event, now)
                 .await
-                .map(|a| a.inspect(|a| core.after(a)))
+                .map(|a| a.inspect(|a| core.settled(p.created_at, false, a, now)))
         }
         Err(DeliveryError::Retryable {
             reason,
@@ -204,7 +204,7 @@ async fn deliver_one(
             core.store
                 .fail(p.id, reason, now)
                 .await
-                .map(|a| a.inspect(|a| core.after(a)))
+                .map(|a| a.inspect(|a| core.settled(p.created_at, true, a, now)))
         }
     };
     if let Err(e) = stored {

@@ -12,6 +12,7 @@
 //! - [`http`]: webhooks in, admin API, health, metrics.
 //! - [`poller`]: PagerDuty and Zendesk polling behind the webhooks.
 //! - [`daemon`]: the wiring, signals, systemd notifications.
+//! - [`live`]: the in-memory counts and readiness of the public endpoints.
 //! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
 //!   supporting cast.
 //! - [`client`]: the CLI's side of the admin API.
@@ -33,6 +34,7 @@ pub mod fakes;
 pub mod http;
 pub mod integrations;
 pub mod leader;
+pub mod live;
 pub mod metrics;
 pub mod poller;
 pub mod scheduler;
