@@ -89,7 +89,7 @@ pub async fn run(
     let counter = Counter::new(&config, store.clone())?;
     let live = Arc::new(Live::default());
     // Loaded once before serving, then kept up to date by each commit.
-    counter.correct(&live, opts.clock.now()).await;
+    counter.correct(&live, opts.clock.now(), true).await;
     let core = Arc::new(Core {
         store,
         clock: opts.clock,
@@ -288,9 +288,10 @@ impl Counter {
         })
     }
 
-    /// Reads the counts and, if nothing changed locally meanwhile, makes
-    /// them the in-memory ones. Failures are logged; the next round retries.
-    async fn correct(&self, live: &Live, now: crate::clock::Millis) {
+    /// Reads the counts and, if nothing changed locally meanwhile (or when
+    /// `force`d), makes them the in-memory ones; returns whether it did.
+    /// Failures are logged; the next round retries.
+    async fn correct(&self, live: &Live, now: crate::clock::Millis, force: bool) -> bool {
         let seq = live.seq();
         let read = match self {
             Counter::Shared(store) => store.stats(now).await.map(|s| (s, None)),
@@ -314,10 +315,11 @@ impl Counter {
             }
         };
         match read {
-            Ok((stats, times)) => {
-                live.correct(seq, &stats, now, times);
+            Ok((stats, times)) => live.correct(seq, force, &stats, now, times),
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot read the store's counts; retrying later");
+                false
             }
-            Err(e) => tracing::warn!(cause = %e, "cannot read the store's counts; retrying later"),
         }
     }
 }
@@ -337,6 +339,7 @@ async fn observe(
         (t / 2).clamp(Duration::from_millis(100), PROBE_EVERY)
     });
     let mut last_correction = tokio::time::Instant::now();
+    let mut skipped = 0u32;
     loop {
         let ok = matches!(
             tokio::time::timeout(PROBE_TIMEOUT, core.store.get(0)).await,
@@ -354,7 +357,17 @@ async fn observe(
         }
         if last_correction.elapsed() >= correct_every {
             last_correction = tokio::time::Instant::now();
-            counter.correct(&core.live, core.clock.now()).await;
+            // Under steady local load every read overlaps a commit: after a
+            // few skipped rounds, take it anyway (off by a commit or two
+            // at most, until the next round).
+            if counter
+                .correct(&core.live, core.clock.now(), skipped >= 3)
+                .await
+            {
+                skipped = 0;
+            } else {
+                skipped += 1;
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -132,16 +132,18 @@ impl Live {
     /// Replaces the counts with what the database says (read at `now`),
     /// with the queue times of pending rows when known (`queued`), else
     /// just the oldest. Applied only when nothing changed locally since
-    /// `seq` was read before the query; returns whether it was.
+    /// `seq` was read before the query, or when `force`d (after several
+    /// skipped rounds under steady load); returns whether it was.
     pub fn correct(
         &self,
         seq: u64,
+        force: bool,
         stats: &Stats,
         now: Millis,
         queued: Option<BTreeMap<Millis, u64>>,
     ) -> bool {
         let mut c = self.counts();
-        if self.seq.load(Ordering::SeqCst) != seq {
+        if !force && self.seq.load(Ordering::SeqCst) != seq {
             return false;
         }
         c.incidents = stats.incidents;
@@ -299,7 +301,7 @@ mod tests {
             &applied(Change::Created, incident(Status::Triggered, None), 0),
             1,
         );
-        assert!(!live.correct(seq, &Stats::default(), 1, None));
+        assert!(!live.correct(seq, false, &Stats::default(), 1, None));
         assert_eq!(live.stats(1).incidents, 1);
         let stats = Stats {
             incidents: 7,
@@ -307,7 +309,7 @@ mod tests {
             oldest_pending_ms: 50,
             ..Stats::default()
         };
-        assert!(live.correct(live.seq(), &stats, 100, None));
+        assert!(live.correct(live.seq(), false, &stats, 100, None));
         assert_eq!(live.stats(100).incidents, 7);
         assert_eq!(live.stats(100).oldest_pending_ms, 50);
         live.probed(true);
