@@ -332,7 +332,11 @@ async fn replayed_or_stale_pagerduty_webhooks_change_nothing() {
     assert_eq!(send(body, sig, "wh-2").await, 200);
     let again = h.incident(1).await;
     assert_eq!(acked["journal"], again["journal"], "no second effect");
-    assert_eq!(acked["outbox"], again["outbox"]);
+    assert_eq!(
+        acked["outbox"].as_array().map(Vec::len),
+        again["outbox"].as_array().map(Vec::len),
+        "nothing more queued"
+    );
 }
 
 #[tokio::test]

@@ -321,9 +321,9 @@ impl Pagerd {
         http: &reqwest::Client,
     ) -> anyhow::Result<(Pagerd, Duration)> {
         let mut cmd = Command::new(bin);
-        cmd.arg("run")
-            .arg("--config")
+        cmd.arg("--config")
             .arg(&setup.config)
+            .arg("run")
             .env("RUST_LOG", "pagerd=warn");
         let mut proc = Proc::spawn("pagerd", cmd, setup.log.clone())?;
         let ready = proc
