@@ -80,10 +80,10 @@ impl Client {
         Ok(body)
     }
 
-    /// `GET /readyz` (no token needed): role, lease, lag.
+    /// `GET /status` (admin token): readiness, role, instance, lease, lag.
     pub async fn status(&self) -> Result<Value, ClientError> {
-        let root = self.base.trim_end_matches("/api/v1");
-        self.call(self.http.get(format!("{root}/readyz"))).await
+        self.call(self.http.get(format!("{}/status", self.base)))
+            .await
     }
 
     /// `GET /incidents`.
@@ -132,8 +132,21 @@ fn field(v: &Value) -> String {
 /// The daemon's status for humans.
 pub fn format_status(body: &Value) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "instance  {}", field(&body["instance"]));
-    let _ = writeln!(out, "role      {}", field(&body["role"]));
+    let _ = writeln!(
+        out,
+        "status    {}{}",
+        body["status"].as_str().unwrap_or("?"),
+        body["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "instance  {}",
+        body["instance"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(out, "role      {}", body["role"].as_str().unwrap_or("?"));
     match body["lease"].as_object() {
         Some(l) => {
             let _ = writeln!(
@@ -246,10 +259,17 @@ pub fn format_show(body: &Value) -> String {
             );
         }
         (Some(at), _) => {
-            let _ = writeln!(out, "paged     level 1, accepted by PagerDuty {}", rfc3339(*at));
+            let _ = writeln!(
+                out,
+                "paged     level 1, accepted by PagerDuty {}",
+                rfc3339(*at)
+            );
         }
         (None, _) => {
-            let _ = writeln!(out, "paged     not yet: PagerDuty has not accepted the page");
+            let _ = writeln!(
+                out,
+                "paged     not yet: PagerDuty has not accepted the page"
+            );
         }
     }
     if i.level >= 2 {

@@ -99,7 +99,22 @@ pub struct ServerConfig {
     pub admin_token: Option<Secret>,
     /// How long SIGTERM waits for in-flight work before exiting.
     pub shutdown_grace: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, from when the
+    /// connection opens or the previous response ends (so also the idle
+    /// keep-alive timeout).
+    pub header_timeout: Duration,
 }
+
+/// Shortest admin token accepted: guessing must be hopeless.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+/// Default and largest `server.max_connections`.
+const MAX_CONNECTIONS: (usize, usize) = (1024, 65_536);
+
+/// Largest `server.header_timeout`.
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `[store]`.
 #[derive(Debug, Clone)]
@@ -242,6 +257,8 @@ struct RawServer {
     admin_token_file: Option<PathBuf>,
     admin_token_env: Option<String>,
     shutdown_grace: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -446,6 +463,41 @@ impl Check {
         }
     }
 
+    /// `server.admin_token_*`: a secret of at least [`MIN_ADMIN_TOKEN_LEN`]
+    /// characters.
+    fn admin_token(&mut self, file: Option<PathBuf>, env: Option<String>) -> Option<Secret> {
+        let from = match (&file, &env) {
+            (Some(path), None) => {
+                let path = if path.is_relative() {
+                    self.base.join(path)
+                } else {
+                    path.clone()
+                };
+                Some(("server.admin_token_file", format!("{}", path.display())))
+            }
+            (None, Some(var)) => Some((
+                "server.admin_token_env",
+                format!("environment variable {var}"),
+            )),
+            _ => None,
+        };
+        let token = self.secret("server", "admin_token", file, env)?;
+        let len = token.expose().chars().count();
+        if len < MIN_ADMIN_TOKEN_LEN {
+            if let Some((key, source)) = from {
+                self.problem(
+                    key,
+                    format!(
+                        "the admin token in {source} has {len} characters; it needs at least \
+                         {MIN_ADMIN_TOKEN_LEN} (e.g. `head -c 32 /dev/urandom | base64`)"
+                    ),
+                );
+            }
+            return None;
+        }
+        Some(token)
+    }
+
     fn required_secret(
         &mut self,
         section: &str,
@@ -552,15 +604,34 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             );
             SocketAddr::from(([127, 0, 0, 1], 8780))
         });
+        let max_connections = match s.max_connections {
+            None => MAX_CONNECTIONS.0,
+            Some(n) if (1..=MAX_CONNECTIONS.1).contains(&n) => n,
+            Some(n) => {
+                c.problem(
+                    "server.max_connections",
+                    format!(
+                        "{n} is out of range: 1 to {} (keep it under the file descriptor limit)",
+                        MAX_CONNECTIONS.1
+                    ),
+                );
+                MAX_CONNECTIONS.0
+            }
+        };
+        let header_timeout =
+            c.duration("server.header_timeout", s.header_timeout.as_deref(), "10s");
+        if header_timeout.is_zero() || header_timeout > MAX_HEADER_TIMEOUT {
+            c.problem(
+                "server.header_timeout",
+                "must be more than 0s and at most 60s (default 10s)",
+            );
+        }
         ServerConfig {
             listen,
-            admin_token: c.secret(
-                "server",
-                "admin_token",
-                s.admin_token_file,
-                s.admin_token_env,
-            ),
+            admin_token: c.admin_token(s.admin_token_file, s.admin_token_env),
             shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
+            max_connections,
+            header_timeout,
         }
     };
     let s = raw.store;
@@ -995,12 +1066,7 @@ pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError
         );
         SocketAddr::from(([127, 0, 0, 1], 8780))
     });
-    let token = c.secret(
-        "server",
-        "admin_token",
-        s.admin_token_file,
-        s.admin_token_env,
-    );
+    let token = c.admin_token(s.admin_token_file, s.admin_token_env);
     if c.problems.is_empty() {
         Ok((listen, token))
     } else {

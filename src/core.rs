@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
+use crate::clock::Millis;
 use crate::leader::Leadership;
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::people::Directory;
 use crate::scheduler::Scheduler;
@@ -31,19 +33,36 @@ pub struct Core {
     pub people: Arc<Directory>,
     /// Whether the leader's loops are turning.
     pub health: Arc<crate::health::Heartbeats>,
+    /// The counts of `/readyz` and `/metrics`, kept in memory.
+    pub live: Arc<Live>,
 }
 
 impl Core {
     /// Applies an event durably, then updates timers and wakes delivery.
     pub async fn submit(&self, intake: Intake) -> Result<Applied, StoreError> {
-        let applied = self.store.apply(intake, self.clock.now()).await?;
-        self.after(&applied);
+        let now = self.clock.now();
+        let applied = self.store.apply(intake, now).await?;
+        self.after_at(&applied, now);
         Ok(applied)
     }
 
-    /// What follows any commit: re-arm the incident's deadline, wake the
-    /// dispatcher when there is something to deliver, count it.
+    /// [`Core::after_at`] for a commit made just now.
     pub fn after(&self, applied: &Applied) {
+        self.after_at(applied, self.clock.now());
+    }
+
+    /// What follows the settlement of an outbox row queued at `created_at`
+    /// (delivered, or given up when `failed`), committed at `now`.
+    pub fn settled(&self, created_at: Millis, failed: bool, applied: &Applied, now: Millis) {
+        self.live.settled(created_at, failed);
+        self.after_at(applied, now);
+    }
+
+    /// What follows any commit made at `now`: re-arm the incident's
+    /// deadline, wake the dispatcher when there is something to deliver,
+    /// count it.
+    pub fn after_at(&self, applied: &Applied, now: Millis) {
+        self.live.committed(applied, now);
         let result = match &applied.result {
             Change::Created => "created",
             Change::Updated => "updated",

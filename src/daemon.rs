@@ -1,5 +1,6 @@
 //! Wiring: open the store, start the scheduler, dispatcher and pollers,
-//! serve HTTP, tell systemd, and shut down gracefully.
+//! serve HTTP, tell systemd, and shut down gracefully. SIGHUP is logged and
+//! ignored (no reload yet); SIGTERM and SIGINT shut down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,12 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::deliver::Integrations;
 use crate::dispatcher::{Deliver, Dispatcher};
-use crate::http::{AppState, app};
+use crate::http::serve::{Limits, serve};
+use crate::http::{AppState, REQUEST_TIMEOUT, app};
 use crate::integrations::pagerduty::PagerDuty;
 use crate::integrations::zendesk::Zendesk;
 use crate::leader::Leadership;
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::poller;
 use crate::scheduler::Scheduler;
@@ -24,6 +27,18 @@ use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 /// Deliveries in flight at once.
 const DISPATCH_CONCURRENCY: usize = 64;
+
+/// How often the store is probed for `/readyz` (and systemd's watchdog).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a probe may take before the store counts as not answering.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the in-memory counts are checked against the database, off
+/// the request path (several PostgreSQL instances each count only their
+/// own commits; alone on SQLite, it is a safety net).
+const CORRECT_EVERY_SHARED: Duration = Duration::from_secs(5);
+const CORRECT_EVERY_ALONE: Duration = Duration::from_secs(60);
+/// Most distinct queue instants of pending effects loaded from SQLite.
+const PENDING_TIMES: usize = 100_000;
 
 /// Why the daemon could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +86,10 @@ pub async fn run(
     };
     let integrations =
         Arc::new(Integrations::from_config(&config).map_err(DaemonError::Integration)?);
+    let counter = Counter::new(&config, store.clone())?;
+    let live = Arc::new(Live::default());
+    // Loaded once before serving, then kept up to date by each commit.
+    counter.correct(&live, opts.clock.now(), true).await;
     let core = Arc::new(Core {
         store,
         clock: opts.clock.clone(),
@@ -86,6 +105,7 @@ pub async fn run(
             .with_clock(opts.clock.clone()),
         ),
         health: Default::default(),
+        live,
     });
     let tasks = CancellationToken::new();
     let grace = config.server.shutdown_grace;
@@ -95,7 +115,16 @@ pub async fn run(
         Arc::new(config.clone()),
         tasks.clone(),
     ));
-    let watchdog = tokio::spawn(watchdog(core.clone(), tasks.clone()));
+    core.live.probed(matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, core.store.get(0)).await,
+        Ok(Ok(_))
+    ));
+    let every = if config.store.postgres.is_some() {
+        CORRECT_EVERY_SHARED
+    } else {
+        CORRECT_EVERY_ALONE
+    };
+    let watchdog = tokio::spawn(observe(core.clone(), counter, every, tasks.clone()));
 
     let state = AppState {
         core: core.clone(),
@@ -104,9 +133,23 @@ pub async fn run(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, instance = %core.leadership.holder, "pagerd is ready");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let limits = Limits {
+        header_timeout: state.config.server.header_timeout,
+        max_connections: state.config.server.max_connections,
+        drain: REQUEST_TIMEOUT + Duration::from_secs(1),
+    };
+    warn_if_few_descriptors(limits.max_connections);
+    let stopping = {
+        let live = core.live.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            live.stopping();
+        })
+    };
+    let served = serve(listener, app(state), limits, shutdown.clone()).await;
+    stopping.abort();
+    core.live.stopping();
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: no new requests; finishing deliveries in flight");
@@ -237,42 +280,159 @@ fn leader_tasks(
     (token, set)
 }
 
-/// Pings systemd's watchdog while the store answers and, on the leader, the
-/// dispatcher and scheduler loops turn; a wedged store or loop stops the
-/// pings and systemd restarts the daemon.
-async fn watchdog(core: Arc<Core>, shutdown: CancellationToken) {
-    let (store, clock) = (core.store.clone(), core.clock.clone());
-    let Some(timeout) = sd_notify::watchdog_enabled() else {
-        return;
-    };
-    let every = (timeout / 2).max(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        match tokio::time::timeout(every, store.stats(clock.now())).await {
-            Ok(Ok(_)) => {
-                let stalled = if core.leadership.is_leader() {
-                    core.health.stalled(crate::health::STALL_AFTER)
-                } else {
-                    Vec::new()
-                };
-                if stalled.is_empty() {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                } else {
-                    tracing::error!(?stalled, "watchdog: a loop is stuck; not pinging systemd");
-                }
+/// Where the in-memory counts are corrected from: a read-only SQLite
+/// connection (never the writer thread), or the PostgreSQL pool.
+enum Counter {
+    Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>),
+    Shared(Arc<dyn Store>),
+}
+
+impl Counter {
+    fn new(config: &Config, store: Arc<dyn Store>) -> Result<Counter, DaemonError> {
+        Ok(match &config.store.postgres {
+            Some(_) => Counter::Shared(store),
+            None => Counter::Sqlite(Arc::new(std::sync::Mutex::new(
+                crate::store::sqlite::open_reader(&config.store.path)?,
+            ))),
+        })
+    }
+
+    /// Reads the counts and, if nothing changed locally meanwhile (or when
+    /// `force`d), makes them the in-memory ones; returns whether it did.
+    /// Failures are logged; the next round retries.
+    async fn correct(&self, live: &Live, now: crate::clock::Millis, force: bool) -> bool {
+        let seq = live.seq();
+        let read = match self {
+            Counter::Shared(store) => store.stats(now).await.map(|s| (s, None)),
+            Counter::Sqlite(conn) => {
+                let conn = conn.clone();
+                tokio::task::spawn_blocking(move || {
+                    let conn = conn
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // One read transaction: both reads see the same commit.
+                    conn.execute_batch("BEGIN")?;
+                    let read = crate::store::sqlite::read_stats(&conn, now).and_then(|s| {
+                        let times = crate::store::sqlite::read_pending_times(&conn, PENDING_TIMES)?;
+                        Ok((s, Some(times)))
+                    });
+                    let _ = conn.execute_batch("COMMIT");
+                    read
+                })
+                .await
+                .unwrap_or(Err(StoreError::Closed))
             }
-            _ => tracing::error!("watchdog: the store does not answer; not pinging systemd"),
+        };
+        match read {
+            Ok((stats, times)) => live.correct(seq, force, &stats, now, times),
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot read the store's counts; retrying later");
+                false
+            }
         }
     }
 }
 
+/// Off the request path: probes the store for `/readyz` (a point lookup
+/// through the same path as webhooks, so a stuck writer shows), pings
+/// systemd's watchdog while it answers (a wedged store stops the pings and
+/// systemd restarts the daemon), and corrects the in-memory counts.
+async fn observe(
+    core: Arc<Core>,
+    counter: Counter,
+    correct_every: Duration,
+    shutdown: CancellationToken,
+) {
+    let watchdog = sd_notify::watchdog_enabled();
+    let every = watchdog.map_or(PROBE_EVERY, |t| {
+        (t / 2).clamp(Duration::from_millis(100), PROBE_EVERY)
+    });
+    let mut last_correction = tokio::time::Instant::now();
+    let mut skipped = 0u32;
+    loop {
+        let ok = matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, core.store.get(0)).await,
+            Ok(Ok(_))
+        );
+        core.live.probed(ok);
+        // On the leader, the dispatcher and scheduler must be turning too.
+        let stalled = if core.leadership.is_leader() {
+            core.health.stalled(crate::health::STALL_AFTER)
+        } else {
+            Vec::new()
+        };
+        if ok && stalled.is_empty() {
+            if watchdog.is_some() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        } else if !ok {
+            tracing::error!(
+                "the store does not answer: /readyz says not ready; not pinging systemd's watchdog"
+            );
+        } else {
+            tracing::error!(
+                ?stalled,
+                "a loop is stuck: /readyz says not ready; not pinging systemd's watchdog"
+            );
+        }
+        if last_correction.elapsed() >= correct_every {
+            last_correction = tokio::time::Instant::now();
+            // Under steady local load every read overlaps a commit: after a
+            // few skipped rounds, take it anyway (off by a commit or two
+            // at most, until the next round).
+            if counter
+                .correct(&core.live, core.clock.now(), skipped >= 3)
+                .await
+            {
+                skipped = 0;
+            } else {
+                skipped += 1;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Warns when `server.max_connections` does not fit under the open files
+/// limit: past it, `accept` fails and webhooks wait.
+fn warn_if_few_descriptors(max_connections: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(soft) = soft
+        && soft < max_connections + 64
+    {
+        tracing::warn!(
+            max_connections,
+            open_files = soft,
+            "server.max_connections is near the open files limit (LimitNOFILE=); raise the limit or lower the setting"
+        );
+    }
+}
+
 /// Resolves when SIGINT or SIGTERM arrives (systemd stops with SIGTERM).
+/// SIGHUP (a `systemctl reload`, a closed terminal) is logged at warn and
+/// ignored: reloading the config is not supported yet, and its default
+/// action would kill the daemon mid-page.
 pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot listen for SIGHUP");
+            None
+        }
+    };
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        match signal(SignalKind::terminate()) {
             Ok(mut s) => {
                 s.recv().await;
             }
@@ -282,9 +442,21 @@ pub async fn shutdown_signal() {
             }
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    tokio::pin!(term);
+    loop {
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut term => break,
+            _ = hangup => {
+                tracing::warn!("SIGHUP received: reloading the config is not supported yet; carrying on with the current one (restart to apply changes)");
+            }
+        }
     }
     tracing::info!("signal received");
 }

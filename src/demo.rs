@@ -109,7 +109,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         (Err(_), _) => {
             let dir = tmp.keep();
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), 
+            let _ = writeln!(
+                std::io::stderr(),
                 "pagerd demo: its files are kept in {} (see pagerd.log there)",
                 dir.display()
             );

@@ -198,7 +198,7 @@ async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, track: Tracking
             core.store
                 .complete(p.id, event, now)
                 .await
-                .map(|a| a.inspect(|a| core.after(a)))
+                .map(|a| a.inspect(|a| core.settled(p.created_at, false, a, now)))
         }
         Err(DeliveryError::Retryable {
             reason,
@@ -221,7 +221,7 @@ async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, track: Tracking
             core.store
                 .fail(p.id, reason, now)
                 .await
-                .map(|a| a.inspect(|a| core.after(a)))
+                .map(|a| a.inspect(|a| core.settled(p.created_at, true, a, now)))
         }
     };
     let mut unrecorded = track.unrecorded.lock().expect("unrecorded lock");

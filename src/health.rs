@@ -70,16 +70,18 @@ impl Heartbeats {
     /// `["dispatcher silent for 31s"]`. Only meaningful on the leader.
     pub fn stalled(&self, after: Duration) -> Vec<String> {
         let now = self.now();
-        [(Loop::Dispatcher, "dispatcher"), (Loop::Scheduler, "scheduler")]
-            .into_iter()
-            .filter_map(|(l, name)| {
-                let last = self.slot(l).load(Ordering::Relaxed);
-                let silent = Duration::from_millis(now.saturating_sub(last));
-                (last != 0 && silent > after).then(|| {
-                    format!("{name} loop silent for {}s", silent.as_secs())
-                })
-            })
-            .collect()
+        [
+            (Loop::Dispatcher, "dispatcher"),
+            (Loop::Scheduler, "scheduler"),
+        ]
+        .into_iter()
+        .filter_map(|(l, name)| {
+            let last = self.slot(l).load(Ordering::Relaxed);
+            let silent = Duration::from_millis(now.saturating_sub(last));
+            (last != 0 && silent > after)
+                .then(|| format!("{name} loop silent for {}s", silent.as_secs()))
+        })
+        .collect()
     }
 }
 
@@ -90,13 +92,19 @@ mod tests {
     #[test]
     fn a_loop_that_stops_beating_is_stalled_and_one_that_beats_is_not() {
         let h = Heartbeats::default();
-        assert!(h.stalled(Duration::ZERO).is_empty(), "no beat yet: not judged");
+        assert!(
+            h.stalled(Duration::ZERO).is_empty(),
+            "no beat yet: not judged"
+        );
         h.started();
         std::thread::sleep(Duration::from_millis(20));
         h.beat(Loop::Scheduler);
         let stalled = h.stalled(Duration::from_millis(10));
         assert_eq!(stalled.len(), 1, "{stalled:?}");
-        assert!(stalled[0].starts_with("dispatcher loop silent for"), "{stalled:?}");
+        assert!(
+            stalled[0].starts_with("dispatcher loop silent for"),
+            "{stalled:?}"
+        );
         assert!(h.stalled(Duration::from_secs(5)).is_empty());
     }
 }

@@ -14,6 +14,7 @@
 //! - [`people`]: who a responder is across PagerDuty, Slack and the CLI
 //!   (one person per e-mail, with their real name).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
+//! - [`live`]: the in-memory counts and readiness of the public endpoints.
 //! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
 //!   supporting cast.
 //! - [`render`]: customer-controlled text rendered for each destination
@@ -33,11 +34,12 @@ pub mod deliver;
 pub mod demo;
 pub mod dispatcher;
 pub mod engine;
-pub mod health;
 pub mod fakes;
+pub mod health;
 pub mod http;
 pub mod integrations;
 pub mod leader;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod people;

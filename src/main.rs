@@ -76,7 +76,7 @@ enum Command {
     /// Show the running daemon's role (leader or follower), lease holder,
     /// outbox lag and counts.
     Status {
-        /// Print the JSON of /readyz.
+        /// Print the JSON of /api/v1/status.
         #[arg(long)]
         json: bool,
     },

@@ -76,7 +76,15 @@ fn run(title: &str, who: &str, org: &str, docs: bool) -> (Incident, Vec<Effect>)
     let Decision::Apply {
         incident: mut inc,
         effects,
-    } = apply(&p, None, &Event::Ticket { ticket, polled: false }, 0)
+    } = apply(
+        &p,
+        None,
+        &Event::Ticket {
+            ticket,
+            polled: false,
+        },
+        0,
+    )
     else {
         panic!("an urgent ticket opens an incident");
     };

@@ -32,7 +32,7 @@ pub mod secrets {
     /// Slack signing secret.
     pub const SLACK_SIGNING: &str = "SECRET-slack-signing-7e8f9a";
     /// pagerd's admin API token.
-    pub const ADMIN: &str = "SECRET-admin-token-2c3d4e";
+    pub const ADMIN: &str = "SECRET-admin-token-2c3d4e5f6a7b8c9d0e1f";
 }
 
 /// The Zendesk agent e-mail of the API token.

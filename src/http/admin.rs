@@ -1,8 +1,10 @@
 //! The admin API under `/api/v1`, used by `pagerd incidents …`.
 //!
 //! Every route needs `Authorization: Bearer <server.admin_token>`, compared
-//! in constant time. Without a configured token the API is off (403), so a
-//! daemon is never controllable by accident.
+//! in constant time whatever the lengths (the SHA-256 digests of both are
+//! compared). Without a configured token the API is off (403), so a daemon
+//! is never controllable by accident. `GET /status` is what `pagerd status`
+//! prints: role, instance, lease, counts (from memory).
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -12,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, header_str};
@@ -21,6 +24,7 @@ use crate::store::{Change, Intake};
 /// The `/api/v1` routes.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/status", get(status))
         .route("/incidents", get(list))
         .route("/incidents/{id}", get(show))
         .route("/incidents/{id}/{action}", post(act))
@@ -40,11 +44,51 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
     let given = header_str(req.headers(), "authorization")
         .and_then(|h| h.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+    if token_matches(given, token.expose()) {
         next.run(req).await
     } else {
         ApiError::Unauthorized("missing or wrong admin token".into()).into_response()
     }
+}
+
+/// Whether `given` is `expected`, in time that depends on neither (equal
+/// length digests, compared in constant time).
+fn token_matches(given: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
+}
+
+/// `GET /status`: readiness, role, instance, lease and counts.
+async fn status(State(st): State<AppState>) -> Response {
+    let now = st.core.clock.now();
+    let stats = st.core.live.stats(now);
+    let (ready, reason) = match st.core.live.ready() {
+        Ok(()) => ("ready", None),
+        Err(why) => ("not_ready", Some(why)),
+    };
+    // PostgreSQL: one query on the pool; SQLite answers without the store.
+    let lease = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        st.core.store.lease_holder(),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten();
+    let body = json!({
+        "status": ready,
+        "reason": reason,
+        "role": if st.core.leadership.is_leader() { "leader" } else { "follower" },
+        "instance": st.core.leadership.holder,
+        "lease": lease.map(|(holder, expires_in_ms)| json!({ "holder": holder, "expires_in_ms": expires_in_ms })),
+        "armed_deadlines": st.core.scheduler.len(),
+        "lag_ms": stats.oldest_pending_ms,
+        "store": stats,
+    });
+    axum::Json(body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -83,10 +127,10 @@ async fn show(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Respons
     };
     let journal = st.core.store.journal(id).await?;
     let outbox = st.core.store.outbox(id).await?;
-    Ok(
-        axum::Json(json!({ "incident": with_paged(&incident), "journal": journal, "outbox": outbox }))
-            .into_response(),
+    Ok(axum::Json(
+        json!({ "incident": with_paged(&incident), "journal": journal, "outbox": outbox }),
     )
+    .into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -138,13 +182,25 @@ async fn act(
         Change::Created | Change::Updated => ("updated", None),
         Change::Replayed => ("replayed", None),
     };
-    Ok(
-        axum::Json(json!({
-            "result": result,
-            "reason": reason,
-            "crisis_declared": crisis_declared,
-            "incident": applied.incident,
-        }))
-        .into_response(),
-    )
+    Ok(axum::Json(json!({
+        "result": result,
+        "reason": reason,
+        "crisis_declared": crisis_declared,
+        "incident": applied.incident,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn tokens_match_only_when_equal_whatever_the_lengths() {
+        let t = "SECRET-0123456789abcdef0123456789abcdef";
+        assert!(token_matches(t, t));
+        assert!(!token_matches("", t));
+        assert!(!token_matches(&t[..31], t));
+        assert!(!token_matches(&format!("{t}x"), t));
+    }
 }

@@ -3,6 +3,13 @@
 //! Handlers verify and parse strictly, then hand one event to the core,
 //! which commits it before the handler answers 2xx. Anything refused (bad
 //! signature, bad JSON, too large) is answered 4xx and stored nowhere.
+//!
+//! Only `/webhooks/*` need face the internet. `/healthz`, `/readyz` and
+//! `/metrics` need no token and read memory only ([`crate::live`]): they
+//! never wait for the store. `/readyz` says whether this instance takes
+//! webhooks and, if not, why, and nothing about the host; the details
+//! (instance, lease holder, counts) are behind the admin token at
+//! `/api/v1/status`. Every 503 carries `Retry-After`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +28,7 @@ use crate::core::Core;
 use crate::store::StoreError;
 
 pub mod admin;
+pub mod serve;
 pub mod webhooks;
 
 /// Largest accepted request body. PagerDuty guarantees ≤ 55 KB and drops
@@ -51,49 +59,67 @@ pub fn app(state: AppState) -> Router {
         // Graceful shutdown waits for requests in flight; bound them.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(10),
+            REQUEST_TIMEOUT,
         ))
+        // Outermost: also covers the timeout's 503.
+        .layer(axum::middleware::map_response(retry_after))
         .with_state(state)
 }
 
+/// Longest time a request may take, body included; then 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Seconds a client is told to wait after a 503.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// Adds `Retry-After` to every 503 that lacks one.
+async fn retry_after(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !resp.headers().contains_key(header::RETRY_AFTER)
+    {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    resp
+}
+
+/// `GET /readyz`: `ready` (200) or `not_ready` and why (503), from memory.
 async fn readyz(State(st): State<AppState>) -> Response {
-    let now = st.core.clock.now();
-    let stats = match st.core.store.stats(now).await {
-        Ok(stats) => stats,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let lease = st.core.store.lease_holder().await.ok().flatten();
-    let stalled = if st.core.leadership.is_leader() {
-        st.core.health.stalled(crate::health::STALL_AFTER)
-    } else {
-        Vec::new()
-    };
-    if !stalled.is_empty() {
+    // A leader whose dispatcher or scheduler stopped turning pages nobody.
+    if st.core.leadership.is_leader()
+        && !st
+            .core
+            .health
+            .stalled(crate::health::STALL_AFTER)
+            .is_empty()
+    {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
-            axum::Json(json!({ "status": "not ready", "why": stalled })),
+            axum::Json(
+                json!({ "status": "not_ready", "reason": "a delivery or timer loop is stuck" }),
+            ),
         )
             .into_response();
     }
-    let body = json!({
-        "status": "ready",
-        "role": if st.core.leadership.is_leader() { "leader" } else { "follower" },
-        "instance": st.core.leadership.holder,
-        "lease": lease.map(|(holder, expires_in_ms)| json!({ "holder": holder, "expires_in_ms": expires_in_ms })),
-        "armed_deadlines": st.core.scheduler.len(),
-        "lag_ms": stats.oldest_pending_ms,
-        "store": stats,
-    });
-    (StatusCode::OK, axum::Json(body)).into_response()
+    match st.core.live.ready() {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "not_ready", "reason": why })),
+        )
+            .into_response(),
+    }
 }
 
+/// `GET /metrics`, from memory.
 async fn metrics(State(st): State<AppState>) -> Response {
-    let stats = st.core.store.stats(st.core.clock.now()).await.ok();
+    let stats = st.core.live.stats(st.core.clock.now());
     let text = st
         .core
         .metrics
-        .render(stats, st.core.leadership.is_leader());
+        .render(Some(stats), st.core.leadership.is_leader());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -137,8 +163,10 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (status, axum::Json(json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
         }
         resp
     }

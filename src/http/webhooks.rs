@@ -3,6 +3,14 @@
 //!
 //! Each handler verifies the signature over the raw body first, then parses
 //! strictly; only a verified, well-formed request becomes an event.
+//!
+//! Replays: Zendesk and Slack sign a timestamp, checked against a window.
+//! PagerDuty v3 signs only the body, so a captured request could be sent
+//! again under a fresh (unsigned) `X-Webhook-Id`; pagerd therefore
+//! de-duplicates on the signed `event.id` (PagerDuty's retries and a second
+//! subscription carry the same one), and refuses an acted-on event whose
+//! signed `event.occurred_at` is more than [`PAGERDUTY_MAX_AGE`] away from
+//! now, so a captured body is worthless after that.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,6 +34,12 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+/// How far a PagerDuty event's signed `occurred_at` may be from now (either
+/// way) for pagerd to act on it. PagerDuty retries a failed delivery for
+/// well under an hour; past that, polling (`pagerduty.poll_interval`) has
+/// long caught up with the incident.
+pub const PAGERDUTY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn count(st: &AppState, source: &str, result: &str) {
     st.core.metrics.inc(
@@ -212,6 +226,8 @@ struct PdEvent {
     id: String,
     event_type: String,
     #[serde(default)]
+    occurred_at: Option<String>,
+    #[serde(default)]
     agent: Option<PdRef>,
     #[serde(default)]
     data: Value,
@@ -303,15 +319,43 @@ pub async fn pagerduty(
         )
             .into_response());
     };
-    let delivery = header_str(&headers, "x-webhook-id").map_or(ev.id, str::to_string);
+    if let Err(why) = recent(ev.occurred_at.as_deref(), SystemTime::now()) {
+        count(&st, "pagerduty", "stale");
+        tracing::warn!(source = "pagerduty", cause = why, "webhook refused");
+        return Err(ApiError::BadRequest(format!(
+            "pagerduty webhook refused: {why}"
+        )));
+    }
+    if ev.id.trim().is_empty() {
+        count(&st, "pagerduty", "bad_request");
+        return Err(ApiError::BadRequest("event.id is empty".into()));
+    }
+    // The signed event id, not the unsigned X-Webhook-Id: a captured body
+    // sent again under a new header is recognised as the same event.
     let intake = Intake {
         target: Target::DedupKey(key.to_string()),
         event,
-        delivery: Some(("pagerduty".into(), delivery)),
+        delivery: Some(("pagerduty".into(), format!("event:{}", ev.id))),
     };
     let applied = st.core.submit(intake).await?;
     count(&st, "pagerduty", "accepted");
     Ok(answer(&applied))
+}
+
+/// Whether a signed `occurred_at` is within [`PAGERDUTY_MAX_AGE`] of `now`.
+fn recent(occurred_at: Option<&str>, now: SystemTime) -> Result<(), &'static str> {
+    let at = occurred_at.ok_or("event.occurred_at is missing")?;
+    let at = humantime::parse_rfc3339(at)
+        .or_else(|_| humantime::parse_rfc3339_weak(at.trim_end_matches('Z')))
+        .map_err(|_| "event.occurred_at is not an RFC 3339 time")?;
+    let off = match now.duration_since(at) {
+        Ok(age) => age,
+        Err(e) => e.duration(),
+    };
+    if off > PAGERDUTY_MAX_AGE {
+        return Err("event.occurred_at is more than an hour away from now (a replay?)");
+    }
+    Ok(())
 }
 
 // ---- Slack ------------------------------------------------------------------
@@ -501,6 +545,25 @@ fn serde_urlencoded_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> 
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pagerduty_events_older_or_newer_than_an_hour_are_refused() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let at = |secs: u64| {
+            humantime::format_rfc3339_millis(
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+            )
+            .to_string()
+        };
+        assert_eq!(super::recent(Some(&at(1_700_000_000 - 3599)), now), Ok(()));
+        assert_eq!(super::recent(Some(&at(1_700_000_000 + 60)), now), Ok(()));
+        assert!(super::recent(Some(&at(1_700_000_000 - 3601)), now).is_err());
+        assert!(super::recent(Some(&at(1_700_000_000 + 3601)), now).is_err());
+        assert!(super::recent(Some("2023-11-14T22:13:20Z"), now).is_ok());
+        assert!(super::recent(Some("yesterday"), now).is_err());
+        assert!(super::recent(None, now).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -102,6 +102,9 @@ pub struct Applied {
     pub incident: Option<Incident>,
     /// How many effects were queued.
     pub effects: usize,
+    /// How this commit changed the count of undeliverable incidents
+    /// (`Incident::is_undeliverable`): -1, 0 or +1.
+    pub undeliverable_delta: i64,
 }
 
 impl Applied {
@@ -184,17 +187,20 @@ pub(crate) fn decide(
     current: Option<Incident>,
     event: &Event,
     now: Millis,
-) -> Result<(Incident, Vec<Effect>, bool), Applied> {
+) -> Result<(Incident, Vec<Effect>, bool, i64), Applied> {
     match crate::engine::apply(policy, current.as_ref(), event, now) {
         crate::engine::Decision::Ignore(reason) => Err(Applied {
             result: Change::Ignored(reason),
             incident: current,
             effects: 0,
+            undeliverable_delta: 0,
         }),
         // A new incident, or a new episode of a resolved ticket's: id 0.
         crate::engine::Decision::Apply { incident, effects } => {
             let created = incident.id == 0;
-            Ok((incident, effects, created))
+            let was = !created && current.as_ref().is_some_and(Incident::is_undeliverable);
+            let delta = i64::from(incident.is_undeliverable()) - i64::from(was);
+            Ok((incident, effects, created, delta))
         }
     }
 }

@@ -293,14 +293,16 @@ fn apply_in(
                 result: Change::Replayed,
                 incident,
                 effects: 0,
+                undeliverable_delta: 0,
             });
         }
     }
     let current = load(conn, &intake.target)?;
-    let (mut incident, effects, created) = match decide(policy, current, &intake.event, now) {
-        Ok(decided) => decided,
-        Err(unchanged) => return Ok(unchanged),
-    };
+    let (mut incident, effects, created, undeliverable_delta) =
+        match decide(policy, current, &intake.event, now) {
+            Ok(decided) => decided,
+            Err(unchanged) => return Ok(unchanged),
+        };
     if created {
         incident.id = conn
             .prepare_cached(
@@ -349,6 +351,7 @@ fn apply_in(
         result,
         incident: Some(incident),
         effects: effects.len(),
+        undeliverable_delta,
     })
 }
 
@@ -596,37 +599,69 @@ impl Store for SqliteStore {
     }
 
     async fn stats(&self, now: Millis) -> Result<Stats, StoreError> {
-        self.call(move |conn| {
-            let (incidents, open): (i64, i64) = conn.query_row(
-                "SELECT COUNT(*), COUNT(*) FILTER (WHERE status != 'resolved') FROM incidents",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let (pending, oldest): (i64, Option<i64>) = conn.query_row(
-                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE done = 0",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let failed: i64 =
-                conn.query_row("SELECT COUNT(*) FROM outbox WHERE failed = 1", [], |r| {
-                    r.get(0)
-                })?;
-            let undeliverable: i64 = conn.query_row(
-                "SELECT COUNT(*) FROM incidents WHERE undeliverable = 1",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(Stats {
-                open_incidents: open as u64,
-                incidents: incidents as u64,
-                pending_effects: pending as u64,
-                failed_effects: failed as u64,
-                undeliverable: undeliverable as u64,
-                oldest_pending_ms: oldest.map_or(0, |o| (now - o).max(0)),
-            })
-        })
-        .await
+        self.call(move |conn| read_stats(conn, now)).await
     }
+}
+
+/// The counts of [`Store::stats`], on any connection (the daemon also runs
+/// them on a read-only one, off the writer thread: see [`open_reader`]).
+pub fn read_stats(conn: &Connection, now: Millis) -> Result<Stats, StoreError> {
+    let (incidents, open): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status != 'resolved') FROM incidents",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (pending, oldest): (i64, Option<i64>) = conn.query_row(
+        "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE done = 0",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let failed: i64 = conn.query_row("SELECT COUNT(*) FROM outbox WHERE failed = 1", [], |r| {
+        r.get(0)
+    })?;
+    let undeliverable: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM incidents WHERE undeliverable = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(Stats {
+        open_incidents: open as u64,
+        incidents: incidents as u64,
+        pending_effects: pending as u64,
+        failed_effects: failed as u64,
+        undeliverable: undeliverable as u64,
+        oldest_pending_ms: oldest.map_or(0, |o| (now - o).max(0)),
+    })
+}
+
+/// When the pending outbox rows were queued: `created_at → count`, oldest
+/// first, at most `limit` distinct instants.
+pub fn read_pending_times(
+    conn: &Connection,
+    limit: usize,
+) -> Result<std::collections::BTreeMap<Millis, u64>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT created_at, COUNT(*) FROM outbox WHERE done = 0
+         GROUP BY created_at ORDER BY created_at LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    rows.collect::<Result<_, _>>().map_err(StoreError::from)
+}
+
+/// A read-only connection to the database at `path`, for readers that must
+/// not queue behind the writer thread (WAL lets them read while it writes).
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let ctx = |e: rusqlite::Error| StoreError::Db(format!("{}: {e}", path.display()));
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(ctx)?;
+    conn.busy_timeout(std::time::Duration::from_secs(1))
+        .map_err(ctx)?;
+    Ok(conn)
 }
 
 mod schema;

@@ -34,3 +34,6 @@ mod faults;
 
 /// `pagerd-bench --smoke` (issue 7).
 mod bench;
+
+/// The HTTP edge under abuse: slow clients, a locked store, SIGHUP.
+mod edge;

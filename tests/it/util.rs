@@ -335,11 +335,12 @@ impl Proc {
         assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
     }
 
-    /// `/readyz` as JSON.
+    /// `/api/v1/status` (role, lease, counts) as JSON.
     pub async fn ready(&self) -> serde_json::Value {
-        let url = format!("http://{}/readyz", self.addr);
+        let url = format!("http://{}/api/v1/status", self.addr);
         match reqwest::Client::new()
             .get(&url)
+            .bearer_auth(secrets::ADMIN)
             .timeout(Duration::from_secs(2))
             .send()
             .await

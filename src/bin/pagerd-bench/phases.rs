@@ -156,7 +156,7 @@ impl Ctx {
     async fn drained(&self, p: &Pagerd, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            let v = self.get_json(p, "/readyz").await?;
+            let v = self.get_json(p, "/api/v1/status").await?;
             if v["store"]["pending_effects"].as_u64() == Some(0) {
                 return Ok(());
             }
@@ -333,7 +333,7 @@ impl Ctx {
             );
         }
         tokio::time::sleep_until((first_due - Duration::from_millis(300)).into()).await;
-        let ready = self.get_json(&pd, "/readyz").await?;
+        let ready = self.get_json(&pd, "/api/v1/status").await?;
         let armed = ready["armed_deadlines"].as_u64();
         let timeout = timers.ack_timeout + window + Duration::from_secs(60);
         let tally = self
@@ -474,7 +474,7 @@ impl Ctx {
             .map(|m| m.len())
             .unwrap_or(0);
         let (pd, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
-        let ready_json = self.get_json(&pd, "/readyz").await?;
+        let ready_json = self.get_json(&pd, "/api/v1/status").await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let loaded = pd.proc.mem()?;
         let send = Arc::new(self.pagerd_sender(&pd));

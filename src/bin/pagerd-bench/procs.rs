@@ -14,7 +14,7 @@ pub mod secrets {
     /// Zendesk webhook signing secret: the bench signs with it.
     pub const ZD_WEBHOOK: &str = "bench-zendesk-webhook-secret";
     /// The admin API token: the bench reads incidents with it.
-    pub const ADMIN: &str = "bench-admin-token";
+    pub const ADMIN: &str = "bench-admin-token-0123456789abcdef";
     /// Events API routing key (the recorder does not check it).
     pub const ROUTING_KEY: &str = "bench-routing-key";
     /// PagerDuty REST token (the recorder does not check it).

@@ -118,12 +118,28 @@ fn emergency_by_tag_and_not_by_priority_alone() {
     let mut t = ticket("1");
     t.priority = "normal".into();
     assert!(matches!(
-        apply(&p, None, &Event::Ticket { ticket: t.clone(), polled: false }, T0),
+        apply(
+            &p,
+            None,
+            &Event::Ticket {
+                ticket: t.clone(),
+                polled: false
+            },
+            T0
+        ),
         Decision::Ignore(_)
     ));
     t.tags.push("emergency".into());
     assert!(matches!(
-        apply(&p, None, &Event::Ticket { ticket: t, polled: false }, T0),
+        apply(
+            &p,
+            None,
+            &Event::Ticket {
+                ticket: t,
+                polled: false
+            },
+            T0
+        ),
         Decision::Apply { .. }
     ));
 }
@@ -133,7 +149,15 @@ fn solved_ticket_opens_nothing() {
     let mut t = ticket("1");
     t.status = "solved".into();
     assert!(matches!(
-        apply(&Policy::default(), None, &Event::Ticket { ticket: t, polled: false }, T0),
+        apply(
+            &Policy::default(),
+            None,
+            &Event::Ticket {
+                ticket: t,
+                polled: false
+            },
+            T0
+        ),
         Decision::Ignore(_)
     ));
 }
@@ -244,7 +268,15 @@ fn zendesk_solved_resolves() {
     let p = Policy::default();
     let mut t = ticket("4711");
     t.status = "solved".into();
-    let (inc, fx) = step(&p, &opened(&p), Event::Ticket { ticket: t, polled: false }, T0 + MIN);
+    let (inc, fx) = step(
+        &p,
+        &opened(&p),
+        Event::Ticket {
+            ticket: t,
+            polled: false,
+        },
+        T0 + MIN,
+    );
     assert_eq!(inc.status, Status::Resolved);
     assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyResolve]);
 }

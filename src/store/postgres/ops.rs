@@ -118,14 +118,16 @@ pub(super) async fn apply_in(
                 result: Change::Replayed,
                 incident,
                 effects: 0,
+                undeliverable_delta: 0,
             });
         }
     }
     let current = load(tx, &intake.target, true).await?;
-    let (mut incident, effects, created) = match decide(policy, current, &intake.event, now) {
-        Ok(decided) => decided,
-        Err(unchanged) => return Ok(unchanged),
-    };
+    let (mut incident, effects, created, undeliverable_delta) =
+        match decide(policy, current, &intake.event, now) {
+            Ok(decided) => decided,
+            Err(unchanged) => return Ok(unchanged),
+        };
     if created {
         // No conflict target: a twin may collide on (ticket_id, episode) or
         // dedup_key.
@@ -193,6 +195,7 @@ pub(super) async fn apply_in(
         result,
         incident: Some(incident),
         effects: effects.len(),
+        undeliverable_delta,
     })
 }
 

@@ -66,7 +66,10 @@ fn ticket(id: &str) -> Ticket {
 fn seen(id: &str) -> Intake {
     Intake {
         target: Target::Ticket(id.into()),
-        event: Event::Ticket { ticket: ticket(id), polled: false },
+        event: Event::Ticket {
+            ticket: ticket(id),
+            polled: false,
+        },
         delivery: None,
     }
 }

@@ -114,8 +114,10 @@ WHERE status != 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.incident_i
 /// writes, not at the first emergency.
 pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
     let ctx = |e: rusqlite::Error| StoreError::Db(format!("{path}: {e}"));
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        .map_err(ctx)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )
+    .map_err(ctx)?;
     let version: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key='schema_version'",

@@ -25,7 +25,10 @@ fn open() -> (tempfile::TempDir, SqliteStore) {
 fn seen(id: &str) -> Intake {
     Intake {
         target: Target::Ticket(id.into()),
-        event: Event::Ticket { ticket: ticket(id), polled: false },
+        event: Event::Ticket {
+            ticket: ticket(id),
+            polled: false,
+        },
         delivery: None,
     }
 }
@@ -40,7 +43,11 @@ async fn first_sight_creates_and_queues_the_page_once() {
     assert!(matches!(b.result, Change::Ignored(_)));
     let (due, _) = s.due(2000, 10, vec![]).await.unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 1000 + 3_600_000)], "the crisis deadline; the ack clock waits for PagerDuty");
+    assert_eq!(
+        s.deadlines().await.unwrap(),
+        vec![(1, 1000 + 3_600_000)],
+        "the crisis deadline; the ack clock waits for PagerDuty"
+    );
 }
 
 #[tokio::test]
