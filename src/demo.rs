@@ -162,6 +162,7 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         email: "fallback_after = \"2m\"".into(),
         server: String::new(),
         store: String::new(),
+        people: "\"ana@acme.example\" = \"Ana Engineer\"".into(),
     };
     let store = dir.join("pagerd.db");
     let config_path = vendors.write_config(dir, &addr.to_string(), &store, &extra)?;
@@ -179,6 +180,13 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         format!("http://{addr}/webhooks/pagerduty"),
         secrets::PD_WEBHOOK.into(),
     );
+    // The people: Ana is a PagerDuty user, Bo a Slack user; both known by
+    // e-mail, so each counts once whatever channel they act from.
+    vendors.pagerduty.add_user(
+        &crate::fakes::pagerduty::user_id("Ana Engineer"),
+        "Ana Engineer",
+        "ana@acme.example",
+    );
     let base = format!("http://{addr}");
     let limit = Duration::from_secs(30);
     let pd = &vendors.pagerduty;
@@ -187,6 +195,7 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
     else {
         bail!("the demo needs every stand-in");
     };
+    slack_fake.add_user("U0BO00001", "Bo Builder", "bo@acme.example");
     let sleep_until = |at_ms: Millis| {
         let wait = clock.real(t0 + at_ms - clock.now());
         tokio::time::sleep(wait)
@@ -273,14 +282,14 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         slack_fake
             .replies_in("infrastructure")
             .iter()
-            .any(|m| m.text.contains("@bo"))
+            .any(|m| m.text.contains("Bo Builder"))
     })
     .await?;
 
     sleep_until(80 * 60_000).await;
-    say("Ana fixes the instance and runs `pagerd incidents resolve 1`.");
+    say("Ana fixes the instance and runs `pagerd incidents resolve 1 --as ana@acme.example`.");
     let client = crate::client::Client::new(addr, Some(crate::secret::Secret::new(secrets::ADMIN)));
-    client.act(1, "resolve", "ana", None).await?;
+    client.act(1, "resolve", "ana@acme.example", None).await?;
     until("the checklist", limit, || async {
         slack_fake
             .replies_in("general")

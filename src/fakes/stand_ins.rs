@@ -74,6 +74,8 @@ pub struct Extra {
     pub server: String,
     /// Lines for `[store]` (e.g. a PostgreSQL `url`).
     pub store: String,
+    /// Lines for `[people]` (`"e-mail" = "name"`); no section when empty.
+    pub people: String,
 }
 
 /// The running stand-ins.
@@ -187,6 +189,9 @@ impl StandIns {
             pd_hook = secret("pagerduty-webhook-secret", secrets::PD_WEBHOOK)?,
             pagerduty = extra.pagerduty,
         );
+        if !extra.people.is_empty() {
+            toml.push_str(&format!("\n[people]\n{}\n", extra.people));
+        }
         if let Some(slack) = &self.slack {
             toml.push_str(&format!(
                 "\n[slack]\napi_url = {:?}\nbot_token_file = {:?}\nsigning_secret_file = {:?}\n\

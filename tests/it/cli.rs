@@ -29,8 +29,8 @@ async fn operators_drive_incidents_from_the_command_line() {
     let cfg = h.config_path.clone();
     let out = tokio::task::spawn_blocking(move || {
         let list = pagerd(&cfg, &["incidents", "list"]);
-        let ack = pagerd(&cfg, &["incidents", "ack", "1", "--as", "ana"]);
-        let again = pagerd(&cfg, &["incidents", "ack", "1", "--as", "ana"]);
+        let ack = pagerd(&cfg, &["incidents", "ack", "1", "--as", "ana@acme.example"]);
+        let again = pagerd(&cfg, &["incidents", "ack", "1", "--as", "ana@acme.example"]);
         let esc = pagerd(
             &cfg,
             &[
@@ -38,19 +38,45 @@ async fn operators_drive_incidents_from_the_command_line() {
                 "escalate",
                 "1",
                 "--as",
-                "ana",
+                "ana@acme.example",
                 "--reason",
                 "db read-only",
             ],
         );
         let show = pagerd(&cfg, &["incidents", "show", "1"]);
-        let missing = pagerd(&cfg, &["incidents", "resolve", "99"]);
+        let missing = pagerd(
+            &cfg,
+            &["incidents", "resolve", "99", "--as", "ana@acme.example"],
+        );
         let status = pagerd(&cfg, &["status"]);
-        [list, ack, again, esc, show, missing, status]
+        // Nobody named: refused before anything reaches the customer.
+        let anonymous = pagerd(&cfg, &["incidents", "ack", "2"]);
+        let login = pagerd(&cfg, &["incidents", "ack", "2", "--as", "root"]);
+        [
+            list, ack, again, esc, show, missing, status, anonymous, login,
+        ]
     })
     .await
     .unwrap();
-    let [list, ack, again, esc, show, missing, status] = out;
+    let [
+        list,
+        ack,
+        again,
+        esc,
+        show,
+        missing,
+        status,
+        anonymous,
+        login,
+    ] = out;
+    assert_eq!(anonymous.status.code(), Some(2), "{}", text(&anonymous));
+    assert!(
+        text(&anonymous).contains("--as EMAIL"),
+        "{}",
+        text(&anonymous)
+    );
+    assert!(!login.status.success(), "{}", text(&login));
+    assert!(text(&login).contains("e-mail"), "{}", text(&login));
     assert!(
         list.status.success() && text(&list).contains("#4711") && text(&list).contains("triggered"),
         "{}",

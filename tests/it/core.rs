@@ -162,7 +162,11 @@ async fn cli_ack_comments_and_acknowledges_in_pagerduty_too(b: Backend) {
     };
     h.ticket(4711, "urgent", &[]).await;
     let (status, body) = h
-        .admin(Method::POST, "/incidents/1/ack", Some(json!({"by": "ana"})))
+        .admin(
+            Method::POST,
+            "/incidents/1/ack",
+            Some(json!({"by": "ana@acme.example"})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     eventually("Zendesk comment", || async {
@@ -187,7 +191,7 @@ async fn resolve_disarms_every_timer(b: Backend) {
         .admin(
             Method::POST,
             "/incidents/1/resolve",
-            Some(json!({"by": "ana"})),
+            Some(json!({"by": "ana@acme.example"})),
         )
         .await;
     assert_eq!(status, 200);
@@ -387,8 +391,15 @@ async fn admin_api_needs_the_token(b: Backend) {
     assert_eq!(wrong.status(), 401);
     let (status, _) = h.admin(Method::GET, "/incidents", None).await;
     assert_eq!(status, 200);
-    let (status, body) = h.admin(Method::POST, "/incidents/99/ack", None).await;
+    let by = Some(json!({"by": "ana@acme.example"}));
+    let (status, body) = h.admin(Method::POST, "/incidents/99/ack", by).await;
     assert_eq!(status, 404, "{body}");
+    // Nobody named, or a login instead of an e-mail: refused.
+    let (status, body) = h.admin(Method::POST, "/incidents/1/ack", None).await;
+    assert_eq!(status, 400, "{body}");
+    let root = Some(json!({"by": "root"}));
+    let (status, body) = h.admin(Method::POST, "/incidents/1/ack", root).await;
+    assert_eq!(status, 400, "{body}");
 }
 
 async fn metrics_and_readiness_report(b: Backend) {

@@ -159,7 +159,11 @@ async fn a_second_responder_declares_the_crisis() {
         "one responder is not a crisis"
     );
     let (status, _) = h
-        .admin(Method::POST, "/incidents/1/join", Some(json!({"by": "bo"})))
+        .admin(
+            Method::POST,
+            "/incidents/1/join",
+            Some(json!({"by": "bo@acme.example"})),
+        )
         .await;
     assert_eq!(status, 200);
     assert_one_crisis(&h).await;
@@ -177,7 +181,7 @@ async fn manual_escalation_and_crisis_from_the_cli() {
         h.vendors.pagerduty.opened_for(KEY) == 1
     })
     .await;
-    let body = json!({"by": "ana", "reason": "database is read-only"});
+    let body = json!({"by": "ana@acme.example", "reason": "database is read-only"});
     assert_eq!(
         h.admin(Method::POST, "/incidents/1/escalate", Some(body))
             .await
@@ -189,7 +193,7 @@ async fn manual_escalation_and_crisis_from_the_cli() {
             i.escalation_level == 2
                 && i.notes
                     .iter()
-                    .any(|n| n.contains("by ana: database is read-only"))
+                    .any(|n| n.contains("by ana@acme.example: database is read-only"))
         })
     })
     .await;
@@ -197,7 +201,7 @@ async fn manual_escalation_and_crisis_from_the_cli() {
         h.admin(
             Method::POST,
             "/incidents/1/crisis",
-            Some(json!({"by": "ana"}))
+            Some(json!({"by": "ana@acme.example"}))
         )
         .await
         .0,
@@ -206,7 +210,7 @@ async fn manual_escalation_and_crisis_from_the_cli() {
     assert_one_crisis(&h).await;
     assert_eq!(
         h.incident(1).await["incident"]["crisis"]["reason"],
-        "declared by ana"
+        "declared by ana@acme.example"
     );
 }
 
@@ -404,7 +408,13 @@ async fn slack_rate_limits_are_retried_and_a_bad_channel_fails_loudly() {
     slack.fail_next(1, "ratelimited");
     h.ticket(4711, "urgent", &[]).await;
     assert_eq!(
-        h.admin(Method::POST, "/incidents/1/crisis", None).await.0,
+        h.admin(
+            Method::POST,
+            "/incidents/1/crisis",
+            Some(json!({"by": "ana@acme.example"}))
+        )
+        .await
+        .0,
         200
     );
     assert_one_crisis(&h).await;
@@ -427,9 +437,13 @@ async fn slack_rate_limits_are_retried_and_a_bad_channel_fails_loudly() {
     // A permanent error (the bot was removed from the channel) is not retried.
     slack.fail_next(3, "not_in_channel");
     assert_eq!(
-        h.admin(Method::POST, "/incidents/1/join", Some(json!({"by": "bo"})))
-            .await
-            .0,
+        h.admin(
+            Method::POST,
+            "/incidents/1/join",
+            Some(json!({"by": "bo@acme.example"}))
+        )
+        .await
+        .0,
         200
     );
     eventually("failed for good", || async {

@@ -36,6 +36,10 @@ async fn crisis_harness() -> Harness {
         },
         Extra {
             policy: "crisis_after = \"300ms\"\nack_timeout = \"1h\"".into(),
+            // Responders' names are untrusted too: these come from [people].
+            people: "\"boss@acme.example\" = \"<!here> <@U0BOSS> &\"\n\
+                     \"ana@acme.example\" = \"ana\\u001b[8m\"\n"
+                .into(),
             ..Extra::default()
         },
     )
@@ -95,7 +99,7 @@ async fn a_hostile_ticket_is_shown_in_slack_never_run() {
         .admin(
             reqwest::Method::POST,
             "/incidents/1/ack",
-            Some(json!({ "by": "<!here> <@U0BOSS> &" })),
+            Some(json!({ "by": "boss@acme.example" })),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -183,10 +187,17 @@ fn terminal_unsafe(c: char) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_prints_no_control_byte_of_a_ticket() {
-    let Some(h) = Harness::started_on(crate::util::Backend::Sqlite, "ack_timeout = \"1h\"").await
+    let extra = Extra {
+        policy: "ack_timeout = \"1h\"".into(),
+        people: "\"ana@acme.example\" = \"ana\\u001b[8m\"\n".into(),
+        ..Extra::default()
+    };
+    let Some(mut h) =
+        Harness::new_on(crate::util::Backend::Sqlite, Default::default(), extra).await
     else {
         return;
     };
+    h.start().await;
     let title = "\u{1b}[2J\u{1b}]0;pwned\u{7}DB down\r\u{9b}31m\u{202e}nwod\u{7f}\u{0}";
     send(
         &h,
@@ -197,7 +208,7 @@ async fn the_cli_prints_no_control_byte_of_a_ticket() {
         .admin(
             reqwest::Method::POST,
             "/incidents/1/ack",
-            Some(json!({ "by": "ana\u{1b}[8m" })),
+            Some(json!({ "by": "ana@acme.example" })),
         )
         .await;
     assert_eq!(status, 200, "{body}");

@@ -27,9 +27,13 @@ async fn retry_after_is_honoured_and_the_comment_lands_once() {
     );
     let acked = Instant::now();
     assert_eq!(
-        h.admin(Method::POST, "/incidents/1/ack", Some(json!({"by": "ana"})))
-            .await
-            .0,
+        h.admin(
+            Method::POST,
+            "/incidents/1/ack",
+            Some(json!({"by": "ana@acme.example"}))
+        )
+        .await
+        .0,
         200
     );
     eventually("comment after the rate limit", || async {
@@ -145,7 +149,7 @@ async fn slack_and_google_down_do_not_delay_the_escalation() {
         h.admin(
             Method::POST,
             "/incidents/1/crisis",
-            Some(json!({"by": "ana"}))
+            Some(json!({"by": "ana@acme.example"}))
         )
         .await
         .0,

@@ -37,3 +37,10 @@ mod bench;
 
 /// The HTTP edge under abuse: slow clients, a locked store, SIGHUP.
 mod edge;
+
+// Every emergency reaches a human (episodes, refused pages, the ack clock,
+// responders, unrecorded outcomes, broken log output).
+mod emergency;
+
+// A store written by 0.1.0 keeps working.
+mod upgrade;

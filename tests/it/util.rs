@@ -296,16 +296,26 @@ impl Proc {
             .append(true)
             .open(&self.log)
             .expect("log file");
+        self.start_with(log.into(), std::process::Stdio::null())
+            .await;
+    }
+
+    /// Like [`Proc::start`], with the child's stderr and stdout as given.
+    pub async fn start_with(&mut self, stderr: std::process::Stdio, stdout: std::process::Stdio) {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pagerd"))
             .arg("--config")
             .arg(&self.config)
             .arg("run")
             .env("RUST_LOG", &self.rust_log)
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn pagerd");
+        let mut child = child;
+        // A piped output is closed at once: nobody reads it (log pipe tests).
+        drop(child.stderr.take());
+        drop(child.stdout.take());
         self.child = Some(child);
         let url = format!("http://{}/healthz", self.addr);
         let http = reqwest::Client::new();

@@ -90,6 +90,9 @@ use super::*;
 use crate::config::PostgresConfig;
 use crate::engine::Policy;
 
+/// The schema pagerd 0.1.0 created (tests build such a store to upgrade).
+#[doc(hidden)]
+pub use schema::V1 as SCHEMA_V1;
 #[doc(hidden)]
 pub use testing::{drop_test_schema, test_schema_url};
 
