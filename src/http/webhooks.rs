@@ -511,7 +511,21 @@ pub async fn slack(
     let (Some(event), Some(id)) = (Event::action(&verb, who, &reason, Source::Slack), id) else {
         return Ok(ephemeral(SLASH_HELP.into()));
     };
+    let before = st.core.clock.now();
     let applied = st.core.submit(Intake::incident(id, event)).await?;
+    // Declared by this very action (the store stamps it at or after `before`).
+    let crisis = applied
+        .incident
+        .as_ref()
+        .and_then(|i| i.crisis.as_ref())
+        .filter(|c| c.declared_at >= before)
+        .map(|c| {
+            format!(
+                "\n:rotating_light: This declared a *crisis* ({}): the crisis doc and announcements follow.",
+                render::slack_field(&c.reason, render::SLACK_NAME_MAX)
+            )
+        })
+        .unwrap_or_default();
     // The reason may name people, the verb is the user's own word: both
     // are escaped for Slack.
     let msg = match applied.result {
@@ -525,7 +539,7 @@ pub async fn slack(
             )
         }
         _ => format!(
-            "Done: {} on incident {id}.",
+            "Done: {} on incident {id}.{crisis}",
             render::slack_field(&verb, render::SLACK_NAME_MAX)
         ),
     };

@@ -124,6 +124,8 @@ async fn check_config_exits_zero_when_valid_and_two_naming_each_problem() {
     };
     let ok = pagerd(&h.config_path, &["check-config"]);
     assert!(ok.status.success(), "{}", text(&ok));
+    // No [email] here: valid, but nobody is reached if PagerDuty refuses.
+    assert!(text(&ok).contains("warning: no [email]"), "{}", text(&ok));
     let bad = h.dir.path().join("bad.toml");
     let original = std::fs::read_to_string(&h.config_path).unwrap();
     let broken = original

@@ -369,12 +369,38 @@ async fn slack_buttons_and_slash_command_drive_the_incident() {
         text.contains("#4711") && text.contains("acknowledged by @ana"),
         "{text}"
     );
+    // The reply says when an action declared a crisis.
+    let text = slash(&url, "crisis 1").await;
+    assert!(text.contains("declared a *crisis*"), "{text}");
     let resolve = slack::slash_command_body("/pagerd", "resolve 1", "U0BO00001", "bo");
     assert_eq!(
         slack::send_signed(&url, secrets::SLACK_SIGNING, &resolve, unix_now()).await,
         Ok(200)
     );
     assert_eq!(h.incident(1).await["incident"]["status"], "resolved");
+}
+
+/// Sends `/pagerd TEXT` as Bo; returns the ephemeral reply's text.
+async fn slash(url: &str, text: &str) -> String {
+    let cmd = slack::slash_command_body("/pagerd", text, "U0BO00001", "bo");
+    let now = unix_now().to_string();
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("X-Slack-Request-Timestamp", &now)
+        .header(
+            "X-Slack-Signature",
+            pagerd::signature::slack_sign(secrets::SLACK_SIGNING, &now, cmd.as_bytes()),
+        )
+        .body(cmd)
+        .send()
+        .await
+        .expect("slash command");
+    assert_eq!(resp.status(), 200);
+    resp.json::<serde_json::Value>().await.expect("json")["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]

@@ -487,3 +487,62 @@ on_both_stores!(
     a_reopened_ticket_pages_a_new_episode_once,
     a_refused_page_is_shown_counted_mailed_once_and_resent_by_repage,
 );
+
+/// The same on PostgreSQL: another session holds the incident's row lock
+/// (a long migration, an operator's `psql`) past pagerd's statement
+/// timeout while a comment is in flight, so recording its outcome fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_an_unrecorded_outcome_is_not_sent_twice() {
+    let Some(store) = crate::util::store_lines(Backend::Postgres).await else {
+        return;
+    };
+    let url = store
+        .lines()
+        .find_map(|l| l.strip_prefix("url = "))
+        .and_then(|u| serde_json::from_str::<String>(u).ok())
+        .expect("store url");
+    let extra = Extra {
+        policy: "ack_timeout = \"1h\"".into(),
+        store,
+        ..Extra::default()
+    };
+    let mut h = Harness::new(Options::default(), extra).await;
+    h.start().await;
+    h.ticket(4711, "urgent", &[]).await;
+    eventually("paged", || async { h.triggers("zendesk-4711") == 1 }).await;
+    h.vendors
+        .zendesk
+        .faults
+        .push(Fault::Delay(Duration::from_millis(800)), 1);
+    act(&h, 1, "ack", "ana@acme.example").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let tx = client.transaction().await.expect("begin");
+    tx.execute("SELECT 1 FROM incidents WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .expect("lock the incident");
+    eventually("the comment reached Zendesk", || async {
+        h.vendors.zendesk.comments(4711).len() == 1
+    })
+    .await;
+    // Longer than pagerd's statement timeout (its lease TTL here, at least 5 s).
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    tx.rollback().await.expect("unlock");
+    eventually("the comment is recorded as delivered", || async {
+        h.incident(1).await["outbox"]
+            .as_array()
+            .is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["effect"]["type"] == "zendesk_comment" && r["state"] == "delivered")
+            })
+    })
+    .await;
+    assert_eq!(
+        h.vendors.zendesk.comments(4711).len(),
+        1,
+        "the customer got the same comment twice"
+    );
+}

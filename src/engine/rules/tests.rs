@@ -570,3 +570,136 @@ fn join_or_reads_naturally() {
     assert_eq!(join_or(&["A".into()]), "A");
     assert_eq!(join_or(&["A".into(), "B".into(), "C".into()]), "A, B or C");
 }
+
+fn seen(status: &str, polled: bool) -> Event {
+    let mut t = ticket("4711");
+    t.status = status.into();
+    Event::Ticket { ticket: t, polled }
+}
+
+fn resolved_by(p: &Policy, inc: &Incident, via: Source) -> Incident {
+    let ev = match via {
+        Source::Zendesk => seen("solved", false),
+        _ => Event::Resolve {
+            by: Who::named("ana"),
+            via,
+        },
+    };
+    step(p, inc, ev, T0 + MIN).0
+}
+
+#[test]
+fn a_reopened_ticket_opens_the_next_episode_with_its_own_key_and_clock() {
+    let p = Policy::default();
+    let done = resolved_by(&p, &opened(&p), Source::Zendesk);
+    // Solved again, or still solved: quiet.
+    assert!(step_ignored(&p, &done, seen("solved", false), T0 + 2 * MIN));
+    // Reopened (webhook or poller): episode 2.
+    for polled in [false, true] {
+        let (next, fx) = step(&p, &done, seen("open", polled), T0 + 3 * MIN);
+        assert_eq!(next.id, 0, "a new incident");
+        assert_eq!(next.episode, 2);
+        assert_eq!(next.dedup_key, "zendesk-4711-2");
+        assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyTrigger]);
+        assert_eq!(next.deadlines.ack, None, "armed when PagerDuty accepts");
+        assert_eq!(next.deadlines.crisis, Some(T0 + 3 * MIN + 60 * MIN));
+        assert!(next.responders.is_empty() && next.paged_at.is_none());
+    }
+}
+
+#[test]
+fn resolved_elsewhere_pages_again_on_an_update_but_not_on_a_poll() {
+    let p = Policy::default();
+    let done = resolved_by(&p, &opened(&p), Source::Pagerduty);
+    assert!(step_ignored(&p, &done, seen("open", true), T0 + 2 * MIN));
+    let (next, _) = step(&p, &done, seen("open", false), T0 + 2 * MIN);
+    assert_eq!(next.episode, 2);
+    // Solved later while resolved: remembered, so the poller pages a reopen.
+    let (solved, fx) = step(&p, &done, seen("solved", true), T0 + 2 * MIN);
+    assert!(fx.is_empty() && solved.ticket.status == "solved");
+    let (next, _) = step(&p, &solved, seen("open", true), T0 + 3 * MIN);
+    assert_eq!(next.episode, 2);
+    // A ticket that is no emergency any more stays quiet.
+    let mut calm = ticket("4711");
+    calm.priority = "normal".into();
+    calm.status = "open".into();
+    let ev = Event::Ticket {
+        ticket: calm,
+        polled: false,
+    };
+    assert!(step_ignored(&p, &done, ev, T0 + 4 * MIN));
+}
+
+#[test]
+fn a_refused_page_is_undeliverable_until_repaged_and_then_sent_again() {
+    let p = crisis_policy();
+    let failed = Event::DeliveryFailed {
+        effect: EffectKind::PagerdutyTrigger,
+        error: "400 invalid routing key".into(),
+    };
+    let (inc, _) = step(&p, &fresh(&p), failed, T0 + 100);
+    assert!(inc.is_undeliverable() && !inc.paged());
+    assert_eq!(inc.deadlines.ack, None, "no clock for a page nobody got");
+    // An escalation asked for meanwhile waits with it.
+    let esc = Event::Escalate {
+        by: Who::named("ana"),
+        reason: "db down".into(),
+        via: Source::Cli,
+    };
+    let (inc, _) = step(&p, &inc, esc, T0 + MIN);
+    let repage = Event::Repage {
+        by: Who::new("Ana", Some("ana@acme.example".into())),
+        via: Source::Cli,
+    };
+    let (inc, fx) = step(&p, &inc, repage.clone(), T0 + 2 * MIN);
+    assert_eq!(
+        kinds(&fx),
+        vec![EffectKind::PagerdutyTrigger, EffectKind::PagerdutyEscalate]
+    );
+    assert!(!inc.is_undeliverable() && inc.page_pending);
+    // Nothing more to re-send until PagerDuty refuses again.
+    assert!(step_ignored(&p, &inc, repage, T0 + 3 * MIN));
+}
+
+#[test]
+fn the_same_email_from_two_channels_is_one_responder() {
+    let p = Policy::default();
+    let ana_app = Who::new("Ana Engineer", Some("ana@acme.example".into()));
+    let ana_cli = Who::new("", Some("Ana@Acme.example".into()));
+    let (inc, _) = step(
+        &p,
+        &opened(&p),
+        Event::Acknowledge {
+            by: ana_app,
+            via: Source::Pagerduty,
+        },
+        T0 + MIN,
+    );
+    let join = Event::Join {
+        by: ana_cli,
+        via: Source::Cli,
+    };
+    assert!(step_ignored(&p, &inc, join, T0 + 2 * MIN));
+    assert!(inc.crisis.is_none());
+    let (inc, _) = step(
+        &p,
+        &inc,
+        Event::Join {
+            by: Who::new("Bo", Some("bo@acme.example".into())),
+            via: Source::Slack,
+        },
+        T0 + 3 * MIN,
+    );
+    assert_eq!(inc.responders.len(), 2);
+    assert!(inc.crisis.is_some(), "two people: a crisis");
+}
+
+#[test]
+fn who_loads_from_0_1_0_strings_and_round_trips() {
+    let old: Vec<Who> = serde_json::from_str(r#"["ana", {"name": "Bo", "email": "BO@x.example"}]"#)
+        .expect("both forms load");
+    assert_eq!(old[0], Who::named("ana"));
+    assert_eq!(old[1].email.as_deref(), Some("bo@x.example"));
+    let json = serde_json::to_string(&old).expect("serialises");
+    assert_eq!(json, r#"["ana",{"name":"Bo","email":"bo@x.example"}]"#);
+}

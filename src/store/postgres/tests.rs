@@ -349,13 +349,14 @@ async fn instances_starting_together_migrate_once() {
     let s = db.store().await;
     let client = s.client("test").await.unwrap();
     let versions: Vec<i64> = client
-        .query("SELECT version FROM pagerd_schema", &[])
+        .query("SELECT version FROM pagerd_schema ORDER BY version", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![schema::SCHEMA_VERSION]);
+    // Each migration applied once, in order.
+    assert_eq!(versions, (1..=schema::SCHEMA_VERSION).collect::<Vec<i64>>());
     db.drop().await;
 }
 
