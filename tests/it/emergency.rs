@@ -491,6 +491,9 @@ on_both_stores!(
 /// The same on PostgreSQL: another session holds the incident's row lock
 /// (a long migration, an operator's `psql`) past pagerd's statement
 /// timeout while a comment is in flight, so recording its outcome fails.
+/// (The waiting transaction also holds the lease row, so the leader loses
+/// its lease meanwhile; the next leadership treats older rows as maybe
+/// sent as well: either way the marker is checked before sending again.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_an_unrecorded_outcome_is_not_sent_twice() {
     let Some(store) = crate::util::store_lines(Backend::Postgres).await else {
