@@ -48,7 +48,7 @@ pub struct Client {
 impl Client {
     /// A client for the daemon listening on `addr`.
     pub fn new(addr: SocketAddr, token: Option<Secret>) -> Client {
-        let http = crate::integrations::http_client(std::time::Duration::from_secs(15));
+        let http = crate::vendors::http_client(std::time::Duration::from_secs(15));
         Client {
             base: format!("http://{addr}/api/v1"),
             token,

@@ -858,7 +858,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             }
         };
         if !file.as_os_str().is_empty()
-            && let Err(e) = crate::integrations::google::ServiceAccountKey::from_file(&file)
+            && let Err(e) = crate::vendors::google::ServiceAccountKey::from_file(&file)
         {
             c.problem("google.service_account_file", e);
         }

@@ -11,19 +11,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::core::Core;
 use crate::deliver::Integrations;
 use crate::dispatcher::{Deliver, Dispatcher};
 use crate::http::serve::{Limits, serve};
 use crate::http::{AppState, REQUEST_TIMEOUT, app};
-use crate::integrations::pagerduty::PagerDuty;
-use crate::integrations::zendesk::Zendesk;
+use crate::intake::Core;
 use crate::leader::Leadership;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::poller;
 use crate::scheduler::Scheduler;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
+use crate::vendors::pagerduty::PagerDuty;
+use crate::vendors::zendesk::Zendesk;
 
 /// Deliveries in flight at once.
 const DISPATCH_CONCURRENCY: usize = 64;
@@ -100,7 +100,7 @@ pub async fn run(
         people: Arc::new(
             crate::people::Directory::from_config(
                 &config,
-                crate::integrations::http_client(crate::people::LOOKUP_WAIT),
+                crate::vendors::http_client(crate::people::LOOKUP_WAIT),
             )
             .with_clock(opts.clock.clone()),
         ),
@@ -252,7 +252,7 @@ fn leader_tasks(
             .run(core.clone(), reload, token.clone()),
     );
     set.spawn(dispatcher.run(core.dispatch.clone(), token.clone()));
-    let http = crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT);
+    let http = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
     if let Some(every) = config.pagerduty.poll_interval {
         let p = &config.pagerduty;
         let pd = Arc::new(PagerDuty::new(

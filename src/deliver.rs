@@ -3,19 +3,19 @@
 //! Slack thread) from the incident as it is at delivery time.
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::config::Config;
 use crate::dispatcher::Deliver;
 use crate::engine::{Doc, Effect, Incident, Outcome, SlackThread};
-use crate::integrations::email::Mailer;
-use crate::integrations::google::{Google, GoogleSettings, Grantee, ServiceAccountKey};
-use crate::integrations::pagerduty::{Page, PagerDuty};
-use crate::integrations::slack::{Slack, SlackMessage};
-use crate::integrations::zendesk::Zendesk;
-use crate::integrations::{DeliveryError, REQUEST_TIMEOUT, http_client};
 use crate::render;
 use crate::store::Pending;
+use crate::vendors::email::Mailer;
+use crate::vendors::google::{Google, GoogleSettings, Grantee, ServiceAccountKey};
+use crate::vendors::pagerduty::{Page, PagerDuty};
+use crate::vendors::slack::{Slack, SlackMessage};
+use crate::vendors::zendesk::Zendesk;
+use crate::vendors::{DeliveryError, REQUEST_TIMEOUT, http_client};
 
 /// Title prefix of a deprecated crisis doc.
 pub const DEPRECATED_PREFIX: &str = "[DEPRECATED] ";
@@ -132,39 +132,6 @@ impl Integrations {
     }
 }
 
-/// The Acknowledge / Escalate / Resolve buttons of a crisis announcement,
-/// under a section holding `text` (mrkdwn the engine rendered, cut to a
-/// section's limit).
-fn buttons(text: &str, incident: i64) -> Value {
-    let button = |label: &str, action: &str, style: Option<&str>| {
-        let mut b = json!({
-            "type": "button",
-            "text": {
-                "type": "plain_text",
-                "text": render::slack_plain(label, render::SLACK_BUTTON_TEXT_MAX),
-            },
-            "action_id": format!("pagerd_{action}"),
-            "value": render::slack_plain(&incident.to_string(), render::SLACK_BUTTON_VALUE_MAX),
-        });
-        if let Some(s) = style {
-            b["style"] = json!(s);
-        }
-        b
-    };
-    json!([
-        { "type": "section", "text": {
-            "type": "mrkdwn",
-            "text": render::slack_cut(text, render::SLACK_SECTION_MAX),
-        } },
-        { "type": "actions", "block_id": format!("pagerd_incident_{incident}"), "elements": [
-            button("Acknowledge", "ack", Some("primary")),
-            button("Escalate to level 2", "escalate", Some("danger")),
-            button("Join", "join", None),
-            button("Resolve", "resolve", None),
-        ]},
-    ])
-}
-
 #[async_trait]
 impl Deliver for Integrations {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
@@ -254,7 +221,8 @@ impl Deliver for Integrations {
                 let msg = SlackMessage {
                     channel: thread.map_or_else(|| channel.clone(), |t| t.channel_id.clone()),
                     text: render::slack_cut(text, render::SLACK_TEXT_MAX),
-                    blocks: (*with_buttons && thread.is_none()).then(|| buttons(text, inc.id)),
+                    blocks: (*with_buttons && thread.is_none())
+                        .then(|| crate::vendors::slack::blocks::announcement_blocks(text, inc.id)),
                     thread_ts: thread.map(|t| t.ts.clone()),
                     marker: key,
                 };

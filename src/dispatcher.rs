@@ -24,10 +24,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::Core;
 use crate::engine::{Event, Outcome};
-use crate::integrations::DeliveryError;
+use crate::intake::Core;
 use crate::store::{Pending, StoreError};
+use crate::vendors::DeliveryError;
 
 /// First retry delay; doubled per attempt.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);

@@ -4,8 +4,8 @@
 //! queue behind (or in front of) webhooks on SQLite's single writer, and
 //! they must answer while the store is locked. So the counts are loaded
 //! once at start, from a read-only connection, then changed by each commit
-//! ([`crate::core::Core::after_at`]) and each settled delivery
-//! ([`crate::core::Core::settled`]). A background task corrects them from
+//! ([`crate::intake::Core::after_at`]) and each settled delivery
+//! ([`crate::intake::Core::settled`]). A background task corrects them from
 //! the database now and then (several instances share a PostgreSQL store
 //! and each only sees its own commits) and probes the store, off the
 //! request path; the probe's result is what `/readyz` reports.

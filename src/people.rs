@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use crate::clock::{Clock, Millis, SystemClock, millis};
 use crate::config::Config;
-use crate::integrations::DeliveryError;
-use crate::integrations::pagerduty::PagerDuty;
-use crate::integrations::slack::Slack;
+use crate::vendors::DeliveryError;
+use crate::vendors::pagerduty::PagerDuty;
+use crate::vendors::slack::Slack;
 
 #[cfg(test)]
 mod tests;
@@ -32,34 +32,7 @@ mod who;
 
 pub use who::LOOKUP_WAIT;
 
-/// A responder: one e-mail address, one real name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Person {
-    /// The e-mail address, trimmed and lower-cased: the identity.
-    pub email: String,
-    /// The real name, for customer-visible text.
-    pub name: String,
-}
-
-impl Person {
-    /// A person; the e-mail is normalised ([`normalize_email`]) and a blank
-    /// name becomes the e-mail address.
-    pub fn new(email: &str, name: &str) -> Person {
-        let email = normalize_email(email);
-        let name = name.trim();
-        let name = if name.is_empty() {
-            email.clone()
-        } else {
-            name.to_string()
-        };
-        Person { email, name }
-    }
-}
-
-/// The canonical form of an e-mail address: trimmed and lower-cased.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
+pub use crate::vendors::{Person, normalize_email};
 
 /// Why a person could not be resolved. Callers fall back to the name they
 /// already have.

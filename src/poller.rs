@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::core::Core;
 use crate::engine::{Event, Policy, Source, Status};
-use crate::integrations::pagerduty::PagerDuty;
-use crate::integrations::zendesk::Zendesk;
+use crate::intake::Core;
 use crate::store::Intake;
+use crate::vendors::pagerduty::PagerDuty;
+use crate::vendors::zendesk::Zendesk;
 
 /// Most open incidents checked per round (PagerDuty allows 960 requests a
 /// minute per key; this leaves room for paging).

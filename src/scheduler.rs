@@ -1,86 +1,28 @@
-//! Deadlines in memory, fired on time.
+//! Deadlines fired on time: the task that runs the armed set of
+//! [`crate::timers`].
 //!
-//! Like mini-redis's expiry task: a sorted set of `(due, incident)` under a
-//! std mutex that is never held across an `.await`, and one task that sleeps
+//! Like mini-redis's expiry task: one task that sleeps
 //! until the earliest deadline or until a new, earlier one is armed. The set
 //! is rebuilt from the store on start, so a deadline that passed while the
 //! daemon was down fires at once. Firing means applying `Event::Tick` to the
 //! incident: the engine decides what is due (escalate, declare a crisis…)
 //! and returns the incident's next deadline, which is armed again.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Millis;
-use crate::core::Core;
 use crate::engine::Event;
+use crate::intake::Core;
 use crate::store::Intake;
+pub use crate::timers::Scheduler;
 
 /// How many incidents' deadlines are processed at once (their store
 /// transactions then share commits).
 const FIRE_CONCURRENCY: usize = 64;
 
-#[derive(Default)]
-struct Timers {
-    queue: BTreeSet<(Millis, i64)>,
-    by_incident: HashMap<i64, Millis>,
-}
-
-/// The armed deadlines: one per incident, its earliest.
-#[derive(Default)]
-pub struct Scheduler {
-    timers: Mutex<Timers>,
-    wake: Notify,
-}
-
 impl Scheduler {
-    /// Sets (or, with `None`, clears) an incident's next deadline.
-    pub fn arm(&self, incident: i64, due: Option<Millis>) {
-        let mut t = self.timers.lock().expect("timers lock");
-        // Remove the old entry before inserting the new one, or a moved
-        // deadline would fire twice.
-        if let Some(old) = t.by_incident.remove(&incident) {
-            t.queue.remove(&(old, incident));
-        }
-        let Some(due) = due else { return };
-        let earliest = t.queue.first().is_none_or(|(head, _)| due < *head);
-        t.queue.insert((due, incident));
-        t.by_incident.insert(incident, due);
-        drop(t);
-        if earliest {
-            self.wake.notify_one();
-        }
-    }
-
-    /// How many deadlines are armed.
-    pub fn len(&self) -> usize {
-        self.timers.lock().expect("timers lock").queue.len()
-    }
-
-    /// Whether no deadline is armed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Takes every deadline due at `now`; returns them and the next one.
-    fn take_due(&self, now: Millis) -> (Vec<i64>, Option<Millis>) {
-        let mut t = self.timers.lock().expect("timers lock");
-        let mut due = Vec::new();
-        while let Some(&(at, id)) = t.queue.first() {
-            if at > now {
-                break;
-            }
-            t.queue.pop_first();
-            t.by_incident.remove(&id);
-            due.push(id);
-        }
-        (due, t.queue.first().map(|(at, _)| *at))
-    }
-
     /// Loads every deadline from the store and fires them as they come due,
     /// until `shutdown`. With `reload` set (several instances share the
     /// store, and the others' intake arms no timer here), the deadlines are
@@ -167,22 +109,5 @@ impl Scheduler {
             tracing::error!(incident = id, cause = %e, "scheduler: deadline not processed; retrying in 1s");
             self.arm(id, Some(core.clock.now() + 1000));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rearming_moves_the_deadline_instead_of_adding_one() {
-        let s = Scheduler::default();
-        s.arm(1, Some(100));
-        s.arm(1, Some(50));
-        s.arm(2, Some(70));
-        assert_eq!(s.len(), 2);
-        assert_eq!(s.take_due(60), (vec![1], Some(70)));
-        s.arm(2, None);
-        assert!(s.is_empty());
     }
 }

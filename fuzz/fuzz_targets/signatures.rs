@@ -1,4 +1,5 @@
-//! The webhook signature verifiers of `pagerd::signature`.
+//! The webhook signature verifiers of `pagerd::vendors::*` against the
+//! stand-ins' own signing (`pagerd::fakes::sign`).
 //!
 //! The input is split (with `arbitrary`) into a secret, another secret, a
 //! signature header, a timestamp header, a clock reading and a body. Checked:
@@ -20,10 +21,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pagerd::signature::{
-    MAX_SKEW_SECS, SignatureError, pagerduty_sign, pagerduty_verify, slack_sign, slack_verify,
-    zendesk_sign, zendesk_verify,
+use pagerd::fakes::sign::{
+    pagerduty as pagerduty_sign, slack as slack_sign, zendesk as zendesk_sign,
 };
+use pagerd::vendors::pagerduty::webhook::verify as pagerduty_verify;
+use pagerd::vendors::signing::{MAX_SKEW_SECS, SignatureError};
+use pagerd::vendors::slack::actions::verify as slack_verify;
+use pagerd::vendors::zendesk::webhook::verify as zendesk_verify;
 use sha2::{Digest, Sha256};
 
 #[derive(Arbitrary, Debug)]

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 const BASE: &str = "https://acme.zendesk.com";
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(ticket) = pagerd::http::webhooks::parse_zendesk(data, BASE) else {
+    let Ok(ticket) = pagerd::vendors::zendesk::webhook::parse(data, BASE) else {
         return;
     };
     assert!(

@@ -204,3 +204,21 @@ fn the_example_config_documents_people_and_cli() {
     assert!(raw.cli.is_none());
     assert!(text.contains("# operator = \"ana@acme.example\""));
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    proptest! {
+    #[test]
+    fn the_config_loader_never_panics(text in ".{0,400}") {
+        let _ = crate::config::Config::parse(std::path::Path::new("/nonexistent/p.toml"), &text);
+    }
+    #[test]
+    fn the_config_loader_names_a_bad_duration(value in "[a-z0-9 ]{1,12}") {
+        prop_assume!(humantime::parse_duration(&value).is_err());
+        let text = format!("[policy]\nack_timeout = {value:?}\n");
+        let err = crate::config::Config::parse(std::path::Path::new("/x/p.toml"), &text).unwrap_err();
+        prop_assert!(err.problems.iter().any(|p| p.key == "policy.ack_timeout"));
+    }
+    }
+}

@@ -1697,7 +1697,7 @@ mod tests {
             jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::RS256), &claims, &key)
                 .unwrap()
         };
-        let http = crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT);
+        let http = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
         let ask = |grant: &'static str, assertion: String| {
             let http = http.clone();
             let url = fake.token_url();
@@ -1782,7 +1782,7 @@ mod tests {
             },
         );
         fake.add_template("t1", "T", "x");
-        let http = crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT);
+        let http = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
         let url = format!("{}/files/t1/permissions", fake.drive_url());
         let create = |q: &'static str, body: Value| {
             let req = http

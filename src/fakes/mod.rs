@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 pub mod google;
 pub mod pagerduty;
+pub mod sign;
 pub mod slack;
 pub mod smtp;
 pub mod stand_ins;

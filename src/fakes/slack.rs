@@ -32,8 +32,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::sign::slack as slack_sign;
 use super::{Faults, Server, Timeline};
-use crate::signature::slack_sign;
 
 pub mod users;
 
@@ -797,7 +797,7 @@ pub async fn send_signed(
 ) -> Result<u16, String> {
     let ts = timestamp.to_string();
     let signature = slack_sign(signing_secret, &ts, body.as_bytes());
-    let client = crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT);
+    let client = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
     let resp = client
         .post(url)
         .header(
@@ -927,7 +927,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let http = crate::integrations::http_client(crate::integrations::REQUEST_TIMEOUT);
+        let http = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
         let url = format!("{}/chat.postMessage", fake.url());
         let call = |req: reqwest::RequestBuilder| async move {
             req.send().await.unwrap().json::<Value>().await.unwrap()

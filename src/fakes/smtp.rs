@@ -98,7 +98,7 @@ impl FakeSmtp {
         self.addr
     }
 
-    /// `smtp://127.0.0.1:PORT`, for [`crate::integrations::email::Mailer::new`].
+    /// `smtp://127.0.0.1:PORT`, for [`crate::vendors::email::Mailer::new`].
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
     }

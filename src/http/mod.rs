@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::core::Core;
+use crate::intake::Core;
 use crate::store::StoreError;
 
 pub mod admin;

@@ -5,8 +5,8 @@ use super::*;
 use crate::fakes::pagerduty::{FakePagerDuty, PagerDutyOptions};
 use crate::fakes::slack::{FakeSlack, FakeSlackOptions};
 use crate::fakes::{Fault, Timeline};
-use crate::integrations::{REQUEST_TIMEOUT, http_client};
 use crate::secret::Secret;
+use crate::vendors::{REQUEST_TIMEOUT, http_client};
 
 const PD_TOKEN: &str = "pd-api-token";
 const SLACK_TOKEN: &str = "xoxb-test-token";

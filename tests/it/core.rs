@@ -1,8 +1,8 @@
 use std::time::{Duration, Instant};
 
 use pagerd::fakes::Fault;
+use pagerd::fakes::sign;
 use pagerd::fakes::stand_ins::{Extra, Options, secrets};
-use pagerd::signature;
 use reqwest::Method;
 use serde_json::json;
 
@@ -257,11 +257,11 @@ async fn unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere
     let stale =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(600))
             .to_string();
-    let good = signature::zendesk_sign(secrets::ZD_WEBHOOK, &now, body.as_bytes());
+    let good = sign::zendesk(secrets::ZD_WEBHOOK, &now, body.as_bytes());
     assert_eq!(post(None, None).await.unwrap().status(), 401, "unsigned");
     assert_eq!(
         post(
-            Some(signature::zendesk_sign("wrong", &now, body.as_bytes())),
+            Some(sign::zendesk("wrong", &now, body.as_bytes())),
             Some(now.clone())
         )
         .await
@@ -277,7 +277,7 @@ async fn unsigned_badly_signed_and_stale_webhooks_are_refused_and_stored_nowhere
         401,
         "timestamp swapped"
     );
-    let stale_sig = signature::zendesk_sign(secrets::ZD_WEBHOOK, &stale, body.as_bytes());
+    let stale_sig = sign::zendesk(secrets::ZD_WEBHOOK, &stale, body.as_bytes());
     assert_eq!(
         post(Some(stale_sig), Some(stale)).await.unwrap().status(),
         401,
@@ -308,7 +308,7 @@ async fn malformed_json_is_a_400_and_stores_nothing(b: Backend) {
             .header("content-type", "application/json")
             .header(
                 "X-Zendesk-Webhook-Signature",
-                signature::zendesk_sign(secrets::ZD_WEBHOOK, &now, body.as_bytes()),
+                sign::zendesk(secrets::ZD_WEBHOOK, &now, body.as_bytes()),
             )
             .header("X-Zendesk-Webhook-Signature-Timestamp", &now)
             .body(body)

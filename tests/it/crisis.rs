@@ -350,7 +350,7 @@ async fn slack_buttons_and_slash_command_drive_the_incident() {
         .header("X-Slack-Request-Timestamp", unix_now().to_string())
         .header(
             "X-Slack-Signature",
-            pagerd::signature::slack_sign(
+            pagerd::fakes::sign::slack(
                 secrets::SLACK_SIGNING,
                 &unix_now().to_string(),
                 cmd.as_bytes(),
@@ -390,7 +390,7 @@ async fn slash(url: &str, text: &str) -> String {
         .header("X-Slack-Request-Timestamp", &now)
         .header(
             "X-Slack-Signature",
-            pagerd::signature::slack_sign(secrets::SLACK_SIGNING, &now, cmd.as_bytes()),
+            pagerd::fakes::sign::slack(secrets::SLACK_SIGNING, &now, cmd.as_bytes()),
         )
         .body(cmd)
         .send()

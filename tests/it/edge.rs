@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use pagerd::fakes::sign;
 use pagerd::fakes::stand_ins::{Extra, Options, StandIns, secrets};
-use pagerd::signature;
 use serde_json::json;
 
 use crate::util::{Backend, Harness, Proc, eventually, urgent};
@@ -185,7 +185,7 @@ async fn a_locked_store_leaves_the_public_endpoints_fast_and_webhooks_get_retry_
                 .header("content-type", "application/json")
                 .header(
                     "X-Zendesk-Webhook-Signature",
-                    signature::zendesk_sign(secrets::ZD_WEBHOOK, &ts, body.as_bytes()),
+                    sign::zendesk(secrets::ZD_WEBHOOK, &ts, body.as_bytes()),
                 )
                 .header("X-Zendesk-Webhook-Signature-Timestamp", ts)
                 .body(body)
@@ -305,7 +305,7 @@ async fn replayed_or_stale_pagerduty_webhooks_change_nothing() {
             "resource_type": "incident", "occurred_at": humantime::format_rfc3339_millis(at).to_string(),
             "agent": {"summary": "Ana"}, "data": {"incident_key": KEY, "id": "PX1"}}})
         .to_string();
-        let sig = signature::pagerduty_sign(secrets::PD_WEBHOOK, body.as_bytes());
+        let sig = sign::pagerduty(secrets::PD_WEBHOOK, body.as_bytes());
         (body, sig)
     };
     let pd = &h.vendors.pagerduty;

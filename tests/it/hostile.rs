@@ -1,8 +1,8 @@
 //! Hostile and broken input: refused with a 4xx, stored nowhere, never a
 //! panic or a changed incident.
 
+use pagerd::fakes::sign;
 use pagerd::fakes::stand_ins::{Extra, Options, secrets};
-use pagerd::signature;
 use serde_json::json;
 
 use crate::util::{Backend, Harness, eventually};
@@ -18,7 +18,7 @@ async fn zendesk(h: &Harness, content_type: &str, body: Vec<u8>) -> u16 {
         .header("content-type", content_type)
         .header(
             "X-Zendesk-Webhook-Signature",
-            signature::zendesk_sign(secrets::ZD_WEBHOOK, &ts, &body),
+            sign::zendesk(secrets::ZD_WEBHOOK, &ts, &body),
         )
         .header("X-Zendesk-Webhook-Signature-Timestamp", ts)
         .body(body)
@@ -29,7 +29,7 @@ async fn zendesk(h: &Harness, content_type: &str, body: Vec<u8>) -> u16 {
 }
 
 async fn pagerduty(h: &Harness, body: &str) -> u16 {
-    let sig = signature::pagerduty_sign(secrets::PD_WEBHOOK, body.as_bytes());
+    let sig = sign::pagerduty(secrets::PD_WEBHOOK, body.as_bytes());
     h.vendors
         .pagerduty
         .send_webhook_raw(body, Some(&sig), &format!("wh-{}", body.len()))

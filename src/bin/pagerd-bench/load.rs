@@ -104,7 +104,7 @@ impl Sender {
             Daemon::Pagerd => {
                 let body = zendesk_body(id, status);
                 let ts = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-                let sig = pagerd::signature::zendesk_sign(&self.secret, &ts, body.as_bytes());
+                let sig = pagerd::fakes::sign::zendesk(&self.secret, &ts, body.as_bytes());
                 Prepared {
                     body,
                     signed: Some((ts, sig)),

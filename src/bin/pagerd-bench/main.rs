@@ -6,7 +6,7 @@
 //! fresh SQLite store per phase (WAL, `synchronous=FULL`: every accepted
 //! webhook is fsynced), PagerDuty pacing and all polling off, and only
 //! PagerDuty and Zendesk configured. It plays both vendors itself: it sends
-//! Zendesk webhooks signed with `pagerd::signature::zendesk_sign` from a
+//! Zendesk webhooks signed with `pagerd::fakes::sign::zendesk` from a
 //! keep-alive `reqwest` client, and it answers pagerd's PagerDuty calls with
 //! a lean in-process recorder that notes each request's arrival
 //! ([`recorder`] says why not the test fake). It measures:

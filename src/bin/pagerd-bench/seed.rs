@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use futures_util::future::try_join_all;
 use pagerd::clock::{Clock, SystemClock};
 use pagerd::engine::{Event, Policy};
-use pagerd::http::webhooks::parse_zendesk;
 use pagerd::store::{Intake, SqliteStore, Store};
+use pagerd::vendors::zendesk::webhook::parse as parse_zendesk;
 
 use crate::load::zendesk_body;
 

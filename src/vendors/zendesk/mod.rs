@@ -5,6 +5,8 @@
 //! first reads the ticket's tags: if the marker is there, the comment
 //! already landed and is not posted twice.
 
+pub mod webhook;
+
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};

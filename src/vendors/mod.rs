@@ -13,8 +13,38 @@ use reqwest::header::HeaderMap;
 pub mod email;
 pub mod google;
 pub mod pagerduty;
+pub mod signing;
 pub mod slack;
 pub mod zendesk;
+
+/// A responder: one e-mail address, one real name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Person {
+    /// The e-mail address, trimmed and lower-cased: the identity.
+    pub email: String,
+    /// The real name, for customer-visible text.
+    pub name: String,
+}
+
+impl Person {
+    /// A person; the e-mail is normalised ([`normalize_email`]) and a blank
+    /// name becomes the e-mail address.
+    pub fn new(email: &str, name: &str) -> Person {
+        let email = normalize_email(email);
+        let name = name.trim();
+        let name = if name.is_empty() {
+            email.clone()
+        } else {
+            name.to_string()
+        };
+        Person { email, name }
+    }
+}
+
+/// The canonical form of an e-mail address: trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
 
 /// Why a delivery did not happen.
 ///

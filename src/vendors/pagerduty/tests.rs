@@ -2,7 +2,7 @@
 use super::*;
 use crate::fakes::pagerduty::{FakePagerDuty, PagerDutyOptions};
 use crate::fakes::{Fault, Timeline};
-use crate::integrations::{REQUEST_TIMEOUT, http_client};
+use crate::vendors::{REQUEST_TIMEOUT, http_client};
 
 const TOKEN: &str = "pd-api-token";
 

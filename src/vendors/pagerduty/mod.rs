@@ -6,6 +6,8 @@
 //! per-key limit (a sliding window of `events_per_minute`), because past it
 //! PagerDuty answers 429 and drops the event.
 
+pub mod webhook;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::{DeliveryError, from_status, from_transport, json_response};
-use crate::people::{Person, normalize_email};
+use super::{Person, normalize_email};
 use crate::secret::Secret;
 
 const SERVICE: &str = "PagerDuty";

@@ -12,8 +12,8 @@ use crate::leader::Leadership;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::people::Directory;
-use crate::scheduler::Scheduler;
 use crate::store::{Applied, Change, Intake, Store, StoreError};
+use crate::timers::Scheduler;
 
 /// Everything a request handler or background task needs.
 pub struct Core {

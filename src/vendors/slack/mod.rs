@@ -13,13 +13,16 @@
 //! every answer's `ok` is checked; the error code decides whether a retry can
 //! help (see [`classify`]).
 
+pub mod actions;
+pub mod blocks;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
+use super::Person;
 use super::{DeliveryError, json_response};
-use crate::people::Person;
 use crate::render;
 use crate::secret::Secret;
 
@@ -464,7 +467,7 @@ mod tests {
     use super::*;
     use crate::fakes::slack::{FakeSlack, FakeSlackOptions};
     use crate::fakes::{Fault, Timeline};
-    use crate::integrations::{REQUEST_TIMEOUT, http_client};
+    use crate::vendors::{REQUEST_TIMEOUT, http_client};
 
     const TOKEN: &str = "xoxb-test-token";
 

@@ -723,7 +723,7 @@ mod tests {
         DEMO_KEY_PEM, FakeGoogle, FakeGoogleOptions, demo_service_account_json,
     };
     use crate::fakes::{Fault, Timeline};
-    use crate::integrations::{REQUEST_TIMEOUT, http_client};
+    use crate::vendors::{REQUEST_TIMEOUT, http_client};
 
     const EMAIL: &str = "pagerd@pagerd-demo.iam.gserviceaccount.com";
 

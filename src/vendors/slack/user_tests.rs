@@ -2,7 +2,7 @@
 use super::*;
 use crate::fakes::slack::{BOT_USER_ID, FakeSlack, FakeSlackOptions};
 use crate::fakes::{Fault, Timeline};
-use crate::integrations::{REQUEST_TIMEOUT, http_client};
+use crate::vendors::{REQUEST_TIMEOUT, http_client};
 
 const TOKEN: &str = "xoxb-test-token";
 
