@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::deliver::Integrations;
+use crate::deliver::Registry;
 use crate::dispatcher::{Deliver, Dispatcher};
 use crate::http::serve::{Limits, serve};
 use crate::http::{AppState, REQUEST_TIMEOUT, app};
@@ -46,9 +46,9 @@ pub enum DaemonError {
     /// The store cannot be opened (path, permissions, disk full, schema).
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
-    /// An integration cannot be set up from the config.
-    #[error("{0}")]
-    Integration(String),
+    /// A vendor's client cannot be set up from the config.
+    #[error("cannot set up a vendor: {0}")]
+    Vendor(#[from] crate::deliver::SetupError),
     /// Serving HTTP failed.
     #[error("http server: {0}")]
     Http(#[from] std::io::Error),
@@ -84,8 +84,7 @@ pub async fn run(
         Some(pg) => Arc::new(PostgresStore::connect(pg, policy.clone()).await?),
         None => Arc::new(SqliteStore::open(&config.store.path, policy.clone())?),
     };
-    let integrations =
-        Arc::new(Integrations::from_config(&config).map_err(DaemonError::Integration)?);
+    let integrations = Arc::new(Registry::from_config(&config)?);
     let counter = Counter::new(&config, store.clone())?;
     let live = Arc::new(Live::default());
     // Loaded once before serving, then kept up to date by each commit.
@@ -171,7 +170,7 @@ pub async fn run(
 /// is lost or at shutdown (waiting for deliveries in flight).
 async fn lead(
     core: Arc<Core>,
-    integrations: Arc<Integrations>,
+    integrations: Arc<Registry>,
     config: Arc<Config>,
     shutdown: CancellationToken,
 ) {
@@ -230,7 +229,7 @@ async fn lead(
 /// The leader's work: timers, delivery, polling.
 fn leader_tasks(
     core: &Arc<Core>,
-    integrations: &Arc<Integrations>,
+    integrations: &Arc<Registry>,
     config: &Config,
     multi: bool,
 ) -> (CancellationToken, tokio::task::JoinSet<()>) {

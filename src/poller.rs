@@ -7,17 +7,20 @@
 //!   status of open incidents' tickets, so a solved ticket resolves its
 //!   incident (`zendesk.poll_interval`).
 //!
-//! Both feed ordinary events to the core; the engine de-duplicates.
+//! Both feed ordinary events to intake; the engine de-duplicates. The loops
+//! live here; what to ask each vendor and how to read its answer live in
+//! the vendor's folder (`vendors::*::poll`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Event, Policy, Source, Status};
+use crate::engine::{Event, Policy, Source};
 use crate::intake::Core;
 use crate::store::Intake;
 use crate::vendors::pagerduty::PagerDuty;
+use crate::vendors::pagerduty::webhook::Action;
 use crate::vendors::zendesk::Zendesk;
 
 /// Most open incidents checked per round (PagerDuty allows 960 requests a
@@ -74,15 +77,10 @@ pub async fn pagerduty(
                     break;
                 }
             };
-            let acted = matches!(
-                (remote.status.as_str(), inc.status),
-                ("acknowledged", Status::Triggered)
-                    | ("resolved", Status::Triggered | Status::Acknowledged)
-            );
-            if !acted {
+            let Some((action, first)) = crate::vendors::pagerduty::poll::news(&remote, inc.status)
+            else {
                 continue;
-            }
-            let first = remote.acknowledgers.first();
+            };
             let by = core
                 .people
                 .who_pagerduty(
@@ -90,16 +88,10 @@ pub async fn pagerduty(
                     first.map(|a| a.name.as_str()),
                 )
                 .await;
-            let event = if remote.status == "acknowledged" {
-                Event::Acknowledge {
-                    by,
-                    via: Source::Pagerduty,
-                }
-            } else {
-                Event::Resolve {
-                    by,
-                    via: Source::Pagerduty,
-                }
+            let via = Source::Pagerduty;
+            let event = match action {
+                Action::Acknowledged => Event::Acknowledge { by, via },
+                Action::Resolved => Event::Resolve { by, via },
             };
             tracing::info!(incident = inc.id, status = %remote.status, "pagerduty poll: learned a status change");
             if let Err(e) = core.submit(Intake::incident(inc.id, event)).await {
@@ -107,19 +99,6 @@ pub async fn pagerduty(
             }
         }
     }
-}
-
-/// The searches that find emergency tickets.
-pub fn zendesk_queries(policy: &Policy) -> Vec<String> {
-    let by_priority = policy
-        .emergency_priorities
-        .iter()
-        .map(|p| format!("type:ticket priority:{p} status<solved"));
-    let by_tag = policy
-        .emergency_tags
-        .iter()
-        .map(|t| format!("type:ticket tags:{t} status<solved"));
-    by_priority.chain(by_tag).collect()
 }
 
 /// Polls Zendesk until `shutdown`.
@@ -130,7 +109,7 @@ pub async fn zendesk(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let queries = zendesk_queries(&policy);
+    let queries = crate::vendors::zendesk::poll::queries(&policy);
     let mut offset = 0;
     while every(interval, &shutdown).await {
         for q in &queries {
@@ -192,16 +171,5 @@ mod tests {
         assert_eq!(window(450, 200), (200..400, 400));
         // Wraps: 400..600 covers 400..450 then 0..150.
         assert_eq!(window(450, 400), (400..600, 150));
-    }
-
-    #[test]
-    fn one_query_per_emergency_criterion() {
-        assert_eq!(
-            zendesk_queries(&Policy::default()),
-            vec![
-                "type:ticket priority:urgent status<solved",
-                "type:ticket tags:emergency status<solved"
-            ]
-        );
     }
 }

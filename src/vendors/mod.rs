@@ -46,6 +46,25 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// A vendor that takes effects: the dispatcher hands it every effect of
+/// its lane ([`crate::engine::Lane`]) through the registry
+/// ([`crate::deliver::Registry`]).
+#[async_trait::async_trait]
+pub trait Vendor: Send + Sync + 'static {
+    /// Performs the effect. `Ok(outcome)` only once the remote accepted it;
+    /// with `pending.maybe_sent`, first looks for an earlier attempt's
+    /// marker so nothing is done twice.
+    async fn deliver(
+        &self,
+        pending: &crate::store::Pending,
+    ) -> Result<Option<crate::engine::Outcome>, DeliveryError>;
+}
+
+/// An effect routed to the wrong vendor: a bug in the registry, refused.
+pub(crate) fn wrong_lane(vendor: &str, effect: &crate::engine::Effect) -> DeliveryError {
+    DeliveryError::permanent(format!("{vendor} does not deliver {:?}", effect.kind()))
+}
+
 /// Why a delivery did not happen.
 ///
 /// The `reason` is shown to operators (`pagerd incidents show`, logs); it

@@ -8,6 +8,8 @@
 
 pub mod webhook;
 
+pub mod deliver;
+pub mod poll;
 use std::collections::VecDeque;
 use std::time::Duration;
 

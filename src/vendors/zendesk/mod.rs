@@ -7,6 +7,8 @@
 
 pub mod webhook;
 
+pub mod deliver;
+pub mod poll;
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};

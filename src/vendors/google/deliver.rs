@@ -1,0 +1,70 @@
+//! The crisis doc's effects, delivered through Google Drive and Docs:
+//! create it, share it with the company and the customer, deprecate it.
+
+use async_trait::async_trait;
+
+use super::{Google, Grantee};
+use crate::engine::{Doc, Effect, Incident, Outcome};
+use crate::store::Pending;
+use crate::vendors::{DeliveryError, Vendor, wrong_lane};
+
+/// Title prefix of a deprecated crisis doc.
+pub const DEPRECATED_PREFIX: &str = "[DEPRECATED] ";
+
+/// Google as the crisis doc's home, with how docs are shared.
+pub struct Docs {
+    /// The client.
+    pub google: Google,
+    /// The company's domain, given write access; `None`: not shared so.
+    pub share_domain: Option<String>,
+    /// The customer's role on the doc (`commenter`, `reader`, `writer`).
+    pub customer_role: String,
+}
+
+fn doc(inc: &Incident) -> Result<&Doc, DeliveryError> {
+    inc.crisis
+        .as_ref()
+        .and_then(|c| c.doc.as_ref())
+        .ok_or_else(|| DeliveryError::permanent("the incident has no crisis doc"))
+}
+
+#[async_trait]
+impl Vendor for Docs {
+    async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
+        let inc = &p.incident;
+        match &p.effect {
+            Effect::CreateDoc { title, body } => {
+                let made = self.google.create_doc(title, body, &p.key()).await?;
+                Ok(Some(Outcome::Doc {
+                    doc: Doc {
+                        id: made.id,
+                        url: made.url,
+                    },
+                }))
+            }
+            Effect::ShareDoc => {
+                let doc = doc(inc)?;
+                // Sequential on purpose: Drive applies only the last of
+                // concurrent permission changes to one file.
+                if let Some(domain) = &self.share_domain {
+                    self.google
+                        .share(&doc.id, &Grantee::Domain(domain.clone()), "writer")
+                        .await?;
+                }
+                if !inc.ticket.requester_email.is_empty() {
+                    let customer = Grantee::User(inc.ticket.requester_email.clone());
+                    self.google
+                        .share(&doc.id, &customer, &self.customer_role)
+                        .await?;
+                }
+                Ok(None)
+            }
+            Effect::DeprecateDoc { notice } => self
+                .google
+                .deprecate(&doc(inc)?.id, DEPRECATED_PREFIX, notice)
+                .await
+                .map(|()| None),
+            other => Err(wrong_lane("Google", other)),
+        }
+    }
+}
