@@ -30,9 +30,11 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod dispatcher;
 pub mod engine;
+#[cfg(feature = "demo")]
 pub mod fakes;
 pub mod health;
 pub mod http;

@@ -246,9 +246,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        #[cfg(feature = "demo")]
         Command::Demo { speed, keep } => {
             pagerd::demo::run(pagerd::demo::DemoOptions { speed, keep }).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => {
+            errln!(
+                "pagerd: this pagerd was built without the demo and its stand-ins (a production \
+                 build); run it from a default build: cargo run --release -- demo"
+            );
+            Ok(ExitCode::from(2))
         }
         Command::Status { json } => {
             let (addr, token) = config::load_cli(&cli.config)?;

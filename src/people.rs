@@ -26,7 +26,8 @@ use crate::vendors::DeliveryError;
 use crate::vendors::pagerduty::PagerDuty;
 use crate::vendors::slack::Slack;
 
-#[cfg(test)]
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
 mod tests;
 mod who;
 

@@ -74,6 +74,7 @@ mod tests {
         assert_eq!(fresh(100, 399), Ok(()));
     }
 
+    #[cfg(feature = "demo")]
     mod props {
         use proptest::prelude::*;
 

@@ -150,7 +150,8 @@ fn sanitize_id(id: &str) -> String {
     }
 }
 
-#[cfg(test)]
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
 mod tests {
     use super::*;
     use crate::fakes::Timeline;

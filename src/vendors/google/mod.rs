@@ -717,7 +717,8 @@ fn enc(segment: &str) -> String {
     out
 }
 
-#[cfg(test)]
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
 mod tests {
     use super::*;
     use crate::fakes::google::{

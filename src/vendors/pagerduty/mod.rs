@@ -405,5 +405,6 @@ impl PagerDuty {
     }
 }
 
-#[cfg(test)]
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
 mod tests;

@@ -461,7 +461,8 @@ fn next_cursor(v: &Value) -> String {
         .to_string()
 }
 
-#[cfg(test)]
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
 mod tests {
     use std::time::Duration;
 
@@ -728,5 +729,6 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
 mod user_tests;
