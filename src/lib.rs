@@ -11,6 +11,8 @@
 //!   idempotency keys through the [`integrations`].
 //! - [`http`]: webhooks in, admin API, health, metrics.
 //! - [`poller`]: PagerDuty and Zendesk polling behind the webhooks.
+//! - [`business_time`]: business hours, days and holidays in a time zone, and
+//!   deadlines counted in business time (pure; no clock).
 //! - [`people`]: who a responder is across PagerDuty, Slack and the CLI
 //!   (one person per e-mail, with their real name).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod business_time;
 pub mod client;
 pub mod clock;
 pub mod config;
