@@ -66,8 +66,9 @@ impl Scheduler {
         self.len() == 0
     }
 
-    /// Takes every deadline due at `now`; returns them and the next one.
-    fn take_due(&self, now: Millis) -> (Vec<i64>, Option<Millis>) {
+    /// Takes every deadline due at `now`; returns them (`(due, incident)`)
+    /// and the next one.
+    fn take_due(&self, now: Millis) -> (Vec<(Millis, i64)>, Option<Millis>) {
         let mut t = self.timers.lock().expect("timers lock");
         let mut due = Vec::new();
         while let Some(&(at, id)) = t.queue.first() {
@@ -76,7 +77,7 @@ impl Scheduler {
             }
             t.queue.pop_first();
             t.by_incident.remove(&id);
-            due.push(id);
+            due.push((at, id));
         }
         (due, t.queue.first().map(|(at, _)| *at))
     }
@@ -113,10 +114,11 @@ impl Scheduler {
             }
             let now = core.clock.now();
             let (due, next) = self.take_due(now);
-            for id in due {
+            for (at, id) in due {
                 while firing.len() >= FIRE_CONCURRENCY {
                     firing.join_next().await;
                 }
+                core.metrics.observe_timer(at, core.clock.now());
                 let (me, core) = (self.clone(), core.clone());
                 firing.spawn(async move { me.fire(&core, id).await });
             }
@@ -161,7 +163,6 @@ impl Scheduler {
     }
 
     async fn fire(&self, core: &Core, id: i64) {
-        core.metrics.inc("pagerd_timer_fired_total", String::new());
         let intake = Intake::incident(id, Event::Tick);
         if let Err(e) = core.submit(intake).await {
             tracing::error!(incident = id, cause = %e, "scheduler: deadline not processed; retrying in 1s");
@@ -181,7 +182,7 @@ mod tests {
         s.arm(1, Some(50));
         s.arm(2, Some(70));
         assert_eq!(s.len(), 2);
-        assert_eq!(s.take_due(60), (vec![1], Some(70)));
+        assert_eq!(s.take_due(60), (vec![(50, 1)], Some(70)));
         s.arm(2, None);
         assert!(s.is_empty());
     }

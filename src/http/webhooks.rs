@@ -42,10 +42,7 @@ fn unix_now() -> i64 {
 pub const PAGERDUTY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn count(st: &AppState, source: &str, result: &str) {
-    st.core.metrics.inc(
-        "pagerd_webhooks_total",
-        format!("source=\"{source}\",result=\"{result}\""),
-    );
+    st.core.metrics.observe_webhook(source, result);
 }
 
 /// Runs a verification step, counting and logging a refusal.

@@ -1,0 +1,292 @@
+//! Unit tests of the exposition, read back with a real parser.
+
+use prometheus_parse::{Scrape as Parsed, Value};
+
+use super::*;
+use crate::engine::{Incident, Ticket};
+
+fn incident(opened_at: Millis) -> Incident {
+    Incident {
+        id: 7,
+        dedup_key: "zendesk-1".into(),
+        ticket: Ticket {
+            id: "1".into(),
+            title: String::new(),
+            priority: "urgent".into(),
+            status: "new".into(),
+            tags: vec![],
+            url: String::new(),
+            requester_name: String::new(),
+            requester_email: String::new(),
+            organization: String::new(),
+        },
+        status: Status::Triggered,
+        opened_at,
+        level: 1,
+        acked: None,
+        resolved: None,
+        responders: vec![],
+        deadlines: Default::default(),
+        page_pending: true,
+        fallback_sent: false,
+        pagerduty_id: None,
+        crisis: None,
+        last_error: None,
+        episode: 1,
+        paged_at: None,
+        escalated_at: None,
+        undeliverable: None,
+    }
+}
+
+fn updated(inc: &Incident) -> Applied {
+    Applied {
+        result: Change::Updated,
+        incident: Some(inc.clone()),
+        effects: 0,
+        undeliverable_delta: 0,
+    }
+}
+
+fn parse(text: &str) -> Parsed {
+    Parsed::parse(text.lines().map(|l| Ok(l.to_string()))).expect("exposition parses")
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn value(p: &Parsed, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    p.samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+/// A histogram's `_count` or `_sum`, as exposed.
+fn stat(m: &Metrics, histogram: &str, which: &str) -> f64 {
+    value(&parse(&render(m)), &format!("{histogram}_{which}"), &[]).unwrap_or(f64::NAN)
+}
+
+fn render(m: &Metrics) -> String {
+    m.render(&Scrape::default()).expect("renders")
+}
+
+#[test]
+fn a_fresh_exposition_has_every_series_at_zero_and_the_build() {
+    let text = render(&Metrics::new());
+    let p = parse(&text);
+    assert_eq!(
+        value(
+            &p,
+            "pagerd_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    for source in WEBHOOK_SOURCES {
+        for result in WEBHOOK_RESULTS {
+            let l = [("source", source), ("result", result)];
+            assert_eq!(value(&p, "pagerd_webhooks_total", &l), Some(0.0), "{l:?}");
+        }
+    }
+    for result in EVENT_RESULTS {
+        assert_eq!(
+            value(&p, "pagerd_events_total", &[("result", result)]),
+            Some(0.0)
+        );
+    }
+    for lane in LANES {
+        for result in DELIVERY_RESULTS {
+            let l = [("lane", lane.as_str()), ("result", result)];
+            assert_eq!(value(&p, "pagerd_deliveries_total", &l), Some(0.0));
+            assert_eq!(
+                value(&p, "pagerd_delivery_duration_seconds_count", &l),
+                Some(0.0)
+            );
+        }
+    }
+    for h in [
+        "pagerd_page_latency_seconds",
+        "pagerd_time_to_ack_seconds",
+        "pagerd_timer_lateness_seconds",
+    ] {
+        assert!(text.contains(&format!("# TYPE {h} histogram\n")), "{text}");
+        assert_eq!(value(&p, &format!("{h}_count"), &[]), Some(0.0), "{h}");
+    }
+    for (state, _) in [("triggered", 0), ("acknowledged", 0)] {
+        assert_eq!(
+            value(&p, "pagerd_incidents_open", &[("state", state)]),
+            Some(0.0)
+        );
+    }
+    for g in [
+        "pagerd_leader",
+        "pagerd_pages_undeliverable",
+        "pagerd_outbox_pending",
+        "pagerd_outbox_oldest_pending_age_seconds",
+        "pagerd_deadlines_armed",
+        "pagerd_log_lines_dropped_total",
+    ] {
+        assert!(value(&p, g, &[]).is_some(), "{g} missing:\n{text}");
+    }
+    assert!(!text.contains("_ms"), "base units only:\n{text}");
+    assert!(!text.contains("_total_total"), "{text}");
+}
+
+#[test]
+fn the_scrape_sets_the_gauges_in_base_units() {
+    let m = Metrics::new();
+    let scrape = Scrape {
+        stats: Stats {
+            open_incidents: 3,
+            acknowledged_incidents: 1,
+            incidents: 10,
+            pending_effects: 4,
+            failed_effects: 2,
+            undeliverable: 1,
+            oldest_pending_ms: 1500,
+        },
+        leader: true,
+        armed: 5,
+    };
+    let text = m.render(&scrape).expect("renders");
+    let p = parse(&text);
+    let one = |n: &str, l: &[(&str, &str)]| value(&p, n, l);
+    assert_eq!(one("pagerd_leader", &[]), Some(1.0));
+    assert_eq!(
+        one("pagerd_incidents_open", &[("state", "triggered")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        one("pagerd_incidents_open", &[("state", "acknowledged")]),
+        Some(1.0)
+    );
+    assert_eq!(one("pagerd_outbox_pending", &[]), Some(4.0));
+    assert_eq!(one("pagerd_outbox_failed", &[]), Some(2.0));
+    assert_eq!(
+        one("pagerd_outbox_oldest_pending_age_seconds", &[]),
+        Some(1.5)
+    );
+    assert_eq!(one("pagerd_pages_undeliverable", &[]), Some(1.0));
+    assert_eq!(one("pagerd_deadlines_armed", &[]), Some(5.0));
+    assert_eq!(one("pagerd_incidents", &[]), Some(10.0));
+}
+
+#[test]
+fn page_and_ack_latencies_are_observed_once_by_the_commit_that_set_them() {
+    let m = Metrics::new();
+    let mut inc = incident(1_000);
+    m.observe_commit(
+        &Applied {
+            result: Change::Created,
+            ..updated(&inc)
+        },
+        1_000,
+    );
+    // PagerDuty accepted the page at 3.5 s.
+    inc.paged_at = Some(3_500);
+    m.observe_commit(&updated(&inc), 3_500);
+    // Another commit in the same millisecond, then a later one: no new
+    // observation.
+    m.observe_commit(&updated(&inc), 3_500);
+    m.observe_commit(&updated(&inc), 9_000);
+    assert_eq!(stat(&m, "pagerd_page_latency_seconds", "count"), 1.0);
+    assert_eq!(stat(&m, "pagerd_page_latency_seconds", "sum"), 2.5);
+    assert_eq!(stat(&m, "pagerd_time_to_ack_seconds", "count"), 0.0);
+    // Acknowledged 2 minutes after the page.
+    inc.status = Status::Acknowledged;
+    inc.acked = Some(("Ana".into(), 123_500));
+    m.observe_commit(&updated(&inc), 123_500);
+    m.observe_commit(&updated(&inc), 200_000);
+    assert_eq!(
+        (
+            stat(&m, "pagerd_time_to_ack_seconds", "count"),
+            stat(&m, "pagerd_time_to_ack_seconds", "sum")
+        ),
+        (1.0, 120.0)
+    );
+    // A replayed or ignored event observes nothing.
+    m.observe_commit(
+        &Applied {
+            result: Change::Replayed,
+            ..updated(&inc)
+        },
+        123_500,
+    );
+    assert_eq!(stat(&m, "pagerd_time_to_ack_seconds", "count"), 1.0);
+    let p = parse(&render(&m));
+    assert_eq!(
+        value(&p, "pagerd_events_total", &[("result", "updated")]),
+        Some(5.0)
+    );
+    assert_eq!(
+        value(&p, "pagerd_events_total", &[("result", "replayed")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&p, "pagerd_page_latency_seconds_count", &[]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn an_ack_before_the_page_was_accepted_has_no_time_to_ack() {
+    let m = Metrics::new();
+    let mut inc = incident(0);
+    inc.status = Status::Acknowledged;
+    inc.acked = Some(("Ana".into(), 5_000));
+    m.observe_commit(&updated(&inc), 5_000);
+    assert_eq!(stat(&m, "pagerd_time_to_ack_seconds", "count"), 0.0);
+}
+
+#[test]
+fn deliveries_and_timers_are_counted_by_lane_and_result() {
+    let m = Metrics::new();
+    let ok: Result<(), DeliveryError> = Ok(());
+    let retry: Result<(), DeliveryError> = Err(DeliveryError::Retryable {
+        reason: "503".into(),
+        retry_after: None,
+    });
+    let fail: Result<(), DeliveryError> = Err(DeliveryError::Permanent {
+        reason: "invalid routing key".into(),
+    });
+    m.observe_delivery(Lane::Pagerduty, &ok, Duration::from_millis(120));
+    m.observe_delivery(Lane::Pagerduty, &retry, Duration::from_millis(30));
+    m.observe_delivery(Lane::Pagerduty, &retry, Duration::from_millis(30));
+    m.observe_delivery(Lane::Slack, &fail, Duration::from_millis(10));
+    m.observe_timer(10_000, 10_250);
+    m.observe_timer(10_000, 9_000);
+    m.observe_webhook("zendesk", "accepted");
+    let text = render(&m);
+    let p = parse(&text);
+    let d = |lane, result| {
+        value(
+            &p,
+            "pagerd_deliveries_total",
+            &[("lane", lane), ("result", result)],
+        )
+    };
+    assert_eq!(d("pagerduty", "delivered"), Some(1.0));
+    assert_eq!(d("pagerduty", "retried"), Some(2.0));
+    assert_eq!(d("slack", "failed"), Some(1.0));
+    assert_eq!(d("email", "failed"), Some(0.0));
+    assert!(
+        text.contains(
+            "pagerd_delivery_duration_seconds_bucket{lane=\"pagerduty\",result=\"delivered\",le=\"0.25\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &p,
+            "pagerd_webhooks_total",
+            &[("source", "zendesk"), ("result", "accepted")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&p, "pagerd_timer_fired_total", &[]), Some(2.0));
+    // Early counts as on time.
+    assert_eq!(stat(&m, "pagerd_timer_lateness_seconds", "sum"), 0.25);
+}
