@@ -1,4 +1,7 @@
-//! Unit tests of the exposition, read back with a real parser.
+//! Unit tests of the exposition (read back with a real parser), and of the
+//! alert rules against it.
+
+use std::collections::BTreeSet;
 
 use prometheus_parse::{Scrape as Parsed, Value};
 
@@ -61,6 +64,25 @@ fn value(p: &Parsed, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
             _ => None,
         })
+}
+
+/// Every sample name in an exposition (`_bucket`, `_sum`, `_count` lines
+/// included).
+fn names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The metric names (`pagerd_…`, `process_…`) a text mentions.
+fn referenced(text: &str) -> BTreeSet<String> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    text.split(|c: char| !ident(c))
+        .filter(|w| w.starts_with("pagerd_") || w.starts_with("process_"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A histogram's `_count` or `_sum`, as exposed.
@@ -289,4 +311,14 @@ fn deliveries_and_timers_are_counted_by_lane_and_result() {
     assert_eq!(value(&p, "pagerd_timer_fired_total", &[]), Some(2.0));
     // Early counts as on time.
     assert_eq!(stat(&m, "pagerd_timer_lateness_seconds", "sum"), 0.25);
+}
+
+#[test]
+fn the_alert_rules_use_only_exposed_metrics() {
+    let rules = include_str!("../../config/prometheus/pagerd.rules.yml");
+    let exposed = names(&render(&Metrics::new()));
+    let used = referenced(rules);
+    assert!(used.contains("pagerd_leader"), "{used:?}");
+    let missing: Vec<&String> = used.difference(&exposed).collect();
+    assert!(missing.is_empty(), "not exposed: {missing:?}");
 }
