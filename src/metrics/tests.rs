@@ -1,5 +1,5 @@
 //! Unit tests of the exposition (read back with a real parser), and of the
-//! alert rules against it.
+//! Grafana dashboard and the alert rules against it.
 
 use std::collections::BTreeSet;
 
@@ -311,6 +311,55 @@ fn deliveries_and_timers_are_counted_by_lane_and_result() {
     assert_eq!(value(&p, "pagerd_timer_fired_total", &[]), Some(2.0));
     // Early counts as on time.
     assert_eq!(stat(&m, "pagerd_timer_lateness_seconds", "sum"), 0.25);
+}
+
+#[test]
+fn the_dashboard_is_json_and_queries_only_exposed_metrics() {
+    let text = include_str!("../../config/grafana/pagerd.json");
+    let dash: serde_json::Value = serde_json::from_str(text).expect("dashboard is JSON");
+    assert_eq!(dash["uid"], "pagerd");
+    let panels = dash["panels"].as_array().expect("panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let queried: BTreeSet<String> = exprs.iter().flat_map(|e| referenced(e)).collect();
+    let exposed = names(&render(&Metrics::new()));
+    let missing: Vec<&String> = queried.difference(&exposed).collect();
+    assert!(missing.is_empty(), "not exposed: {missing:?}");
+    for wanted in [
+        "pagerd_page_latency_seconds_bucket",
+        "pagerd_time_to_ack_seconds_bucket",
+        "pagerd_outbox_pending",
+        "pagerd_outbox_oldest_pending_age_seconds",
+        "pagerd_pages_undeliverable",
+        "pagerd_deliveries_total",
+        "pagerd_timer_lateness_seconds_bucket",
+        "pagerd_leader",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(queried.contains(wanted), "the dashboard lacks {wanted}");
+    }
+    // Panels do not overlap on Grafana's 24-column grid.
+    let mut cells = BTreeSet::new();
+    for p in panels {
+        let g = &p["gridPos"];
+        let (x, y, w, h) = (
+            g["x"].as_u64(),
+            g["y"].as_u64(),
+            g["w"].as_u64(),
+            g["h"].as_u64(),
+        );
+        let (Some(x), Some(y), Some(w), Some(h)) = (x, y, w, h) else {
+            panic!("gridPos of {}", p["title"]);
+        };
+        assert!(x + w <= 24, "{}", p["title"]);
+        for cell in (x..x + w).flat_map(|cx| (y..y + h).map(move |cy| (cx, cy))) {
+            assert!(cells.insert(cell), "{} overlaps", p["title"]);
+        }
+    }
 }
 
 #[test]
