@@ -176,7 +176,6 @@ struct Tracking {
 async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, track: Tracking, p: Pending) {
     let in_flight = &track.in_flight;
     let kind = p.effect.kind();
-    let lane = kind.lane().as_str();
     let span = tracing::info_span!("deliver", incident = p.incident.id, ticket = %p.incident.ticket.id, effect = ?kind, row = p.id);
     // The lease may have lapsed while this task waited to run: a paused
     // old leader must not deliver anything after losing it.
@@ -184,12 +183,13 @@ async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, track: Tracking
         in_flight.lock().expect("in-flight lock").remove(&p.id);
         return;
     }
+    let started = std::time::Instant::now();
     let result = deliver.deliver(&p).await;
+    core.metrics
+        .observe_delivery(kind.lane(), &result, started.elapsed());
     let now = core.clock.now();
     let stored = match result {
         Ok(outcome) => {
-            core.metrics
-                .inc("pagerd_effects_delivered_total", format!("lane=\"{lane}\""));
             tracing::info!(parent: &span, attempts = p.attempts + 1, "delivered");
             let event = Event::Delivered {
                 effect: kind,
@@ -204,8 +204,6 @@ async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, track: Tracking
             reason,
             retry_after,
         }) => {
-            core.metrics
-                .inc("pagerd_effects_retried_total", format!("lane=\"{lane}\""));
             let delay = backoff(p.attempts).max(retry_after.unwrap_or_default());
             tracing::warn!(parent: &span, attempts = p.attempts + 1, retry_in = ?delay, cause = %reason, "delivery failed; will retry");
             let at = now + core.clock.clock_time(delay);
@@ -215,8 +213,6 @@ async fn deliver_one(core: Arc<Core>, deliver: Arc<dyn Deliver>, track: Tracking
                 .map(|()| None)
         }
         Err(DeliveryError::Permanent { reason }) => {
-            core.metrics
-                .inc("pagerd_effects_failed_total", format!("lane=\"{lane}\""));
             tracing::error!(parent: &span, cause = %reason, "delivery failed permanently; fix the configuration (see `pagerd incidents show`)");
             core.store
                 .fail(p.id, reason, now)

@@ -12,7 +12,7 @@ use crate::leader::Leadership;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::people::Directory;
-use crate::store::{Applied, Change, Intake, Store, StoreError};
+use crate::store::{Applied, Intake, Store, StoreError};
 use crate::timers::Scheduler;
 
 /// Everything a request handler or background task needs.
@@ -25,7 +25,7 @@ pub struct Core {
     pub scheduler: Arc<Scheduler>,
     /// Wakes the dispatcher when new effects are queued.
     pub dispatch: Arc<Notify>,
-    /// Counters.
+    /// Counters, histograms and the scrape.
     pub metrics: Arc<Metrics>,
     /// Whether this instance fires timers and delivers.
     pub leadership: Arc<Leadership>,
@@ -63,14 +63,7 @@ impl Core {
     /// count it.
     pub fn after_at(&self, applied: &Applied, now: Millis) {
         self.live.committed(applied, now);
-        let result = match &applied.result {
-            Change::Created => "created",
-            Change::Updated => "updated",
-            Change::Ignored(_) => "ignored",
-            Change::Replayed => "replayed",
-        };
-        self.metrics
-            .inc("pagerd_events_total", format!("result=\"{result}\""));
+        self.metrics.observe_commit(applied, now);
         // Re-arming an unchanged incident is harmless and keeps a timer
         // whose tick was ignored (nothing due yet) in the set.
         if let Some((id, due)) = applied.next_due() {

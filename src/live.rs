@@ -29,6 +29,8 @@ pub const PROBE_STALE: Duration = Duration::from_secs(5);
 struct Counts {
     incidents: u64,
     open: u64,
+    /// Open and acknowledged.
+    acknowledged: u64,
     pending: u64,
     failed: u64,
     /// Open incidents whose page failed for good, not re-sent.
@@ -82,15 +84,28 @@ impl Live {
     /// What a commit at `now` changed.
     pub fn committed(&self, applied: &Applied, now: Millis) {
         let open_now = applied.incident.as_ref().map(|i| i.is_open());
+        // Acknowledged by this very commit (the engine stamps `now`, once:
+        // an acknowledged incident never goes back to triggered).
+        let acked_now = applied
+            .incident
+            .as_ref()
+            .and_then(|i| i.acked.as_ref())
+            .is_some_and(|(_, at)| *at == now);
         let mut c = self.counts();
         c.undeliverable = c
             .undeliverable
             .saturating_add_signed(applied.undeliverable_delta);
         match (&applied.result, &applied.incident) {
-            (Change::Created, _) => {
+            (Change::Created, inc) => {
                 c.incidents += 1;
                 if open_now == Some(true) {
                     c.open += 1;
+                    if inc
+                        .as_ref()
+                        .is_some_and(|i| i.status == Status::Acknowledged)
+                    {
+                        c.acknowledged += 1;
+                    }
                 }
             }
             // Resolved by this very commit (the engine stamps `now`); later
@@ -100,6 +115,12 @@ impl Live {
                     && inc.resolved.as_ref().is_some_and(|(_, at)| *at == now) =>
             {
                 c.open = c.open.saturating_sub(1);
+                if inc.acked.is_some() && !acked_now {
+                    c.acknowledged = c.acknowledged.saturating_sub(1);
+                }
+            }
+            (Change::Updated, Some(inc)) if inc.status == Status::Acknowledged && acked_now => {
+                c.acknowledged += 1;
             }
             _ => {}
         }
@@ -153,6 +174,7 @@ impl Live {
         }
         c.incidents = stats.incidents;
         c.open = stats.open_incidents;
+        c.acknowledged = stats.acknowledged_incidents;
         c.pending = stats.pending_effects;
         c.failed = stats.failed_effects;
         c.undeliverable = stats.undeliverable;
@@ -181,6 +203,7 @@ impl Live {
             .map_or(0, |(at, _)| (now - at).max(0));
         Stats {
             open_incidents: c.open,
+            acknowledged_incidents: c.acknowledged.min(c.open),
             incidents: c.incidents,
             pending_effects: c.pending,
             failed_effects: c.failed,
@@ -281,15 +304,17 @@ mod tests {
             &applied(Change::Created, incident(Status::Triggered, None), 2),
             100,
         );
-        live.committed(
-            &applied(Change::Updated, incident(Status::Acknowledged, None), 1),
-            200,
-        );
+        let mut acked = incident(Status::Acknowledged, None);
+        acked.acked = Some(("ana".into(), 200));
+        live.committed(&applied(Change::Updated, acked.clone(), 1), 200);
+        // A later commit on the acknowledged incident is no second ack.
+        live.committed(&applied(Change::Updated, acked.clone(), 0), 250);
         let s = live.stats(300);
         assert_eq!(
             (s.incidents, s.open_incidents, s.pending_effects),
             (1, 1, 3)
         );
+        assert_eq!(s.acknowledged_incidents, 1);
         assert_eq!(s.oldest_pending_ms, 200);
         live.settled(100, false);
         live.settled(100, true);
@@ -298,10 +323,12 @@ mod tests {
         assert_eq!(s.oldest_pending_ms, 100, "the row queued at 200 is left");
         // Resolved by this commit: one open fewer; a later commit on the
         // resolved incident changes nothing.
-        let resolved = incident(Status::Resolved, Some(400));
+        let mut resolved = incident(Status::Resolved, Some(400));
+        resolved.acked = acked.acked;
         live.committed(&applied(Change::Updated, resolved.clone(), 0), 400);
         live.committed(&applied(Change::Updated, resolved, 0), 500);
         assert_eq!(live.stats(500).open_incidents, 0);
+        assert_eq!(live.stats(500).acknowledged_incidents, 0);
     }
 
     #[test]

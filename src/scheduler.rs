@@ -55,10 +55,11 @@ impl Scheduler {
             }
             let now = core.clock.now();
             let (due, next) = self.take_due(now);
-            for id in due {
+            for (at, id) in due {
                 while firing.len() >= FIRE_CONCURRENCY {
                     firing.join_next().await;
                 }
+                core.metrics.observe_timer(at, core.clock.now());
                 let (me, core) = (self.clone(), core.clone());
                 firing.spawn(async move { me.fire(&core, id).await });
             }
@@ -103,7 +104,6 @@ impl Scheduler {
     }
 
     async fn fire(&self, core: &Core, id: i64) {
-        core.metrics.inc("pagerd_timer_fired_total", String::new());
         let intake = Intake::incident(id, Event::Tick);
         if let Err(e) = core.submit(intake).await {
             tracing::error!(incident = id, cause = %e, "scheduler: deadline not processed; retrying in 1s");

@@ -53,8 +53,9 @@ impl Scheduler {
         self.len() == 0
     }
 
-    /// Takes every deadline due at `now`; returns them and the next one.
-    pub(crate) fn take_due(&self, now: Millis) -> (Vec<i64>, Option<Millis>) {
+    /// Takes every deadline due at `now`; returns them (`(due, incident)`)
+    /// and the next one.
+    pub(crate) fn take_due(&self, now: Millis) -> (Vec<(Millis, i64)>, Option<Millis>) {
         let mut t = self.timers.lock().expect("timers lock");
         let mut due = Vec::new();
         while let Some(&(at, id)) = t.queue.first() {
@@ -63,7 +64,7 @@ impl Scheduler {
             }
             t.queue.pop_first();
             t.by_incident.remove(&id);
-            due.push(id);
+            due.push((at, id));
         }
         (due, t.queue.first().map(|(at, _)| *at))
     }
@@ -80,7 +81,7 @@ mod tests {
         s.arm(1, Some(50));
         s.arm(2, Some(70));
         assert_eq!(s.len(), 2);
-        assert_eq!(s.take_due(60), (vec![1], Some(70)));
+        assert_eq!(s.take_due(60), (vec![(50, 1)], Some(70)));
         s.arm(2, None);
         assert!(s.is_empty());
     }

@@ -115,12 +115,18 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 /// `GET /metrics`, from memory.
 async fn metrics(State(st): State<AppState>) -> Response {
-    let stats = st.core.live.stats(st.core.clock.now());
-    let text = st
-        .core
-        .metrics
-        .render(Some(stats), st.core.leadership.is_leader());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let scrape = crate::metrics::Scrape {
+        stats: st.core.live.stats(st.core.clock.now()),
+        leader: st.core.leadership.is_leader(),
+        armed: st.core.scheduler.len(),
+    };
+    match st.core.metrics.render(&scrape) {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot encode the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// An error answered to a client: 4xx say what was wrong; 5xx say little.

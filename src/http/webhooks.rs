@@ -25,10 +25,7 @@ use crate::vendors::signing::{SignatureError, unix_now};
 use crate::vendors::{pagerduty, slack, zendesk};
 
 fn count(st: &AppState, source: &str, result: &str) {
-    st.core.metrics.inc(
-        "pagerd_webhooks_total",
-        format!("source=\"{source}\",result=\"{result}\""),
-    );
+    st.core.metrics.observe_webhook(source, result);
 }
 
 /// Step 1 for every vendor: a refused signature is counted, logged and

@@ -221,6 +221,8 @@ pub struct JournalEntry {
 pub struct Stats {
     /// Incidents not resolved.
     pub open_incidents: u64,
+    /// Of those, the acknowledged ones (the others are triggered).
+    pub acknowledged_incidents: u64,
     /// All incidents.
     pub incidents: u64,
     /// Effects waiting for delivery.

@@ -606,10 +606,11 @@ impl Store for SqliteStore {
 /// The counts of [`Store::stats`], on any connection (the daemon also runs
 /// them on a read-only one, off the writer thread: see [`open_reader`]).
 pub fn read_stats(conn: &Connection, now: Millis) -> Result<Stats, StoreError> {
-    let (incidents, open): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status != 'resolved') FROM incidents",
+    let (incidents, open, acknowledged): (i64, i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE status != 'resolved'),
+                COUNT(*) FILTER (WHERE status = 'acknowledged') FROM incidents",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let (pending, oldest): (i64, Option<i64>) = conn.query_row(
         "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE done = 0",
@@ -626,6 +627,7 @@ pub fn read_stats(conn: &Connection, now: Millis) -> Result<Stats, StoreError> {
     )?;
     Ok(Stats {
         open_incidents: open as u64,
+        acknowledged_incidents: acknowledged as u64,
         incidents: incidents as u64,
         pending_effects: pending as u64,
         failed_effects: failed as u64,

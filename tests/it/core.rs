@@ -402,29 +402,162 @@ async fn admin_api_needs_the_token(b: Backend) {
     assert_eq!(status, 400, "{body}");
 }
 
+/// `/metrics` as a Prometheus server reads it.
+async fn scrape(h: &Harness) -> (String, prometheus_parse::Scrape) {
+    let resp = reqwest::get(h.url("/metrics")).await.expect("scraped");
+    assert_eq!(resp.status(), 200);
+    let ct = resp.headers()[reqwest::header::CONTENT_TYPE].clone();
+    assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
+    let text = resp.text().await.expect("body");
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("a valid exposition");
+    (text, parsed)
+}
+
+/// The value of sample `name` whose labels include `labels`.
+fn sample(p: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    use prometheus_parse::Value;
+    p.samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+/// Whether `name` is a histogram with buckets up to `+Inf`.
+fn is_histogram(p: &prometheus_parse::Scrape, name: &str) -> bool {
+    p.samples.iter().any(|s| {
+        s.metric == name
+            && matches!(&s.value, prometheus_parse::Value::Histogram(b)
+                if b.iter().any(|c| c.less_than.is_infinite()))
+    })
+}
+
 async fn metrics_and_readiness_report(b: Backend) {
     let Some(h) = Harness::started_on(b, "").await else {
         return;
     };
+    // Before anything happens: histograms, zero counters, the build.
+    let (text, p) = scrape(&h).await;
+    for name in [
+        "pagerd_page_latency_seconds",
+        "pagerd_time_to_ack_seconds",
+        "pagerd_timer_lateness_seconds",
+        "pagerd_delivery_duration_seconds",
+    ] {
+        assert!(is_histogram(&p, name), "{name} histogram:\n{text}");
+    }
+    assert_eq!(
+        sample(&p, "pagerd_page_latency_seconds_count", &[]),
+        Some(0.0)
+    );
+    let zero = [
+        (
+            "pagerd_webhooks_total",
+            [("source", "zendesk"), ("result", "accepted")],
+        ),
+        (
+            "pagerd_webhooks_total",
+            [("source", "pagerduty"), ("result", "unauthorized")],
+        ),
+        (
+            "pagerd_deliveries_total",
+            [("lane", "pagerduty"), ("result", "delivered")],
+        ),
+        (
+            "pagerd_deliveries_total",
+            [("lane", "email"), ("result", "failed")],
+        ),
+    ];
+    for (name, labels) in &zero {
+        assert_eq!(
+            sample(&p, name, labels),
+            Some(0.0),
+            "{name}{labels:?}:\n{text}"
+        );
+    }
+    assert_eq!(
+        sample(&p, "pagerd_events_total", &[("result", "created")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &p,
+            "pagerd_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&p, "pagerd_leader", &[]), Some(1.0));
+    assert!(
+        sample(&p, "process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0),
+        "{text}"
+    );
+    promtool_check_metrics(&text).await;
+
     h.ticket(4711, "urgent", &[]).await;
     eventually("paged", || async {
         h.vendors.pagerduty.opened_for(KEY) == 1
     })
     .await;
-    let http = reqwest::Client::new();
-    let text = http
-        .get(h.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains("pagerd_webhooks_total{source=\"zendesk\",result=\"accepted\"} 1"),
+    // PagerDuty's acceptance is committed just after the fake records it.
+    eventually("page latency observed", || async {
+        sample(
+            &scrape(&h).await.1,
+            "pagerd_page_latency_seconds_count",
+            &[],
+        ) == Some(1.0)
+    })
+    .await;
+    let (text, p) = scrape(&h).await;
+    assert_eq!(
+        sample(
+            &p,
+            "pagerd_webhooks_total",
+            &[("source", "zendesk"), ("result", "accepted")]
+        ),
+        Some(1.0),
         "{text}"
     );
-    assert!(text.contains("pagerd_incidents_open 1"), "{text}");
+    assert_eq!(
+        sample(&p, "pagerd_incidents_open", &[("state", "triggered")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &p,
+            "pagerd_deliveries_total",
+            &[("lane", "pagerduty"), ("result", "delivered")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &p,
+            "pagerd_delivery_duration_seconds_count",
+            &[("lane", "pagerduty"), ("result", "delivered")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&p, "pagerd_deadlines_armed", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    let latency = sample(&p, "pagerd_page_latency_seconds_sum", &[]).unwrap_or(-1.0);
+    assert!((0.0..10.0).contains(&latency), "{latency}\n{text}");
+    assert!(
+        text.contains("pagerd_incidents_open{state=\"triggered\"} 1\n"),
+        "{text}"
+    );
+    promtool_check_metrics(&text).await;
+    let http = reqwest::Client::new();
     let ready: serde_json::Value = http
         .get(h.url("/readyz"))
         .send()
@@ -439,6 +572,32 @@ async fn metrics_and_readiness_report(b: Backend) {
     assert_eq!(status["status"], "ready");
     assert_eq!(status["armed_deadlines"], 1);
     assert_eq!(status["store"]["open_incidents"], 1);
+}
+
+/// `promtool check metrics` (Prometheus's own linter of expositions), when
+/// installed (CI installs it).
+async fn promtool_check_metrics(text: &str) {
+    use tokio::io::AsyncWriteExt as _;
+    let Ok(mut child) = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("promtool not installed: exposition lint skipped");
+        return;
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(text.as_bytes()).await.expect("written");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("promtool ran");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every scenario above runs on both stores.

@@ -498,7 +498,7 @@ async fn slack_rate_limits_are_retried_and_a_bad_channel_fails_loudly() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("pagerd_effects_failed_total{lane=\"slack\"} 3"),
+        metrics.contains("pagerd_deliveries_total{lane=\"slack\",result=\"failed\"} 3"),
         "{metrics}"
     );
 }

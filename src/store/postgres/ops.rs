@@ -395,7 +395,8 @@ pub(super) async fn stats(tx: &Transaction<'_>, now: Millis) -> Result<Stats, Fa
                 (SELECT COUNT(*) FROM outbox WHERE NOT done),
                 (SELECT MIN(created_at) FROM outbox WHERE NOT done),
                 (SELECT COUNT(*) FROM outbox WHERE failed),
-                (SELECT COUNT(*) FROM incidents WHERE undeliverable)",
+                (SELECT COUNT(*) FROM incidents WHERE undeliverable),
+                (SELECT COUNT(*) FROM incidents WHERE status = 'acknowledged')",
         &[],
     )
     .await?;
@@ -409,6 +410,7 @@ pub(super) async fn stats(tx: &Transaction<'_>, now: Millis) -> Result<Stats, Fa
     Ok(Stats {
         incidents: count(0)?,
         open_incidents: count(1)?,
+        acknowledged_incidents: count(6)?,
         pending_effects: count(2)?,
         failed_effects: count(4)?,
         undeliverable: count(5)?,
