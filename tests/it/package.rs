@@ -12,7 +12,16 @@ fn deb() -> Option<PathBuf> {
     match std::env::var_os("PAGERD_TEST_DEB") {
         Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
         _ => {
-            println!("package test skipped: PAGERD_TEST_DEB is not set (packaging/build-deb.sh)");
+            // Once, and past the test harness's capture (a direct write to
+            // stderr, not `eprintln!`), so the skip shows in a plain run.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "package tests skipped: PAGERD_TEST_DEB is not set (it names the .deb of packaging/build-deb.sh)"
+                );
+            });
             None
         }
     }
@@ -145,6 +154,7 @@ fn package_control_conffiles_and_scripts() {
     // glibc (and libgcc_s, for unwinding) only: SQLite is bundled, TLS is rustls.
     let depends = field("Depends");
     assert!(depends.contains("libc6 (>= "), "{depends}");
+    assert!(depends.contains("adduser"), "{depends}");
     for lib in ["sqlite", "libssl", "libpq"] {
         assert!(!depends.contains(lib), "{depends}");
     }
@@ -162,10 +172,13 @@ fn package_control_conffiles_and_scripts() {
         "{postinst}"
     );
     assert!(postinst.contains("adduser --system"), "{postinst}");
-    assert!(
-        postinst.contains("dpkg-statoverride --update --add root pagerd"),
-        "{postinst}"
-    );
+    for want in [
+        "dpkg-statoverride --update --add",
+        "override root pagerd 0750 /etc/pagerd/secrets\n",
+        "override root pagerd 0640 /etc/pagerd/pagerd.toml\n",
+    ] {
+        assert!(postinst.contains(want), "no {want:?} in {postinst}");
+    }
     assert!(postinst.contains("NOT started"), "{postinst}");
     for starts in [
         "invoke start",
