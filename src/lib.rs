@@ -22,6 +22,8 @@
 //! - [`render`]: customer-controlled text rendered for each destination
 //!   (Slack, Google, e-mail, PagerDuty, Zendesk, the terminal), with limits.
 //! - [`client`]: the CLI's side of the admin API.
+//! - [`manual`]: the man pages and shell completions, from the CLI's own
+//!   definitions.
 //! - [`fakes`] and [`demo`]: local stand-ins of the vendors, and the demo
 //!   that runs the real daemon against them.
 #![forbid(unsafe_code)]
@@ -45,6 +47,7 @@ pub mod intake;
 pub mod leader;
 pub mod live;
 pub mod logging;
+pub mod manual;
 pub mod metrics;
 pub mod people;
 pub mod poller;

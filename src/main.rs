@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use pagerd::client::{Client, format_list, format_show};
@@ -20,11 +20,16 @@ use pagerd::render;
 /// engineer has the case, and runs the crisis routine (shared doc, Slack)
 /// when an emergency drags on.
 #[derive(Parser)]
-#[command(
-    version,
-    about,
-    long_about,
-    after_help = "Start with `pagerd demo` to watch the whole story on local stand-ins."
+#[command(version, about, long_about)]
+#[cfg_attr(
+    feature = "demo",
+    command(after_help = "Start with `pagerd demo` to watch the whole story on local stand-ins.")
+)]
+#[cfg_attr(
+    not(feature = "demo"),
+    command(
+        after_help = "Start with `pagerd check-config`, then `pagerd run` (see `man pagerd`)."
+    )
 )]
 struct Cli {
     /// Config file (TOML); give it before the command: `pagerd --config FILE run`.
@@ -83,6 +88,23 @@ enum Command {
     /// Inspect and act on incidents of the running daemon (admin API).
     #[command(subcommand)]
     Incidents(Incidents),
+    /// Print the shell completion script for SHELL to stdout, e.g.
+    /// `pagerd completions bash > ~/.local/share/bash-completion/completions/pagerd`
+    /// (the Debian package installs those of bash, zsh and fish).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: pagerd::manual::Shell,
+    },
+    /// Print the pagerd(1) man page (roff) to stdout, or write it and one page
+    /// per subcommand into DIR (what packaging/build-deb.sh does).
+    #[command(hide = true)]
+    Man {
+        /// Write every page (pagerd.1, pagerd-incidents.1, …) into this
+        /// existing directory instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -314,6 +336,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out!("{out}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions { shell } => {
+            write_stdout(&pagerd::manual::completions(shell, Cli::command()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out_dir: None } => {
+            write_stdout(&pagerd::manual::page(Cli::command())?.roff)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out_dir: Some(dir) } => {
+            for path in pagerd::manual::write_pages(Cli::command(), &dir)? {
+                outln!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Writes generated output to stdout: a closed pipe (`pagerd man | head`) is
+/// fine, any other failure (a full disk behind `>`) is an error, so a
+/// packaging script never installs a truncated file.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
     }
 }
 
@@ -362,4 +410,77 @@ async fn act(
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bash_completions_name_the_subcommands() {
+        let script = String::from_utf8(pagerd::manual::completions(
+            pagerd::manual::Shell::Bash,
+            Cli::command(),
+        ))
+        .unwrap();
+        for word in [
+            "incidents",
+            "check-config",
+            "status",
+            "repage",
+            "--config",
+            "--as",
+        ] {
+            assert!(script.contains(word), "no {word:?} in the bash completions");
+        }
+    }
+
+    #[test]
+    fn man_page_names_the_subcommands_and_the_files() {
+        let page = pagerd::manual::page(Cli::command()).unwrap();
+        assert_eq!(page.file_name, "pagerd.1");
+        let roff = String::from_utf8(page.roff).unwrap();
+        assert!(roff.contains("\n.TH pagerd 1 "), "{roff}");
+        // roff escapes `-` as `\-`.
+        for word in [
+            "pagerd\\-incidents(1)",
+            "pagerd\\-check\\-config(1)",
+            "pagerd\\-completions(1)",
+            "\\-\\-config",
+            "PAGERD_CONFIG",
+            "/etc/pagerd/pagerd.toml",
+            "/etc/pagerd/secrets/",
+        ] {
+            assert!(roff.contains(word), "no {word:?} in pagerd(1):\n{roff}");
+        }
+        // The hidden `man` command stays out of the page, like out of --help.
+        assert!(!roff.contains("pagerd\\-man("), "{roff}");
+    }
+
+    #[test]
+    fn every_subcommand_has_its_own_page() {
+        let names: Vec<_> = pagerd::manual::pages(Cli::command())
+            .unwrap()
+            .into_iter()
+            .map(|p| p.file_name)
+            .collect();
+        for want in [
+            "pagerd.1",
+            "pagerd-run.1",
+            "pagerd-check-config.1",
+            "pagerd-incidents.1",
+            "pagerd-incidents-ack.1",
+            "pagerd-incidents-escalate.1",
+            "pagerd-completions.1",
+        ] {
+            assert!(names.iter().any(|n| n == want), "no {want} in {names:?}");
+        }
+        assert!(!names.iter().any(|n| n == "pagerd-man.1"), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("help")), "{names:?}");
+    }
 }

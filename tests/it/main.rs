@@ -44,3 +44,6 @@ mod emergency;
 
 // A store written by 0.1.0 keeps working.
 mod upgrade;
+
+// The Debian package (packaging/build-deb.sh), when PAGERD_TEST_DEB names it.
+mod package;
