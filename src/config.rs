@@ -17,19 +17,16 @@ use serde::Deserialize;
 use crate::clock::millis;
 use crate::engine::Policy;
 use crate::secret::Secret;
+pub use crate::validate::{Check, Problem, looks_like_email};
+pub use crate::vendors::email::config::{EmailConfig, RawEmail};
+pub use crate::vendors::google::config::{GoogleConfig, RawGoogle};
+pub use crate::vendors::pagerduty::config::{PagerDutyConfig, RawPagerDuty};
+pub use crate::vendors::slack::config::{RawSlack, SlackConfig};
+pub use crate::vendors::zendesk::config::{RawZendesk, ZendeskConfig};
 
 /// Where the config file is looked for when neither `--config` nor
 /// `PAGERD_CONFIG` says.
 pub const DEFAULT_PATH: &str = "/etc/pagerd/pagerd.toml";
-
-/// One thing wrong with the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The key at fault, like `pagerduty.routing_key_file`.
-    pub key: String,
-    /// What is wrong and what to do.
-    pub message: String,
-}
 
 /// Everything wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,91 +136,6 @@ pub struct PostgresConfig {
     pub lease_ttl: Duration,
 }
 
-/// `[zendesk]`.
-#[derive(Debug, Clone)]
-pub struct ZendeskConfig {
-    /// `https://acme.zendesk.com`.
-    pub url: String,
-    /// The agent e-mail the API token belongs to.
-    pub email: String,
-    /// API token.
-    pub api_token: Secret,
-    /// The webhook's signing secret.
-    pub webhook_secret: Secret,
-    /// How often to search for emergency tickets the webhook missed; `None` = never.
-    pub poll_interval: Option<Duration>,
-}
-
-/// `[pagerduty]`.
-#[derive(Debug, Clone)]
-pub struct PagerDutyConfig {
-    /// Events API v2 base (`/v2/enqueue` is appended).
-    pub events_url: String,
-    /// REST API base.
-    pub api_url: String,
-    /// Integration key of the Events API v2 integration.
-    pub routing_key: Secret,
-    /// REST API token (escalation, notes, polling).
-    pub api_token: Secret,
-    /// E-mail of a PagerDuty user, sent as `From` on REST writes.
-    pub from: String,
-    /// v3 webhook signing secret; webhooks are refused without one.
-    pub webhook_secret: Option<Secret>,
-    /// How often to poll open incidents' status; `None` = never.
-    pub poll_interval: Option<Duration>,
-    /// Pace of Events API calls (PagerDuty allows ~120/min per key); 0 = unpaced.
-    pub events_per_minute: u32,
-}
-
-/// `[slack]`.
-#[derive(Debug, Clone)]
-pub struct SlackConfig {
-    /// Web API base, `https://slack.com/api`.
-    pub api_url: String,
-    /// Bot token (`xoxb-…`).
-    pub bot_token: Secret,
-    /// Signing secret of `/webhooks/slack`; buttons and `/pagerd` are off without it.
-    pub signing_secret: Option<Secret>,
-    /// Channels a crisis is announced in.
-    pub channels: Vec<String>,
-}
-
-/// `[google]`.
-#[derive(Debug, Clone)]
-pub struct GoogleConfig {
-    /// OAuth token endpoint.
-    pub token_url: String,
-    /// Drive v3 base.
-    pub drive_url: String,
-    /// Docs base.
-    pub docs_url: String,
-    /// The service account's JSON key file.
-    pub service_account_file: PathBuf,
-    /// Doc to copy for each crisis; blank doc when `None`.
-    pub template_id: Option<String>,
-    /// Drive folder (or shared drive folder) for the docs.
-    pub folder_id: Option<String>,
-    /// Company domain that gets writer access.
-    pub share_domain: Option<String>,
-    /// The customer's role: `writer`, `commenter` or `reader`.
-    pub customer_role: String,
-}
-
-/// `[email]`.
-#[derive(Debug, Clone)]
-pub struct EmailConfig {
-    /// `smtp://host:25`, `smtps://host:465`, `smtp://host:587?tls=required`.
-    pub smtp_url: String,
-    /// Sender address.
-    pub from: String,
-    /// Level-2 recipients of the fallback page.
-    pub level2: Vec<String>,
-    /// SMTP user, when the relay wants one.
-    pub username: Option<String>,
-    /// SMTP password.
-    pub password: Option<Secret>,
-}
-
 // ---- raw file shape -------------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -283,265 +195,41 @@ struct RawPolicy {
     ack_comment: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawZendesk {
-    url: Option<String>,
-    email: Option<String>,
-    api_token_file: Option<PathBuf>,
-    api_token_env: Option<String>,
-    webhook_secret_file: Option<PathBuf>,
-    webhook_secret_env: Option<String>,
-    emergency_priorities: Option<Vec<String>>,
-    emergency_tags: Option<Vec<String>>,
-    poll_interval: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPagerDuty {
-    events_url: Option<String>,
-    api_url: Option<String>,
-    routing_key_file: Option<PathBuf>,
-    routing_key_env: Option<String>,
-    api_token_file: Option<PathBuf>,
-    api_token_env: Option<String>,
-    from: Option<String>,
-    webhook_secret_file: Option<PathBuf>,
-    webhook_secret_env: Option<String>,
-    poll_interval: Option<String>,
-    events_per_minute: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSlack {
-    api_url: Option<String>,
-    bot_token_file: Option<PathBuf>,
-    bot_token_env: Option<String>,
-    signing_secret_file: Option<PathBuf>,
-    signing_secret_env: Option<String>,
-    channels: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGoogle {
-    token_url: Option<String>,
-    drive_url: Option<String>,
-    docs_url: Option<String>,
-    service_account_file: Option<PathBuf>,
-    template_id: Option<String>,
-    folder_id: Option<String>,
-    share_domain: Option<String>,
-    customer_role: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEmail {
-    smtp_url: Option<String>,
-    from: Option<String>,
-    level2: Option<Vec<String>>,
-    fallback_after: Option<String>,
-    username: Option<String>,
-    password_file: Option<PathBuf>,
-    password_env: Option<String>,
-}
-
 // ---- validation -----------------------------------------------------------
 
-/// Collects problems while validating, so all of them are reported.
-struct Check {
-    base: PathBuf,
-    problems: Vec<Problem>,
-}
-
-impl Check {
-    fn problem(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            key: key.to_string(),
-            message: message.into(),
-        });
-    }
-
-    fn duration(&mut self, key: &str, value: Option<&str>, default: &str) -> Duration {
-        let text = value.unwrap_or(default);
-        match humantime::parse_duration(text) {
-            Ok(d) => d,
-            Err(e) => {
-                self.problem(
-                    key,
-                    format!(
-                        "{text:?} is not a duration ({e}); write it like \"30s\", \"5m\", \"1h\""
-                    ),
-                );
-                humantime::parse_duration(default).unwrap_or_default()
-            }
+/// `server.admin_token_*`: a secret of at least [`MIN_ADMIN_TOKEN_LEN`]
+/// characters.
+fn admin_token(c: &mut Check, file: Option<PathBuf>, env: Option<String>) -> Option<Secret> {
+    let from = match (&file, &env) {
+        (Some(path), None) => {
+            let path = if path.is_relative() {
+                c.base.join(path)
+            } else {
+                path.clone()
+            };
+            Some(("server.admin_token_file", format!("{}", path.display())))
         }
-    }
-
-    /// A poll interval: `"0s"` or `"off"` turns polling off.
-    fn interval(&mut self, key: &str, value: Option<&str>, default: &str) -> Option<Duration> {
-        if value == Some("off") {
-            return None;
-        }
-        let d = self.duration(key, value, default);
-        (!d.is_zero()).then_some(d)
-    }
-
-    fn url(&mut self, key: &str, value: Option<String>, default: Option<&str>) -> String {
-        let Some(v) = value.or(default.map(String::from)) else {
-            self.problem(key, "is required");
-            return String::new();
-        };
-        match reqwest::Url::parse(&v) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => v.trim_end_matches('/').to_string(),
-            _ => {
-                self.problem(key, format!("{v:?} is not an http(s) URL"));
-                String::new()
-            }
-        }
-    }
-
-    fn required(&mut self, key: &str, value: Option<String>) -> String {
-        match value {
-            Some(v) if !v.trim().is_empty() => v,
-            _ => {
-                self.problem(key, "is required");
-                String::new()
-            }
-        }
-    }
-
-    /// Reads the secret `name` from `name_file` or `name_env`.
-    fn secret(
-        &mut self,
-        section: &str,
-        name: &str,
-        file: Option<PathBuf>,
-        env: Option<String>,
-    ) -> Option<Secret> {
-        let (fkey, ekey) = (
-            format!("{section}.{name}_file"),
-            format!("{section}.{name}_env"),
-        );
-        match (file, env) {
-            (Some(_), Some(_)) => {
-                self.problem(&fkey, format!("set only one of {fkey} and {ekey}"));
-                None
-            }
-            (Some(path), None) => {
-                let path = if path.is_relative() {
-                    self.base.join(path)
-                } else {
-                    path
-                };
-                match std::fs::read_to_string(&path) {
-                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v)),
-                    Ok(_) => {
-                        self.problem(&fkey, format!("{} is empty", path.display()));
-                        None
-                    }
-                    Err(e) => {
-                        self.problem(&fkey, format!("cannot read {}: {e}", path.display()));
-                        None
-                    }
-                }
-            }
-            (None, Some(var)) => match std::env::var(&var) {
-                Ok(v) if !v.trim().is_empty() => Some(Secret::new(v)),
-                _ => {
-                    self.problem(
-                        &ekey,
-                        format!("environment variable {var} is not set or empty"),
-                    );
-                    None
-                }
-            },
-            (None, None) => None,
-        }
-    }
-
-    /// `server.admin_token_*`: a secret of at least [`MIN_ADMIN_TOKEN_LEN`]
-    /// characters.
-    fn admin_token(&mut self, file: Option<PathBuf>, env: Option<String>) -> Option<Secret> {
-        let from = match (&file, &env) {
-            (Some(path), None) => {
-                let path = if path.is_relative() {
-                    self.base.join(path)
-                } else {
-                    path.clone()
-                };
-                Some(("server.admin_token_file", format!("{}", path.display())))
-            }
-            (None, Some(var)) => Some((
-                "server.admin_token_env",
-                format!("environment variable {var}"),
-            )),
-            _ => None,
-        };
-        let token = self.secret("server", "admin_token", file, env)?;
-        let len = token.expose().chars().count();
-        if len < MIN_ADMIN_TOKEN_LEN {
-            if let Some((key, source)) = from {
-                self.problem(
-                    key,
-                    format!(
-                        "the admin token in {source} has {len} characters; it needs at least \
-                         {MIN_ADMIN_TOKEN_LEN} (e.g. `head -c 32 /dev/urandom | base64`)"
-                    ),
-                );
-            }
-            return None;
-        }
-        Some(token)
-    }
-
-    fn required_secret(
-        &mut self,
-        section: &str,
-        name: &str,
-        file: Option<PathBuf>,
-        env: Option<String>,
-    ) -> Secret {
-        let before = self.problems.len();
-        let s = self.secret(section, name, file, env);
-        if s.is_none() && self.problems.len() == before {
-            self.problem(
-                &format!("{section}.{name}_file"),
-                format!("is required (or {section}.{name}_env naming an environment variable)"),
+        (None, Some(var)) => Some((
+            "server.admin_token_env",
+            format!("environment variable {var}"),
+        )),
+        _ => None,
+    };
+    let token = c.secret("server", "admin_token", file, env)?;
+    let len = token.expose().chars().count();
+    if len < MIN_ADMIN_TOKEN_LEN {
+        if let Some((key, source)) = from {
+            c.problem(
+                key,
+                format!(
+                    "the admin token in {source} has {len} characters; it needs at least \
+                     {MIN_ADMIN_TOKEN_LEN} (e.g. `head -c 32 /dev/urandom | base64`)"
+                ),
             );
         }
-        s.unwrap_or_else(|| Secret::new(""))
+        return None;
     }
-
-    fn email(&mut self, key: &str, value: &str) {
-        if !looks_like_email(value) {
-            self.problem(key, format!("{value:?} is not an e-mail address"));
-        }
-    }
-}
-
-/// `local@domain.tld`: one `@`, something before it, a dotted domain after
-/// it, no white space.
-pub fn looks_like_email(value: &str) -> bool {
-    let Some((local, domain)) = value.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-fn lower(v: Vec<String>) -> Vec<String> {
-    v.into_iter()
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect()
+    Some(token)
 }
 
 impl Config {
@@ -628,7 +316,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         }
         ServerConfig {
             listen,
-            admin_token: c.admin_token(s.admin_token_file, s.admin_token_env),
+            admin_token: admin_token(c, s.admin_token_file, s.admin_token_env),
             shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
             max_connections,
             header_timeout,
@@ -714,237 +402,11 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         policy.ack_comment = comment;
     }
 
-    let zendesk = match raw.zendesk {
-        None => {
-            c.problem("zendesk", "section [zendesk] is required");
-            None
-        }
-        Some(z) => {
-            if let Some(p) = z.emergency_priorities {
-                policy.emergency_priorities = lower(p);
-            }
-            if let Some(t) = z.emergency_tags {
-                policy.emergency_tags = lower(t);
-            }
-            if policy.emergency_priorities.is_empty() && policy.emergency_tags.is_empty() {
-                c.problem(
-                    "zendesk.emergency_priorities",
-                    "with no emergency priorities nor tags nothing would ever page",
-                );
-            }
-            let email = c.required("zendesk.email", z.email);
-            if !email.is_empty() {
-                c.email("zendesk.email", &email);
-            }
-            Some(ZendeskConfig {
-                url: c.url("zendesk.url", z.url, None),
-                email,
-                api_token: c.required_secret(
-                    "zendesk",
-                    "api_token",
-                    z.api_token_file,
-                    z.api_token_env,
-                ),
-                webhook_secret: c.required_secret(
-                    "zendesk",
-                    "webhook_secret",
-                    z.webhook_secret_file,
-                    z.webhook_secret_env,
-                ),
-                poll_interval: c.interval(
-                    "zendesk.poll_interval",
-                    z.poll_interval.as_deref(),
-                    "2m",
-                ),
-            })
-        }
-    };
-
-    let pagerduty = match raw.pagerduty {
-        None => {
-            c.problem("pagerduty", "section [pagerduty] is required");
-            None
-        }
-        Some(p) => {
-            let from = c.required("pagerduty.from", p.from);
-            if !from.is_empty() {
-                c.email("pagerduty.from", &from);
-            }
-            Some(PagerDutyConfig {
-                events_url: c.url(
-                    "pagerduty.events_url",
-                    p.events_url,
-                    Some("https://events.pagerduty.com"),
-                ),
-                api_url: c.url(
-                    "pagerduty.api_url",
-                    p.api_url,
-                    Some("https://api.pagerduty.com"),
-                ),
-                routing_key: c.required_secret(
-                    "pagerduty",
-                    "routing_key",
-                    p.routing_key_file,
-                    p.routing_key_env,
-                ),
-                api_token: c.required_secret(
-                    "pagerduty",
-                    "api_token",
-                    p.api_token_file,
-                    p.api_token_env,
-                ),
-                from,
-                webhook_secret: c.secret(
-                    "pagerduty",
-                    "webhook_secret",
-                    p.webhook_secret_file,
-                    p.webhook_secret_env,
-                ),
-                poll_interval: c.interval(
-                    "pagerduty.poll_interval",
-                    p.poll_interval.as_deref(),
-                    "30s",
-                ),
-                events_per_minute: p.events_per_minute.unwrap_or(120),
-            })
-        }
-    };
-
-    let slack = raw.slack.map(|s| {
-        let channels = s.channels.unwrap_or_else(|| {
-            ["#infrastructure", "#development", "#general"]
-                .map(String::from)
-                .to_vec()
-        });
-        if channels.is_empty() {
-            c.problem(
-                "slack.channels",
-                "name at least one channel (or remove [slack])",
-            );
-        }
-        SlackConfig {
-            api_url: c.url("slack.api_url", s.api_url, Some("https://slack.com/api")),
-            bot_token: c.required_secret("slack", "bot_token", s.bot_token_file, s.bot_token_env),
-            signing_secret: c.secret(
-                "slack",
-                "signing_secret",
-                s.signing_secret_file,
-                s.signing_secret_env,
-            ),
-            channels,
-        }
-    });
-    if let Some(s) = &slack {
-        policy.slack_channels = s.channels.clone();
-    }
-
-    let google = raw.google.map(|g| {
-        let role = g.customer_role.unwrap_or_else(|| "commenter".into());
-        if !matches!(role.as_str(), "writer" | "commenter" | "reader") {
-            c.problem(
-                "google.customer_role",
-                format!("{role:?} is not one of writer, commenter, reader"),
-            );
-        }
-        let file = match g.service_account_file {
-            Some(f) if f.is_relative() => c.base.join(f),
-            Some(f) => f,
-            None => {
-                c.problem(
-                    "google.service_account_file",
-                    "is required: the service account's JSON key",
-                );
-                PathBuf::new()
-            }
-        };
-        if !file.as_os_str().is_empty()
-            && let Err(e) = crate::vendors::google::ServiceAccountKey::from_file(&file)
-        {
-            c.problem("google.service_account_file", e);
-        }
-        GoogleConfig {
-            token_url: c.url(
-                "google.token_url",
-                g.token_url,
-                Some("https://oauth2.googleapis.com/token"),
-            ),
-            drive_url: c.url(
-                "google.drive_url",
-                g.drive_url,
-                Some("https://www.googleapis.com/drive/v3"),
-            ),
-            docs_url: c.url(
-                "google.docs_url",
-                g.docs_url,
-                Some("https://docs.googleapis.com"),
-            ),
-            service_account_file: file,
-            template_id: g.template_id.filter(|t| !t.is_empty()),
-            folder_id: g.folder_id.filter(|t| !t.is_empty()),
-            share_domain: g.share_domain.filter(|t| !t.is_empty()),
-            customer_role: role,
-        }
-    });
-    policy.crisis_docs = google.is_some();
-
-    let email = raw.email.map(|e| {
-        let level2 = e.level2.unwrap_or_default();
-        if level2.is_empty() {
-            c.problem(
-                "email.level2",
-                "name at least one level-2 address for the fallback page",
-            );
-        }
-        for a in &level2 {
-            c.email("email.level2", a);
-        }
-        let from = c.required("email.from", e.from);
-        if !from.is_empty() {
-            c.email("email.from", &from);
-        }
-        policy.fallback_after = Some(millis(c.duration(
-            "email.fallback_after",
-            e.fallback_after.as_deref(),
-            "2m",
-        )));
-        let smtp_url = c.required("email.smtp_url", e.smtp_url);
-        if !(smtp_url.is_empty()
-            || smtp_url.starts_with("smtp://")
-            || smtp_url.starts_with("smtps://"))
-        {
-            c.problem(
-                "email.smtp_url",
-                format!("{smtp_url:?} must start with smtp:// or smtps://"),
-            );
-        }
-        EmailConfig {
-            smtp_url,
-            from,
-            level2,
-            username: e.username,
-            password: c.secret("email", "password", e.password_file, e.password_env),
-        }
-    });
-
-    // Placeholders keep the shape when a required section is missing; the
-    // problem is already recorded, so this value is never used.
-    let zendesk = zendesk.unwrap_or_else(|| ZendeskConfig {
-        url: String::new(),
-        email: String::new(),
-        api_token: Secret::new(""),
-        webhook_secret: Secret::new(""),
-        poll_interval: None,
-    });
-    let pagerduty = pagerduty.unwrap_or_else(|| PagerDutyConfig {
-        events_url: String::new(),
-        api_url: String::new(),
-        routing_key: Secret::new(""),
-        api_token: Secret::new(""),
-        from: String::new(),
-        webhook_secret: None,
-        poll_interval: None,
-        events_per_minute: 0,
-    });
+    let zendesk = crate::vendors::zendesk::config::check(c, raw.zendesk, &mut policy);
+    let pagerduty = crate::vendors::pagerduty::config::check(c, raw.pagerduty);
+    let slack = crate::vendors::slack::config::check(c, raw.slack, &mut policy);
+    let google = crate::vendors::google::config::check(c, raw.google, &mut policy);
+    let email = crate::vendors::email::config::check(c, raw.email, &mut policy);
     let people = people(c, raw.people.unwrap_or_default());
     let cli = cli(c, raw.cli.unwrap_or_default());
     Config {
@@ -1066,7 +528,7 @@ pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError
         );
         SocketAddr::from(([127, 0, 0, 1], 8780))
     });
-    let token = c.admin_token(s.admin_token_file, s.admin_token_env);
+    let token = admin_token(&mut c, s.admin_token_file, s.admin_token_env);
     if c.problems.is_empty() {
         Ok((listen, token))
     } else {

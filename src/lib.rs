@@ -56,4 +56,5 @@ pub mod scheduler;
 pub mod secret;
 pub mod store;
 pub mod timers;
+pub mod validate;
 pub mod vendors;

@@ -9,6 +9,7 @@
 //! SMTP 4xx replies and connection failures are retryable; 5xx replies are
 //! permanent (the relay refused the sender, a recipient or the content).
 
+pub mod config;
 pub mod deliver;
 use std::time::Duration;
 

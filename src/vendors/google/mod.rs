@@ -15,6 +15,7 @@
 //! - [`Google::deprecate`] renames and inserts the notice only when not done
 //!   yet.
 
+pub mod config;
 pub mod deliver;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

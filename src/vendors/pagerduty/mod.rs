@@ -8,6 +8,7 @@
 
 pub mod webhook;
 
+pub mod config;
 pub mod deliver;
 pub mod poll;
 use std::collections::VecDeque;

@@ -16,6 +16,7 @@
 pub mod actions;
 pub mod blocks;
 
+pub mod config;
 pub mod deliver;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -7,6 +7,7 @@
 
 pub mod webhook;
 
+pub mod config;
 pub mod deliver;
 pub mod poll;
 use base64::Engine as _;
