@@ -1,31 +1,44 @@
 //! pagerd: the on-call emergency paging daemon.
 //!
 //! # Layout
+//! The heart is vendor-neutral; each vendor is one folder.
 //! - [`engine`]: every rule of the mission as a pure function of
 //!   `(incident, event, now)`; no I/O.
 //! - [`store`]: incidents, deadlines, journal and outbox, one transaction per
-//!   event (SQLite by default).
-//! - [`core`]: submit an event, then arm its deadline and wake delivery.
-//! - [`scheduler`]: the deadlines in memory, fired on time.
-//! - [`dispatcher`] and [`deliver`]: the outbox, delivered with backoff and
-//!   idempotency keys through the [`integrations`].
-//! - [`http`]: webhooks in, admin API, health, metrics.
-//! - [`poller`]: PagerDuty and Zendesk polling behind the webhooks.
+//!   event (SQLite by default, PostgreSQL for several instances).
+//! - [`intake`]: submit an event, then arm its deadline and wake delivery.
+//! - [`timers`] and [`scheduler`]: the armed deadlines in memory, and the
+//!   task that fires them on time.
+//! - [`dispatcher`] and [`deliver`]: the outbox loop (backoff, idempotency
+//!   keys, "maybe sent" checks) and the registry that routes each effect to
+//!   the vendor of its lane.
+//! - [`vendors`]: one folder per vendor (`pagerduty`, `zendesk`, `slack`,
+//!   `google`, `email`), each owning its wire protocol: the client, the
+//!   delivery of its effects (`deliver.rs`), its webhook's signature and
+//!   parsing (`webhook.rs`, Slack's `actions.rs`), what the poller asks it
+//!   (`poll.rs`) and its config section (`config.rs`); [`vendors::signing`]
+//!   holds the HMAC they share.
+//! - [`http`]: the router, one verify-then-submit path for the webhooks,
+//!   the admin API, health and metrics.
+//! - [`poller`]: the polling loops behind the webhooks.
+//! - [`people`]: who a responder is across channels (one person per e-mail,
+//!   with their real name).
 //! - [`business_time`]: business hours, days and holidays in a time zone, and
 //!   deadlines counted in business time (pure; no clock).
-//! - [`people`]: who a responder is across PagerDuty, Slack and the CLI
-//!   (one person per e-mail, with their real name).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
-//! - [`live`]: the in-memory counts and readiness of the public endpoints.
-//! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
-//!   supporting cast.
+//! - [`live`] and [`health`]: the in-memory counts and readiness of the
+//!   public endpoints; the loops' heartbeats.
+//! - [`config`] (assembles the sections) and [`validate`] (what every
+//!   section is checked with), [`secret`], [`clock`], [`metrics`],
+//!   [`logging`]: the supporting cast.
 //! - [`render`]: customer-controlled text rendered for each destination
 //!   (Slack, Google, e-mail, PagerDuty, Zendesk, the terminal), with limits.
 //! - [`client`]: the CLI's side of the admin API.
 //! - [`manual`]: the man pages and shell completions, from the CLI's own
 //!   definitions.
-//! - [`fakes`] and [`demo`]: local stand-ins of the vendors, and the demo
-//!   that runs the real daemon against them.
+//! - `fakes` and `demo` (the default `demo` feature): local stand-ins of the
+//!   vendors, with their own signing, and the demo that runs the real daemon
+//!   against them; a production build (`--no-default-features`) has neither.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 

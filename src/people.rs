@@ -9,7 +9,7 @@
 //! - the `[people]` table of the config (e-mail → real name) comes first and
 //!   always wins for the name;
 //! - then the vendors: PagerDuty `GET /users/{id}` and `GET /users?query=`,
-//!   Slack `users.info`.
+//!   Slack's user lookup.
 //!
 //! Vendor answers are cached in memory (hits for an hour, misses for five
 //! minutes by default, a bounded number of entries); errors are never
