@@ -96,11 +96,7 @@ async fn ack_from_the_phone_app_stops_escalation_and_asks_the_customer(b: Backen
     let Some(h) = Harness::started_on(b, "ack_timeout = \"700ms\"").await else {
         return;
     };
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async {
-        h.vendors.pagerduty.opened_for(KEY) == 1
-    })
-    .await;
+    h.paged(4711).await;
     h.vendors
         .pagerduty
         .acknowledge(KEY, "Ana Engineer")
@@ -139,11 +135,7 @@ async fn ack_is_learned_by_polling_when_webhooks_are_lost(b: Backend) {
         return;
     };
     h.start().await;
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async {
-        h.vendors.pagerduty.opened_for(KEY) == 1
-    })
-    .await;
+    h.paged(4711).await;
     // Point PagerDuty's webhooks nowhere: the ack is only visible by polling.
     h.vendors
         .pagerduty
@@ -348,11 +340,7 @@ async fn a_deadline_that_passed_while_down_fires_at_once_on_restart(b: Backend) 
     let Some(mut h) = Harness::started_on(b, "ack_timeout = \"1s\"").await else {
         return;
     };
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async {
-        h.vendors.pagerduty.opened_for(KEY) == 1
-    })
-    .await;
+    h.paged(4711).await;
     h.stop().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
@@ -498,11 +486,7 @@ async fn metrics_and_readiness_report(b: Backend) {
     );
     promtool_check_metrics(&text).await;
 
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async {
-        h.vendors.pagerduty.opened_for(KEY) == 1
-    })
-    .await;
+    h.paged(4711).await;
     // PagerDuty's acceptance is committed just after the fake records it.
     eventually("page latency observed", || async {
         sample(

@@ -144,11 +144,7 @@ async fn unresolved_after_crisis_after_creates_shares_and_announces_the_doc() {
 #[tokio::test]
 async fn a_second_responder_declares_the_crisis() {
     let h = crisis_harness("ack_timeout = \"10s\"").await;
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async {
-        h.vendors.pagerduty.opened_for(KEY) == 1
-    })
-    .await;
+    h.paged(4711).await;
     h.vendors
         .pagerduty
         .acknowledge(KEY, "Ana Engineer")
@@ -176,11 +172,7 @@ async fn a_second_responder_declares_the_crisis() {
 #[tokio::test]
 async fn manual_escalation_and_crisis_from_the_cli() {
     let h = crisis_harness("ack_timeout = \"10s\"\ncrisis_responders = 5").await;
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async {
-        h.vendors.pagerduty.opened_for(KEY) == 1
-    })
-    .await;
+    h.paged(4711).await;
     let body = json!({"by": "ana@acme.example", "reason": "database is read-only"});
     assert_eq!(
         h.admin(Method::POST, "/incidents/1/escalate", Some(body))

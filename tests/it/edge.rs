@@ -295,11 +295,7 @@ async fn replayed_or_stale_pagerduty_webhooks_change_nothing() {
         return;
     };
     h.start().await;
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async {
-        h.vendors.pagerduty.opened_for(KEY) == 1
-    })
-    .await;
+    h.paged(4711).await;
     let signed = |id: &str, at: std::time::SystemTime| {
         let body = json!({"event": {"id": id, "event_type": "incident.acknowledged",
             "resource_type": "incident", "occurred_at": humantime::format_rfc3339_millis(at).to_string(),

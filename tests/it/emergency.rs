@@ -108,8 +108,7 @@ async fn the_poller_pages_a_reopened_ticket_but_not_one_resolved_in_pagerduty() 
     h.start().await;
     // Resolved in the PagerDuty app while the ticket stays open: the poller
     // alone does not page it again (it would on every round)...
-    h.ticket(8002, "urgent", &[]).await;
-    eventually("paged", || async { h.triggers("zendesk-8002") == 1 }).await;
+    h.paged(8002).await;
     h.vendors
         .pagerduty
         .resolve("zendesk-8002", "Ana Engineer")
@@ -130,8 +129,7 @@ async fn the_poller_pages_a_reopened_ticket_but_not_one_resolved_in_pagerduty() 
 
     // A ticket solved, then reopened with its webhook lost: the poller
     // finds it and pages a new episode, once.
-    h.ticket(8003, "urgent", &[]).await;
-    eventually("paged", || async { h.triggers("zendesk-8003") == 1 }).await;
+    h.paged(8003).await;
     h.vendors.zendesk.set_status(8003, "solved");
     update(&h, 8003).await;
     eventually("resolved", || async {
@@ -235,8 +233,7 @@ async fn the_ack_clock_starts_when_pagerduty_accepts_the_page() {
         3,
     );
     let sent = Instant::now();
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.triggers("zendesk-4711") == 1 }).await;
+    h.paged(4711).await;
     let accepted = h
         .vendors
         .pagerduty
@@ -295,8 +292,7 @@ async fn one_person_from_three_channels_is_one_responder_with_a_real_name() {
     slack.add_user("U0ANA0001", "Ana E.", "ana@acme.example");
     slack.add_user("U0BO00001", "Bo Builder", "bo@acme.example");
 
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.triggers("zendesk-4711") == 1 }).await;
+    h.paged(4711).await;
     pd.acknowledge("zendesk-4711", "Ana Engineer")
         .await
         .expect("ack in the app");
@@ -355,8 +351,7 @@ async fn one_person_from_three_channels_is_one_responder_with_a_real_name() {
 
     // A name from [people], and the CLI is told when its action declares a
     // crisis.
-    h.ticket(4712, "urgent", &[]).await;
-    eventually("paged", || async { h.triggers("zendesk-4712") == 1 }).await;
+    h.paged(4712).await;
     act(&h, 2, "ack", "cy@acme.example").await;
     eventually("the customer is told", || async {
         h.vendors.zendesk.comments(4712).len() == 1
@@ -382,8 +377,7 @@ async fn a_delivery_whose_outcome_could_not_be_stored_is_not_sent_twice() {
     let Some(h) = Harness::started_on(Backend::Sqlite, "ack_timeout = \"1h\"").await else {
         return;
     };
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.triggers("zendesk-4711") == 1 }).await;
+    h.paged(4711).await;
     // The comment's request is slow; while it is in flight an operator's
     // sqlite3 shell takes the write lock, for longer than the busy timeout.
     h.vendors
@@ -511,8 +505,7 @@ async fn on_postgresql_an_unrecorded_outcome_is_not_sent_twice() {
     };
     let mut h = Harness::new(Options::default(), extra).await;
     h.start().await;
-    h.ticket(4711, "urgent", &[]).await;
-    eventually("paged", || async { h.triggers("zendesk-4711") == 1 }).await;
+    h.paged(4711).await;
     h.vendors
         .zendesk
         .faults

@@ -166,6 +166,21 @@ impl Harness {
             .expect("webhook sent")
     }
 
+    /// Seeds an urgent ticket, posts its webhook and waits until PagerDuty
+    /// has the page (`zendesk-<id>`).
+    pub async fn paged(&self, id: u64) {
+        assert_eq!(
+            self.ticket(id, "urgent", &[]).await,
+            200,
+            "webhook of ticket {id}"
+        );
+        let key = format!("zendesk-{id}");
+        eventually(&format!("ticket {id} paged"), || async {
+            self.vendors.pagerduty.opened_for(&key) == 1
+        })
+        .await;
+    }
+
     /// Calls the admin API.
     pub async fn admin(
         &self,
