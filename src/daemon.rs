@@ -227,7 +227,7 @@ async fn lead(
     }
 }
 
-/// The leader's work: timers, delivery, polling.
+/// The leader's work: timers, delivery, polling, retention.
 fn leader_tasks(
     core: &Arc<Core>,
     integrations: &Arc<Integrations>,
@@ -274,6 +274,15 @@ fn leader_tasks(
             zd,
             Arc::new(config.policy.clone()),
             every,
+            token.clone(),
+        ));
+    }
+    if let Some(retention) = config.store.retention {
+        let (store, clock) = (core.store.clone(), core.clock.clone());
+        set.spawn(crate::retention::run(
+            store,
+            clock,
+            retention,
             token.clone(),
         ));
     }

@@ -11,6 +11,8 @@
 //!   idempotency keys through the [`integrations`].
 //! - [`http`]: webhooks in, admin API, health, metrics.
 //! - [`poller`]: PagerDuty and Zendesk polling behind the webhooks.
+//! - [`retention`]: the leader deletes old resolved incidents in small
+//!   batches (`store.retention`).
 //! - [`people`]: who a responder is across PagerDuty, Slack and the CLI
 //!   (one person per e-mail, with their real name).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
@@ -45,6 +47,7 @@ pub mod metrics;
 pub mod people;
 pub mod poller;
 pub mod render;
+pub mod retention;
 pub mod scheduler;
 pub mod secret;
 pub mod signature;
