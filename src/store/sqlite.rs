@@ -698,9 +698,10 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// this size). Larger files keep their size and reuse freed pages.
 const VACUUM_AT_START_MAX: i64 = 64 << 20;
 
-/// Most free pages handed back to the file system per prune batch (16 MiB
-/// of 4 KiB pages): bounds the time the batch's vacuum holds the writer.
-const RECLAIM_PAGES: i64 = 4096;
+/// Most free pages handed back to the file system per prune batch (4 MiB
+/// of 4 KiB pages, about 5 batches' worth): bounds the time the batch's
+/// vacuum holds the writer (a few ms per 200 pages).
+const RECLAIM_PAGES: i64 = 1024;
 
 /// How a file made before incremental auto-vacuum (pagerd 0.1 and 0.2)
 /// reclaims space. SQLite can switch `auto_vacuum` on an existing file only
