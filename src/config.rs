@@ -120,7 +120,14 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// PostgreSQL, for several instances sharing one database.
     pub postgres: Option<PostgresConfig>,
+    /// `store.retention`: resolved incidents untouched for this long are
+    /// deleted with their journal and outbox; `None` (`"off"`) keeps
+    /// everything. See [`crate::retention`].
+    pub retention: Option<Duration>,
 }
+
+/// Shortest `store.retention`: people still look at last week's incidents.
+pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// `[store] url = "postgres://…"` and its companions.
 #[derive(Debug, Clone)]
@@ -182,6 +189,7 @@ struct RawStore {
     password_env: Option<String>,
     lease_renew: Option<String>,
     lease_ttl: Option<String>,
+    retention: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -360,9 +368,26 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             })
         }
     };
+    let retention = match s.retention.as_deref() {
+        Some("off") => None,
+        value => {
+            let d = c.duration("store.retention", value, "90d");
+            if d < MIN_RETENTION {
+                c.problem(
+                    "store.retention",
+                    format!(
+                        "{} is too short: at least 1d (people still look at recent incidents), or \"off\" to keep everything",
+                        humantime::format_duration(d)
+                    ),
+                );
+            }
+            Some(d)
+        }
+    };
     let store = StoreConfig {
         path: s.path.unwrap_or_else(|| "/var/lib/pagerd/pagerd.db".into()),
         postgres,
+        retention,
     };
 
     let p = raw.policy;

@@ -226,7 +226,7 @@ async fn lead(
     }
 }
 
-/// The leader's work: timers, delivery, polling.
+/// The leader's work: timers, delivery, polling, retention.
 fn leader_tasks(
     core: &Arc<Core>,
     integrations: &Arc<Registry>,
@@ -273,6 +273,15 @@ fn leader_tasks(
             zd,
             Arc::new(config.policy.clone()),
             every,
+            token.clone(),
+        ));
+    }
+    if let Some(retention) = config.store.retention {
+        let (store, clock) = (core.store.clone(), core.clock.clone());
+        set.spawn(crate::retention::run(
+            store,
+            clock,
+            retention,
             token.clone(),
         ));
     }

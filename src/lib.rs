@@ -25,6 +25,8 @@
 //!   with their real name).
 //! - [`business_time`]: business hours, days and holidays in a time zone, and
 //!   deadlines counted in business time (pure; no clock).
+//! - [`retention`]: the leader deletes old resolved incidents in small
+//!   batches (`store.retention`).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
 //! - [`live`] and [`health`]: the in-memory counts and readiness of the
 //!   public endpoints; the loops' heartbeats.
@@ -65,6 +67,7 @@ pub mod metrics;
 pub mod people;
 pub mod poller;
 pub mod render;
+pub mod retention;
 pub mod scheduler;
 pub mod secret;
 pub mod store;

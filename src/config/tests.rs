@@ -205,6 +205,42 @@ fn the_example_config_documents_people_and_cli() {
     assert!(text.contains("# operator = \"ana@acme.example\""));
 }
 
+#[test]
+fn store_retention_defaults_to_90_days_and_can_be_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pagerd.toml");
+    let c = Config::parse(&path, &minimal(dir.path())).unwrap();
+    assert_eq!(c.store.retention, Some(Duration::from_secs(90 * 86_400)));
+    let text = format!("{}\n[store]\nretention = \"off\"\n", minimal(dir.path()));
+    assert_eq!(Config::parse(&path, &text).unwrap().store.retention, None);
+    let text = format!("{}\n[store]\nretention = \"30d\"\n", minimal(dir.path()));
+    assert_eq!(
+        Config::parse(&path, &text).unwrap().store.retention,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+}
+
+#[test]
+fn store_retention_under_a_day_or_not_a_duration_is_refused_with_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pagerd.toml");
+    for (value, says) in [
+        ("12h", "at least 1d"),
+        ("0s", "at least 1d"),
+        ("forever", "not a duration"),
+    ] {
+        let text = format!(
+            "{}\n[store]\nretention = \"{value}\"\n",
+            minimal(dir.path())
+        );
+        let e = Config::parse(&path, &text).unwrap_err().to_string();
+        assert!(
+            e.contains("store.retention") && e.contains(says) && e.contains("pagerd.toml"),
+            "{value}: {e}"
+        );
+    }
+}
+
 mod props {
     use proptest::prelude::*;
 

@@ -13,6 +13,8 @@ use serde::Serialize;
 use crate::clock::Millis;
 use crate::engine::{Effect, Event, Incident};
 
+#[cfg(test)]
+mod contract;
 pub mod postgres;
 pub mod sqlite;
 
@@ -236,6 +238,53 @@ pub struct Stats {
     pub oldest_pending_ms: i64,
 }
 
+/// How long webhook delivery ids are kept for de-duplication. Vendors
+/// redeliver a webhook for hours (PagerDuty) or a few days (Zendesk retries,
+/// a replayed dead-letter queue), never for weeks: a week covers every
+/// redelivery with room to spare, and a delivery id older than that is
+/// applied afresh (the engine still ignores what changes nothing).
+pub const DELIVERY_IDS_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Where a retention pass has got to: the `(updated_at, id)` of the last
+/// resolved incident it examined. Passes walk resolved incidents in that
+/// order, so incidents that must be kept are examined once per pass, not
+/// once per batch.
+pub type PruneCursor = (Millis, i64);
+
+/// What one [`Store::prune`] batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Resolved incidents examined (at most the batch size).
+    pub examined: u64,
+    /// Incidents deleted.
+    pub incidents: u64,
+    /// Their journal rows deleted.
+    pub journal: u64,
+    /// Their outbox rows deleted (all delivered or given up).
+    pub outbox: u64,
+    /// Webhook delivery ids deleted.
+    pub deliveries: u64,
+    /// Where the next batch of this pass starts.
+    pub next: Option<PruneCursor>,
+    /// Whether the pass is over: fewer incidents were left to examine and
+    /// fewer delivery ids to delete than the batch size.
+    pub finished: bool,
+}
+
+impl Pruned {
+    /// Adds another batch's counts to these (the cursor and `finished` are
+    /// the later batch's).
+    pub fn add(&mut self, later: &Pruned) {
+        self.examined += later.examined;
+        self.incidents += later.incidents;
+        self.journal += later.journal;
+        self.outbox += later.outbox;
+        self.deliveries += later.deliveries;
+        self.next = later.next;
+        self.finished = later.finished;
+    }
+}
+
 /// A store failure. The daemon answers 503 and the sender retries.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -339,4 +388,30 @@ pub trait Store: Send + Sync + 'static {
     /// Who holds the lease and for how much longer (ms), if anyone; `None`
     /// for a single-node store.
     async fn lease_holder(&self) -> Result<Option<(String, i64)>, StoreError>;
+
+    /// One batch of retention: examines up to `batch` resolved incidents
+    /// last changed before `before`, in `(updated_at, id)` order after
+    /// `after` (`None`: from the oldest), and deletes, with their journal
+    /// and outbox rows, those that nothing needs any more:
+    /// - resolved, and unchanged since `before` (`updated_at` is the
+    ///   resolution time or later);
+    /// - no armed deadline (`next_due IS NULL`: e.g. the crisis doc's
+    ///   deprecation, due days after resolution) and no pending outbox row;
+    /// - and its ticket is known solved or closed, or a later episode of the
+    ///   ticket exists. Otherwise the incident is the only record that its
+    ///   still-open ticket was already dealt with: without it, the Zendesk
+    ///   poller would find the ticket again and page for it. Such an
+    ///   incident is kept until its ticket is solved (or comes back).
+    ///
+    /// Also deletes up to `batch` webhook delivery ids recorded before
+    /// `deliveries_before`. Open incidents are never touched. Each call is
+    /// one short transaction (on SQLite, one job of the writer thread): call
+    /// it again with [`Pruned::next`] until [`Pruned::finished`].
+    async fn prune(
+        &self,
+        before: Millis,
+        deliveries_before: Millis,
+        batch: usize,
+        after: Option<PruneCursor>,
+    ) -> Result<Pruned, StoreError>;
 }

@@ -49,6 +49,7 @@ mod phases;
 mod procs;
 mod recorder;
 mod report;
+mod retention;
 mod seed;
 mod summary;
 
@@ -117,6 +118,10 @@ struct Args {
     /// Keep the scratch directory (configs, stores, logs).
     #[arg(long)]
     keep: bool,
+    /// Only measure retention on SQLite (no daemon): seed this many old
+    /// resolved incidents, prune them, report size and batch times.
+    #[arg(long)]
+    retention: Option<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +199,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(n) = args.retention {
+        let scratch = procs::Scratch::new(args.keep)?;
+        let figures = retention::measure(&scratch.dir("retention")?, n).await?;
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let started = Instant::now();
     let settings = args.settings();
     let pagerd = procs::find_pagerd(args.pagerd.as_deref())?;

@@ -538,6 +538,31 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn prune(
+        &self,
+        before: Millis,
+        deliveries_before: Millis,
+        batch: usize,
+        after: Option<PruneCursor>,
+    ) -> Result<Pruned, StoreError> {
+        // Not fenced: every condition is checked under the incidents' row
+        // locks, so any instance may prune (only the leader does).
+        let ctx = (before, deliveries_before, batch, after);
+        self.run(
+            "prune",
+            false,
+            &ctx,
+            |tx, &(before, deliveries_before, batch, after)| {
+                Box::pin(async move {
+                    ops::prune(tx, before, deliveries_before, batch, after)
+                        .await
+                        .map(End::Commit)
+                })
+            },
+        )
+        .await
+    }
+
     async fn lease(&self, holder: &str, ttl: Duration) -> Result<Option<i64>, StoreError> {
         let mut client = self.client("lease").await?;
         let deadline = self.tx_timeout + Duration::from_secs(1);

@@ -13,7 +13,8 @@ use crate::clock::Millis;
 use crate::engine::{Effect, EffectKind, Event, Incident, Policy};
 use crate::store::decide;
 use crate::store::{
-    Applied, Change, Intake, JournalEntry, OutboxRow, Pending, Stats, StoreError, Target,
+    Applied, Change, Intake, JournalEntry, OutboxRow, Pending, PruneCursor, Pruned, Stats,
+    StoreError, Target,
 };
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, Fail> {
@@ -416,4 +417,75 @@ pub(super) async fn stats(tx: &Transaction<'_>, now: Millis) -> Result<Stats, Fa
         undeliverable: count(5)?,
         oldest_pending_ms: oldest.map_or(0, |o| (now - o).max(0)),
     })
+}
+
+/// One retention batch (see [`crate::store::Store::prune`]). The incidents
+/// are locked `SKIP LOCKED`: one an instance is applying an event to right
+/// now is left for the next pass, never waited for, and an event that comes
+/// after waits on the lock, then finds no incident. An incident changed
+/// after this statement's snapshot no longer passes `updated_at < before`
+/// when it is locked (every change sets `updated_at`), so the conditions
+/// hold for what is deleted.
+pub(super) async fn prune(
+    tx: &Transaction<'_>,
+    before: Millis,
+    deliveries_before: Millis,
+    batch: usize,
+    after: Option<PruneCursor>,
+) -> Result<Pruned, Fail> {
+    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+    let (after_at, after_id) = after.unwrap_or((Millis::MIN, i64::MIN));
+    let rows = query(
+        tx,
+        "SELECT i.id, i.updated_at,
+                i.next_due IS NULL
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.incident_id = i.id AND NOT o.done)
+                AND (i.state::jsonb -> 'ticket' ->> 'status' IN ('solved', 'closed')
+                     OR EXISTS (SELECT 1 FROM incidents l
+                                WHERE l.ticket_id = i.ticket_id AND l.episode > i.episode))
+         FROM incidents i
+         WHERE i.status = 'resolved' AND i.updated_at < $1
+           AND (i.updated_at, i.id) > ($2::BIGINT, $3::BIGINT)
+         ORDER BY i.updated_at, i.id LIMIT $4
+         FOR UPDATE OF i SKIP LOCKED",
+        &[&before, &after_at, &after_id, &limit],
+    )
+    .await?;
+    let mut out = Pruned {
+        next: after,
+        ..Pruned::default()
+    };
+    let mut doomed: Vec<i64> = Vec::new();
+    for row in &rows {
+        let id: i64 = col(row, 0)?;
+        out.examined += 1;
+        out.next = Some((col(row, 1)?, id));
+        if col::<bool>(row, 2)? {
+            doomed.push(id);
+        }
+    }
+    if !doomed.is_empty() {
+        out.journal = execute(
+            tx,
+            "DELETE FROM journal WHERE incident_id = ANY($1)",
+            &[&doomed],
+        )
+        .await?;
+        out.outbox = execute(
+            tx,
+            "DELETE FROM outbox WHERE incident_id = ANY($1)",
+            &[&doomed],
+        )
+        .await?;
+        out.incidents = execute(tx, "DELETE FROM incidents WHERE id = ANY($1)", &[&doomed]).await?;
+    }
+    out.deliveries = execute(
+        tx,
+        "DELETE FROM deliveries WHERE (source, id) IN
+         (SELECT source, id FROM deliveries WHERE at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        &[&deliveries_before, &limit],
+    )
+    .await?;
+    out.finished = out.examined < batch as u64 && out.deliveries < batch as u64;
+    Ok(out)
 }

@@ -34,12 +34,19 @@ FROM (SELECT DISTINCT ON (incident_id) incident_id,
 WHERE o.incident_id = i.id AND i.status <> 'resolved';
 ";
 
+/// Retention (see the SQLite store's schema 3): resolved incidents walked
+/// oldest first, and old webhook delivery ids found without a scan.
+const V3: &str = "
+CREATE INDEX incidents_resolved ON incidents(updated_at, id) WHERE status = 'resolved';
+CREATE INDEX deliveries_at ON deliveries(at);
+";
+
 /// Serialises migrations of instances starting together. Any constant no
 /// other application on the database uses: "pagerd" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7061_6765_7264;
 
 /// `(version, SQL)`, oldest first. Never edit a released entry: add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The newest schema this build knows.
 pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

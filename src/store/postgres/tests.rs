@@ -445,3 +445,13 @@ async fn a_takeover_waits_for_a_paused_leaders_open_transaction() {
     ));
     db.drop().await;
 }
+
+#[tokio::test]
+async fn retention_keeps_what_is_needed_and_deletes_the_rest() {
+    let Some(db) = Db::fresh().await else { return };
+    let s = PostgresStore::connect(&config(&db.url), Arc::new(crate::store::contract::policy()))
+        .await
+        .unwrap();
+    crate::store::contract::retention(&s).await;
+    db.drop().await;
+}

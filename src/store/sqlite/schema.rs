@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 /// Newest schema this build knows.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// The whole schema at [`SCHEMA_VERSION`] (every statement idempotent).
 const SCHEMA: &str = "
@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     at INTEGER NOT NULL,
     PRIMARY KEY (source, id)
 );
+-- Schema 3: retention walks resolved incidents oldest first and deletes
+-- old delivery ids.
+CREATE INDEX IF NOT EXISTS incidents_resolved ON incidents(updated_at, id) WHERE status = 'resolved';
+CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries(at);
 ";
 
 /// Schema 1 (pagerd 0.1.0) to 2: a ticket may have several incidents (one
@@ -109,6 +113,10 @@ WHERE status != 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.incident_i
         AND o.failed = 1 AND json_extract(o.effect, '$.type') IN ('pagerduty_trigger', 'pagerduty_escalate'));
 ";
 
+// Schema 2 to 3 (retention) only adds the two indexes at the end of
+// [`SCHEMA`], which creating "whatever is missing" builds on an old file:
+// no statement of its own. Building them reads the incidents table once.
+
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a newer one. The
 /// closing write of the version also proves at start that the disk takes
 /// writes, not at the first emergency.
@@ -146,6 +154,12 @@ pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
         conn.execute_batch("PRAGMA foreign_keys=ON").map_err(ctx)?;
         done?;
         tracing::info!(path, "store: migrated the SQLite schema from 1 to 2");
+    }
+    if version == Some(2) {
+        tracing::info!(
+            path,
+            "store: migrating the SQLite schema from 2 to 3 (retention indexes; this reads every incident once)"
+        );
     }
     conn.execute_batch(SCHEMA).map_err(ctx)?;
     conn.execute(

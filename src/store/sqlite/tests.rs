@@ -177,3 +177,137 @@ async fn a_missing_directory_is_refused_with_the_path() {
     };
     assert!(e.to_string().contains("/nonexistent/dir"), "{e}");
 }
+
+#[tokio::test]
+async fn retention_keeps_what_is_needed_and_deletes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(
+        &dir.path().join("p.db"),
+        Arc::new(crate::store::contract::policy()),
+    )
+    .unwrap();
+    crate::store::contract::retention(&s).await;
+}
+
+/// `PRAGMA name` on a read-only connection to `path`.
+fn pragma(path: &Path, name: &str) -> i64 {
+    open_reader(path)
+        .unwrap()
+        .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Opens ticket `id` with a `kb` KiB title and solves it at `at`, every
+/// effect delivered.
+async fn resolved_incident(s: &SqliteStore, id: &str, kb: usize, at: Millis) {
+    let mut t = ticket(id);
+    t.title = "x".repeat(kb << 10);
+    s.apply(Intake::ticket(t.clone()), 0).await.unwrap();
+    t.status = "solved".into();
+    s.apply(Intake::ticket(t), at).await.unwrap();
+    loop {
+        let (due, _) = s.due(at, 100, vec![]).await.unwrap();
+        if due.is_empty() {
+            return;
+        }
+        for p in due {
+            let ev = Event::Delivered {
+                effect: p.effect.kind(),
+                outcome: None,
+            };
+            s.complete(p.id, ev, at).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_file_gives_the_space_retention_frees_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    assert_eq!(pragma(&path, "auto_vacuum"), 2, "incremental");
+    for i in 0..150 {
+        resolved_incident(&s, &i.to_string(), 16, 1000).await;
+    }
+    let full = pragma(&path, "page_count");
+    let mut cursor = None;
+    loop {
+        let p = s.prune(2000, 0, 40, cursor).await.unwrap();
+        cursor = p.next;
+        if p.finished {
+            break;
+        }
+    }
+    // The last batch's vacuum is bounded; the next pass hands back the rest.
+    s.prune(2000, 0, 40, None).await.unwrap();
+    assert_eq!(s.stats(2000).await.unwrap().incidents, 0);
+    let left = pragma(&path, "page_count");
+    assert!(left * 10 < full, "{full} pages before, {left} after");
+    assert_eq!(
+        pragma(&path, "freelist_count"),
+        0,
+        "{full} pages before, {left} after"
+    );
+}
+
+#[tokio::test]
+async fn a_small_schema_2_file_gets_the_indexes_and_incremental_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    {
+        let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+        resolved_incident(&s, "1", 1, 1000).await;
+    }
+    {
+        // As pagerd 0.2 left it: schema 2, no auto-vacuum.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX incidents_resolved; DROP INDEX deliveries_at;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';
+             PRAGMA auto_vacuum = NONE; VACUUM;",
+        )
+        .unwrap();
+        assert_eq!(pragma(&path, "auto_vacuum"), 0);
+    }
+    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    assert_eq!(pragma(&path, "auto_vacuum"), 2, "converted at open");
+    let reader = open_reader(&path).unwrap();
+    let version: String = reader
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "3");
+    let indexes: i64 = reader
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'
+             AND name IN ('incidents_resolved', 'deliveries_at')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 2);
+    assert!(s.get(1).await.unwrap().is_some(), "the data is intact");
+    assert_eq!(s.prune(2000, 0, 10, None).await.unwrap().incidents, 1);
+}
+
+#[test]
+fn the_prune_query_walks_the_resolved_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    drop(SqliteStore::open(&path, Arc::new(Policy::default())).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", PRUNE_SELECT))
+        .unwrap()
+        .query_map(params![0, 0, 0, 10], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("incidents_resolved"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    assert!(!plan.contains("SCAN o"), "pending rows by index: {plan}");
+}

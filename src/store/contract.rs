@@ -1,0 +1,307 @@
+//! Behaviour every [`Store`] must have, written once and run against each
+//! store by its own tests (SQLite always, PostgreSQL when a database is
+//! given). Times are made up: the tests pass `now` to every call, which is
+//! the clock the store sees.
+
+use std::time::Duration;
+
+use super::*;
+use crate::engine::{Doc, EffectKind, Outcome, Policy, Source, Ticket};
+
+/// One day in ms.
+const DAY: Millis = 86_400_000;
+
+/// The policy the retention contract needs: crisis docs on, so a resolved
+/// incident can hold an armed deadline (the doc's deprecation).
+pub(crate) fn policy() -> Policy {
+    Policy {
+        crisis_docs: true,
+        ..Policy::default()
+    }
+}
+
+fn ticket(id: &str, status: &str) -> Ticket {
+    Ticket {
+        id: id.into(),
+        title: "down".into(),
+        priority: "urgent".into(),
+        status: status.into(),
+        tags: vec![],
+        url: "u".into(),
+        requester_name: "D".into(),
+        requester_email: "d@c.test".into(),
+        organization: "C".into(),
+    }
+}
+
+/// A webhook about ticket `id` in `status`.
+fn seen(id: &str, status: &str) -> Intake {
+    Intake {
+        target: Target::Ticket(id.into()),
+        event: Event::Ticket {
+            ticket: ticket(id, status),
+            polled: false,
+        },
+        delivery: None,
+    }
+}
+
+fn on(id: i64, event: Event) -> Intake {
+    Intake::incident(id, event)
+}
+
+fn ack(by: &str) -> Event {
+    Event::Acknowledge {
+        by: by.into(),
+        via: Source::Pagerduty,
+    }
+}
+
+fn resolve() -> Event {
+    Event::Resolve {
+        by: "ana".into(),
+        via: Source::Cli,
+    }
+}
+
+/// Applies `intake` at `now`, then delivers everything due, as the
+/// dispatcher would (the crisis doc is reported created).
+async fn step(s: &dyn Store, intake: Intake, now: Millis) -> Applied {
+    let applied = s.apply(intake, now).await.expect("apply");
+    drain(s, now).await;
+    applied
+}
+
+async fn drain(s: &dyn Store, now: Millis) {
+    for _ in 0..20 {
+        let (due, _) = s.due(now, 100, vec![]).await.expect("due");
+        if due.is_empty() {
+            return;
+        }
+        for p in due {
+            let outcome = (p.effect.kind() == EffectKind::CreateDoc).then(|| Outcome::Doc {
+                doc: Doc {
+                    id: "doc-1".into(),
+                    url: "https://docs.example/doc-1".into(),
+                },
+            });
+            let kind = p.effect.kind();
+            s.complete(
+                p.id,
+                Event::Delivered {
+                    effect: kind,
+                    outcome,
+                },
+                now,
+            )
+            .await
+            .expect("complete");
+        }
+    }
+    panic!("the outbox does not drain");
+}
+
+fn id_of(a: &Applied) -> i64 {
+    a.incident.as_ref().expect("an incident").id
+}
+
+/// Whether incident `id` is still stored, with its journal.
+async fn kept(s: &dyn Store, id: i64) -> bool {
+    let found = s.get(id).await.expect("get").is_some();
+    let journal = s.journal(id).await.expect("journal").len();
+    assert_eq!(
+        found,
+        journal > 0,
+        "incident {id} and its journal go together"
+    );
+    found
+}
+
+/// Retention deletes old resolved incidents (journal and outbox with them)
+/// and old delivery ids, keeps everything still needed, and respects the
+/// batch size. `s` must be opened with [`policy`].
+pub(crate) async fn retention(s: &dyn Store) {
+    s.lease("contract", Duration::from_secs(600))
+        .await
+        .expect("lease")
+        .expect("the leader");
+
+    // Resolved long ago, ticket solved: deleted.
+    let old = id_of(&step(s, seen("old", "new"), 0).await);
+    let acked = s
+        .apply(
+            Intake {
+                target: Target::Incident(old),
+                event: ack("bo"),
+                delivery: Some(("pagerduty".into(), "wh-old".into())),
+            },
+            60_000,
+        )
+        .await
+        .expect("ack");
+    assert_eq!(acked.result, Change::Updated);
+    drain(s, 60_000).await;
+    step(s, seen("old", "solved"), DAY).await;
+    let rows = s.outbox(old).await.expect("outbox");
+    assert!(
+        rows.len() >= 2 && rows.iter().all(|r| r.state == "delivered"),
+        "{rows:?}"
+    );
+
+    // Never resolved: kept however old.
+    let open = id_of(&step(s, seen("open", "new"), 0).await);
+
+    // Resolved recently: kept.
+    let recent = id_of(&step(s, seen("recent", "new"), 0).await);
+    step(s, seen("recent", "solved"), 100 * DAY).await;
+
+    // Resolved long ago but the crisis doc's deprecation is still armed.
+    let armed = id_of(&step(s, seen("armed", "new"), 0).await);
+    step(
+        s,
+        on(
+            armed,
+            Event::DeclareCrisis {
+                by: "ana".into(),
+                via: Source::Cli,
+            },
+        ),
+        1,
+    )
+    .await;
+    let resolved = step(s, seen("armed", "solved"), DAY).await;
+    let inc = resolved.incident.expect("the incident");
+    assert!(inc.crisis.as_ref().is_some_and(|c| c.doc.is_some()));
+    assert!(inc.deadlines.deprecate.is_some(), "{:?}", inc.deadlines);
+
+    // Resolved long ago but PagerDuty was never told: a pending outbox row.
+    let pending = id_of(&step(s, seen("pending", "new"), 0).await);
+    s.apply(seen("pending", "solved"), DAY)
+        .await
+        .expect("solve");
+    let (due, _) = s.due(DAY, 100, vec![]).await.expect("due");
+    for p in due.iter().filter(|p| p.incident.id == pending) {
+        s.retry_later(p.id, 1000 * DAY, "PagerDuty answered 503".into())
+            .await
+            .expect("retry later");
+    }
+
+    // Resolved long ago in the CLI while the ticket stays open: the only
+    // record that the ticket was dealt with (the poller would page again).
+    let unsolved = id_of(&step(s, seen("unsolved", "new"), 0).await);
+    step(s, on(unsolved, resolve()), DAY).await;
+
+    // A ticket's first episode, resolved long ago, then a second one (its
+    // ticket still open): the first goes, the second stays.
+    let first = id_of(&step(s, seen("twice", "new"), 0).await);
+    step(s, on(first, resolve()), DAY).await;
+    let second = step(s, seen("twice", "open"), 2 * DAY).await;
+    assert_eq!(second.result, Change::Created);
+    let second = id_of(&second);
+    step(s, on(second, resolve()), 2 * DAY).await;
+
+    // A recent delivery id (the open incident's acknowledgement).
+    let now = 120 * DAY;
+    let recent_ack = Intake {
+        target: Target::Incident(open),
+        event: ack("cy"),
+        delivery: Some(("pagerduty".into(), "wh-recent".into())),
+    };
+    assert_eq!(
+        step(s, recent_ack.clone(), now - DAY).await.result,
+        Change::Updated
+    );
+    let incidents = s.stats(now).await.expect("stats").incidents;
+    assert_eq!(incidents, 8);
+
+    // Batches of 2: never more examined or deleted per call.
+    let before = now - 90 * DAY;
+    let deliveries_before = now - 7 * DAY;
+    let mut total = Pruned::default();
+    let mut cursor = None;
+    let mut calls = 0;
+    loop {
+        let p = s
+            .prune(before, deliveries_before, 2, cursor)
+            .await
+            .expect("prune");
+        assert!(
+            p.examined <= 2 && p.incidents <= 2 && p.deliveries <= 2,
+            "{p:?}"
+        );
+        calls += 1;
+        total.add(&p);
+        cursor = p.next;
+        if p.finished {
+            break;
+        }
+        assert!(calls < 10, "the pass does not end: {p:?}");
+    }
+    assert!(
+        calls >= 3,
+        "six old resolved incidents take three batches of two"
+    );
+    assert_eq!(total.examined, 6, "{total:?}");
+    assert_eq!(total.incidents, 2, "{total:?}");
+    assert_eq!(total.deliveries, 1, "{total:?}");
+    assert!(total.journal >= 4 && total.outbox >= 4, "{total:?}");
+
+    assert!(!kept(s, old).await, "old and resolved: deleted");
+    assert!(s.outbox(old).await.expect("outbox").is_empty());
+    assert!(!kept(s, first).await, "an earlier episode: deleted");
+    for (id, what) in [
+        (open, "open"),
+        (recent, "recently resolved"),
+        (armed, "armed deadline"),
+        (pending, "pending outbox row"),
+        (unsolved, "ticket still open"),
+        (second, "the ticket's latest episode, ticket open"),
+    ] {
+        assert!(kept(s, id).await, "{what}: kept");
+    }
+    assert_eq!(s.stats(now).await.expect("stats").incidents, 6);
+    assert_eq!(s.outbox(pending).await.expect("outbox").len(), 2);
+
+    // The recent delivery id is still recognised; the old one is not.
+    assert_eq!(
+        s.apply(recent_ack, now).await.expect("replay").result,
+        Change::Replayed
+    );
+    let old_again = Intake {
+        target: Target::Incident(open),
+        event: ack("bo"),
+        delivery: Some(("pagerduty".into(), "wh-old".into())),
+    };
+    assert_ne!(
+        s.apply(old_again, now).await.expect("redelivery").result,
+        Change::Replayed,
+        "an 8-week-old delivery id is forgotten"
+    );
+
+    // A second pass finds nothing more to delete; once the pending row is
+    // delivered and the deadline has fired, those go too, when old enough.
+    let again = s
+        .prune(before, deliveries_before, 100, None)
+        .await
+        .expect("prune");
+    assert_eq!((again.incidents, again.deliveries), (0, 0), "{again:?}");
+    assert!(again.finished);
+    let end = 1000 * DAY;
+    drain(s, end).await;
+    let fired = step(s, on(armed, Event::Tick), end).await;
+    assert!(fired.incident.is_some_and(|i| i.deadlines.next().is_none()));
+    assert!(
+        s.outbox(pending)
+            .await
+            .expect("outbox")
+            .iter()
+            .all(|r| r.state == "delivered")
+    );
+    let p = s
+        .prune(end + 1, end - 7 * DAY, 100, None)
+        .await
+        .expect("prune");
+    assert_eq!(p.incidents, 3, "pending, armed and recent: {p:?}");
+    assert!(!kept(s, pending).await && !kept(s, armed).await && !kept(s, recent).await);
+    assert!(kept(s, open).await && kept(s, unsolved).await && kept(s, second).await);
+}
