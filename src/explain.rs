@@ -493,7 +493,11 @@ impl Story {
         };
         match event {
             Event::Ticket { ticket, polled } => {
-                let how = if *polled { " (found by the poller)" } else { "" };
+                let how = if *polled {
+                    " (found by the poller)"
+                } else {
+                    ""
+                };
                 let what = if ticket.is_done() {
                     format!("ticket #{} {} in Zendesk{how}", ticket.id, ticket.status)
                 } else if std::mem::take(first) {
@@ -518,9 +522,12 @@ impl Story {
                 by,
                 reason,
                 via: Source::Timer,
-            } => by_pagerd(format!("{} escalated to level 2: {reason}", by.name), "timer"),
+            } => by_pagerd(
+                format!("{} escalated to level 2: {reason}", by.name),
+                "timer",
+            ),
             Event::Escalate { by, reason, via } => {
-                acted(&format!("escalated to level 2: {reason}"), by, via)
+                acted(&format!("escalated to level 2 (\"{reason}\")"), by, via)
             }
             Event::DeclareCrisis { by, via } => acted("declared a crisis", by, via),
             Event::Join { by, via } => acted("joined the response", by, via),
@@ -574,7 +581,10 @@ impl Story {
         if let Some(c) = &self.incident.crisis
             && c.declared_at == at
         {
-            fired.push(format!("the crisis deadline passed: crisis declared ({})", c.reason));
+            fired.push(format!(
+                "the crisis deadline passed: crisis declared ({})",
+                c.reason
+            ));
         }
         if has("deprecate_doc") {
             fired.push("the follow-up ended: the crisis doc is marked deprecated".to_string());
@@ -688,7 +698,9 @@ pub fn timeline_text(lines: &[Line], local: &Local) -> String {
 pub fn delivery_text(d: &Delivery, local: &Local) -> String {
     let tries = |n: u32| format!("{n} attempt{}", if n == 1 { "" } else { "s" });
     let state = match (d.state.as_str(), d.done_at) {
-        ("delivered", Some(at)) => format!("delivered {} after {}", local.time(at), tries(d.attempts)),
+        ("delivered", Some(at)) => {
+            format!("delivered {} after {}", local.time(at), tries(d.attempts))
+        }
         ("failed", Some(at)) => format!(
             "FAILED for good {} after {}: {}",
             local.time(at),

@@ -136,7 +136,11 @@ fn the_next_escalation_is_at_the_armed_ack_deadline() {
     let local = utc(T0 + MIN);
     let next = b.story().next(&local);
     assert_eq!(next[0].at, Some(ack), "{next:?}");
-    assert!(next[0].what.contains("escalates to level 2 unless acknowledged"));
+    assert!(
+        next[0]
+            .what
+            .contains("escalates to level 2 unless acknowledged")
+    );
     assert!(next[0].why.contains("ack timeout 5m"), "{}", next[0].why);
     assert!(next[0].why.contains("08:00:02"), "{}", next[0].why);
     // Then the crisis, at the armed crisis deadline.
@@ -361,7 +365,10 @@ fn the_timeline_says_who_did_what_from_which_channel() {
         "{text}"
     );
     let v = explain_json(&b.story(), &utc(T0));
-    assert_eq!(v["timeline"][3]["who"], json!("Ana Engineer <ana@acme.example>"));
+    assert_eq!(
+        v["timeline"][3]["who"],
+        json!("Ana Engineer <ana@acme.example>")
+    );
     assert_eq!(v["timeline"][3]["via"], json!("slack"));
     assert_eq!(v["timeline"][0]["at"], json!("2027-01-15T08:00:00Z"));
     assert!(v["timeline"][1].get("who").is_none(), "{v:#}");
@@ -409,7 +416,10 @@ fn unreadable_rows_and_customer_text_stay_harmless() {
         "{lines:?}"
     );
     let text = explain_text(&story, &utc(T0));
-    assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}'), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
     // Not an incident at all: a typed error, not a panic.
     assert!(matches!(
         Story::from_api(&json!({ "error": "x" })),
