@@ -12,21 +12,67 @@ use serde_json::{Value, json};
 
 use crate::clock::rfc3339;
 use crate::engine::Incident;
+use crate::explain::{self, Local, Story, person};
 use crate::render::{self, terminal};
 use crate::secret::Secret;
 
 /// Why a CLI call failed; the text tells the operator what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The daemon is not reachable.
+    /// The daemon is not reachable (down, or not at that address).
     #[error(
-        "cannot reach pagerd at {addr}: {cause} (is `pagerd run` up, and is server.listen right?)"
+        "cannot reach pagerd at {url}: {cause}. Is `pagerd run` up there? Point the CLI at the \
+         daemon with --url URL (or PAGERD_URL), e.g. --url http://127.0.0.1:8780 (its server.listen)"
     )]
     Unreachable {
         /// Where we tried.
-        addr: String,
+        url: String,
         /// Why it failed.
         cause: String,
+    },
+    /// The daemon's admin API is off (no `server.admin_token_file`).
+    #[error(
+        "the admin API of pagerd at {url} is off: {message}. Whoever runs the daemon must set \
+         server.admin_token_file and restart it"
+    )]
+    AdminOff {
+        /// Where.
+        url: String,
+        /// The daemon's explanation.
+        message: String,
+    },
+    /// No admin token was given, and the daemon wants one.
+    #[error(
+        "pagerd at {url} wants its admin token: give --token-file FILE (or PAGERD_TOKEN_FILE), \
+         a file holding the daemon's server.admin_token"
+    )]
+    NoToken {
+        /// Where.
+        url: String,
+    },
+    /// The daemon refused the admin token.
+    #[error(
+        "pagerd at {url} refused the admin token from {token_from} (401): it is not the daemon's \
+         server.admin_token; ask whoever runs it for the right token file"
+    )]
+    WrongToken {
+        /// Where.
+        url: String,
+        /// Where the token came from (`--token-file /path`, the config).
+        token_from: String,
+    },
+    /// Something answers there, but not pagerd's admin API.
+    #[error(
+        "{url} has no pagerd admin API (HTTP {status} on {path}): is --url the daemon's \
+         server.listen?"
+    )]
+    NoApi {
+        /// Where.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The path asked for.
+        path: String,
     },
     /// The daemon refused or failed.
     #[error("pagerd answered {status}: {message}")]
@@ -36,12 +82,97 @@ pub enum ClientError {
         /// The daemon's explanation.
         message: String,
     },
+    /// `--url` is not an http(s) URL.
+    #[error("--url {url:?} is not a URL like http://127.0.0.1:8780: {cause}")]
+    BadUrl {
+        /// What was given.
+        url: String,
+        /// Why.
+        cause: String,
+    },
+    /// The token file cannot be read or is empty.
+    #[error("cannot use the admin token file {path}: {cause}")]
+    TokenFile {
+        /// The file.
+        path: String,
+        /// Why.
+        cause: String,
+    },
+    /// The answer is not what this pagerd understands.
+    #[error(transparent)]
+    Explain(#[from] crate::explain::ExplainError),
+}
+
+/// Reads the admin token from a file (`--token-file`): secrets never go on
+/// the command line.
+pub fn read_token_file(path: &std::path::Path) -> Result<Secret, ClientError> {
+    let err = |cause: String| ClientError::TokenFile {
+        path: path.display().to_string(),
+        cause,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => Ok(Secret::new(t)),
+        Ok(_) => Err(err("it is empty".into())),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// An incident named on the command line: its id (`7`), or a Zendesk
+/// ticket (`#4711` or `ticket:4711`), meaning the ticket's latest episode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentRef {
+    /// pagerd's incident id.
+    Id(i64),
+    /// A Zendesk ticket number.
+    Ticket(String),
+}
+
+/// Why a command-line incident reference does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is neither an incident id (7) nor a ticket (#4711 or ticket:4711)")]
+pub struct BadIncidentRef(String);
+
+impl std::str::FromStr for IncidentRef {
+    type Err = BadIncidentRef;
+
+    fn from_str(s: &str) -> Result<IncidentRef, BadIncidentRef> {
+        let t = s.trim();
+        if let Some(ticket) = t.strip_prefix('#').or_else(|| t.strip_prefix("ticket:")) {
+            let ticket = ticket.trim();
+            let ok = !ticket.is_empty()
+                && ticket.len() <= 64
+                && ticket
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            return if ok {
+                Ok(IncidentRef::Ticket(ticket.to_string()))
+            } else {
+                Err(BadIncidentRef(s.to_string()))
+            };
+        }
+        t.parse()
+            .map(IncidentRef::Id)
+            .map_err(|_| BadIncidentRef(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for IncidentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IncidentRef::Id(id) => write!(f, "{id}"),
+            IncidentRef::Ticket(t) => write!(f, "#{t}"),
+        }
+    }
 }
 
 /// A client for one daemon.
 pub struct Client {
+    /// The daemon's URL as given (for messages).
+    origin: String,
     base: String,
     token: Option<Secret>,
+    /// Where the token came from, for messages.
+    token_source: String,
     http: reqwest::Client,
 }
 
@@ -50,10 +181,51 @@ impl Client {
     pub fn new(addr: SocketAddr, token: Option<Secret>) -> Client {
         let http = crate::vendors::http_client(std::time::Duration::from_secs(15));
         Client {
+            origin: format!("http://{addr}"),
             base: format!("http://{addr}/api/v1"),
             token,
+            token_source: "the config's server.admin_token_file".into(),
             http,
         }
+    }
+
+    /// A client for the daemon at `url` (`http://host:port`, or a proxy's
+    /// `https://host/prefix`; a bare `host:port` means http).
+    pub fn at_url(url: &str, token: Option<Secret>) -> Result<Client, ClientError> {
+        let given = url.trim();
+        let full = if given.contains("://") {
+            given.to_string()
+        } else {
+            format!("http://{given}")
+        };
+        let bad = |cause: String| ClientError::BadUrl {
+            url: given.to_string(),
+            cause,
+        };
+        let parsed = reqwest::Url::parse(&full).map_err(|e| bad(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad(format!("{} is not http or https", parsed.scheme())));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() || !parsed.username().is_empty()
+        {
+            return Err(bad("give only scheme, host, port and path".into()));
+        }
+        let origin = full.trim_end_matches('/').to_string();
+        let mut client = Client::new(SocketAddr::from(([127, 0, 0, 1], 0)), token);
+        client.base = format!("{origin}/api/v1");
+        client.origin = origin;
+        Ok(client)
+    }
+
+    /// Says where the token came from, for the "wrong token" message.
+    pub fn token_from(mut self, source: impl Into<String>) -> Client {
+        self.token_source = source.into();
+        self
+    }
+
+    /// The daemon's URL.
+    pub fn url(&self) -> &str {
+        &self.origin
     }
 
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
@@ -62,22 +234,38 @@ impl Client {
             None => req,
         };
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
-            addr: self.base.clone(),
-            cause: e.without_url().to_string(),
+            url: self.origin.clone(),
+            cause: cause_of(&e),
         })?;
         let status = resp.status();
+        let path = resp.url().path().to_string();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = body["error"]
-                .as_str()
-                .unwrap_or("no explanation")
-                .to_string();
-            return Err(ClientError::Refused {
-                status: status.as_u16(),
-                message,
-            });
+        if status.is_success() {
+            return Ok(body);
         }
-        Ok(body)
+        let url = self.origin.clone();
+        let Some(message) = body["error"].as_str().map(str::to_string) else {
+            // Not pagerd's JSON: another server, or a proxy without the API.
+            return Err(ClientError::NoApi {
+                url,
+                status: status.as_u16(),
+                path,
+            });
+        };
+        Err(match status.as_u16() {
+            401 | 403 | 404 if message.contains("admin API is off") => {
+                ClientError::AdminOff { url, message }
+            }
+            401 if self.token.is_none() => ClientError::NoToken { url },
+            401 => ClientError::WrongToken {
+                url,
+                token_from: self.token_source.clone(),
+            },
+            code => ClientError::Refused {
+                status: code,
+                message,
+            },
+        })
     }
 
     /// `GET /status` (admin token): readiness, role, instance, lease, lag.
@@ -102,6 +290,35 @@ impl Client {
             .await
     }
 
+    /// `GET /incidents/{id}`, or `GET /incidents/by-ticket/{ticket}` for the
+    /// ticket's latest episode.
+    pub async fn show_ref(&self, r: &IncidentRef) -> Result<Value, ClientError> {
+        match r {
+            IncidentRef::Id(id) => self.show(*id).await,
+            // The ticket is ASCII letters, digits, `-` and `_` (FromStr).
+            IncidentRef::Ticket(t) => {
+                self.call(
+                    self.http
+                        .get(format!("{}/incidents/by-ticket/{t}", self.base)),
+                )
+                .await
+            }
+        }
+    }
+
+    /// The incident id `r` names (a ticket: its latest episode's).
+    pub async fn resolve(&self, r: &IncidentRef) -> Result<i64, ClientError> {
+        match r {
+            IncidentRef::Id(id) => Ok(*id),
+            IncidentRef::Ticket(_) => {
+                let body = self.show_ref(r).await?;
+                body["incident"]["id"].as_i64().ok_or_else(|| {
+                    crate::explain::ExplainError::NotAnIncident("no incident id".into()).into()
+                })
+            }
+        }
+    }
+
     /// `POST /incidents/{id}/{action}`.
     pub async fn act(
         &self,
@@ -118,6 +335,20 @@ impl Client {
         )
         .await
     }
+}
+
+/// The most specific cause of a failed request ("Connection refused (os
+/// error 111)"), without the URL.
+fn cause_of(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer within 15 s".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let text = cause.to_string();
+    if text.is_empty() { e.to_string() } else { text }
 }
 
 fn age(inc: &Incident) -> String {
@@ -175,14 +406,6 @@ pub fn format_status(body: &Value) -> String {
     out
 }
 
-/// "Ana Engineer <ana@acme.example>", or the name alone.
-fn person(w: &crate::engine::Who) -> String {
-    match &w.email {
-        Some(e) if *e != w.name => format!("{} <{e}>", w.name),
-        _ => w.name.clone(),
-    }
-}
-
 /// One line per incident.
 pub fn format_list(body: &Value) -> String {
     let incidents: Vec<Incident> =
@@ -217,11 +440,22 @@ pub fn format_list(body: &Value) -> String {
     out
 }
 
+/// `pagerd incidents explain`: what fires next, the story, the deliveries.
+pub fn format_explain(body: &Value, local: &Local) -> Result<String, ClientError> {
+    Ok(explain::explain_text(&Story::from_api(body)?, local))
+}
+
+/// `pagerd incidents explain --json`.
+pub fn explain_json(body: &Value, local: &Local) -> Result<Value, ClientError> {
+    Ok(explain::explain_json(&Story::from_api(body)?, local))
+}
+
 /// An incident in detail: state, deadlines, crisis, journal and outbox.
 pub fn format_show(body: &Value) -> String {
     let Ok(i) = serde_json::from_value::<Incident>(body["incident"].clone()) else {
         return format!("{}\n", render::terminal_json(body));
     };
+    let local = Local::system();
     let mut out = String::new();
     let t = &i.ticket;
     let _ = writeln!(
@@ -247,7 +481,7 @@ pub fn format_show(body: &Value) -> String {
     if !t.tags.is_empty() {
         let _ = writeln!(out, "tags      {}", terminal(&t.tags.join(" ")));
     }
-    let _ = writeln!(out, "opened    {}", rfc3339(i.opened_at));
+    let _ = writeln!(out, "opened    {}", local.time(i.opened_at));
     // What PagerDuty accepted, not only what pagerd asked for.
     match (&i.paged_at, &i.undeliverable) {
         (_, Some(why)) if i.is_open() => {
@@ -262,7 +496,7 @@ pub fn format_show(body: &Value) -> String {
             let _ = writeln!(
                 out,
                 "paged     level 1, accepted by PagerDuty {}",
-                rfc3339(*at)
+                local.time(*at)
             );
         }
         (None, _) => {
@@ -275,7 +509,7 @@ pub fn format_show(body: &Value) -> String {
     if i.level >= 2 {
         match i.escalated_at {
             Some(at) => {
-                let _ = writeln!(out, "level 2   accepted by PagerDuty {}", rfc3339(at));
+                let _ = writeln!(out, "level 2   accepted by PagerDuty {}", local.time(at));
             }
             None => {
                 let _ = writeln!(out, "level 2   requested, not yet accepted by PagerDuty");
@@ -283,10 +517,10 @@ pub fn format_show(body: &Value) -> String {
         }
     }
     if let Some((by, at)) = &i.acked {
-        let _ = writeln!(out, "acked     {} by {}", rfc3339(*at), terminal(by));
+        let _ = writeln!(out, "acked     {} by {}", local.time(*at), terminal(by));
     }
     if let Some((by, at)) = &i.resolved {
-        let _ = writeln!(out, "resolved  {} by {}", rfc3339(*at), terminal(by));
+        let _ = writeln!(out, "resolved  {} by {}", local.time(*at), terminal(by));
     }
     if !i.responders.is_empty() {
         let names: Vec<String> = i.responders.iter().map(person).collect();
@@ -300,14 +534,14 @@ pub fn format_show(body: &Value) -> String {
         ("deprecate", d.deprecate),
     ] {
         if let Some(at) = at {
-            let _ = writeln!(out, "{name:<9} {}", rfc3339(at));
+            let _ = writeln!(out, "{name:<9} {}", local.when(at));
         }
     }
     if let Some(c) = &i.crisis {
         let _ = writeln!(
             out,
             "crisis    {} ({})",
-            rfc3339(c.declared_at),
+            local.time(c.declared_at),
             terminal(&c.reason)
         );
         if let Some(doc) = &c.doc {
@@ -318,31 +552,80 @@ pub fn format_show(body: &Value) -> String {
     if let Some(e) = &i.last_error {
         let _ = writeln!(out, "PROBLEM   {}", terminal(e));
     }
-    let _ = writeln!(out, "\njournal:");
-    for e in body["journal"].as_array().into_iter().flatten() {
-        let at = e["at"].as_i64().map(rfc3339).unwrap_or_default();
+    let story = Story::from_api(body);
+    let _ = writeln!(out, "\njournal:  (times in {})", terminal(&local.zone()));
+    if let Ok(story) = &story {
+        out.push_str(&explain::timeline_text(&story.timeline(), &local));
+        let _ = writeln!(out, "\neffects:");
+        for d in &story.deliveries {
+            let _ = writeln!(out, "  {}", explain::delivery_text(d, &local));
+        }
         let _ = writeln!(
             out,
-            "  {at}  {}  (+{} effects)",
-            terminal(&e["event"].to_string()),
-            e["effects"]
-        );
-    }
-    let _ = writeln!(out, "\neffects:");
-    for e in body["outbox"].as_array().into_iter().flatten() {
-        let kind = field(&e["effect"]["type"]);
-        let err = e["last_error"]
-            .as_str()
-            .map(|s| format!("  last error: {}", terminal(s)))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  #{:<5} {:<24} {:<9} attempts {}{err}",
-            e["id"],
-            kind,
-            field(&e["state"]),
-            e["attempts"]
+            "\nwhy, and what fires next: pagerd incidents explain {}",
+            i.id
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incidents_are_named_by_id_or_by_ticket() {
+        let p = |s: &str| s.parse::<IncidentRef>();
+        assert_eq!(p("7"), Ok(IncidentRef::Id(7)));
+        assert_eq!(p("#4711"), Ok(IncidentRef::Ticket("4711".into())));
+        assert_eq!(p("ticket:4711"), Ok(IncidentRef::Ticket("4711".into())));
+        assert_eq!(IncidentRef::Ticket("4711".into()).to_string(), "#4711");
+        for bad in [
+            "",
+            "#",
+            "ticket:",
+            "abc",
+            "#47/11",
+            "#4711?x=1",
+            "t4711",
+            "1.5",
+        ] {
+            let err = p(bad).expect_err(bad);
+            assert!(err.to_string().contains("#4711 or ticket:4711"), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_are_http_with_the_api_below_them() {
+        let c = Client::at_url("http://127.0.0.1:8780/", None).expect("url");
+        assert_eq!(c.url(), "http://127.0.0.1:8780");
+        assert_eq!(c.base, "http://127.0.0.1:8780/api/v1");
+        let c = Client::at_url("pagerd.internal:8780", None).expect("bare host");
+        assert_eq!(c.base, "http://pagerd.internal:8780/api/v1");
+        let c = Client::at_url("https://ops.example/pagerd", None).expect("prefix");
+        assert_eq!(c.base, "https://ops.example/pagerd/api/v1");
+        for bad in ["ftp://x", "http://", "http://a:b@host", "http://host/?q=1"] {
+            assert!(
+                matches!(Client::at_url(bad, None), Err(ClientError::BadUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_files_must_hold_a_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        let err = read_token_file(&empty).expect_err("empty");
+        assert!(err.to_string().contains("empty"), "{err}");
+        let missing = read_token_file(&dir.path().join("missing")).expect_err("missing");
+        assert!(missing.to_string().contains("missing"), "{missing}");
+        let good = dir.path().join("token");
+        std::fs::write(&good, "SECRET-token\n").expect("write");
+        assert_eq!(
+            read_token_file(&good).expect("token").expose(),
+            "SECRET-token"
+        );
+    }
 }

@@ -36,6 +36,7 @@
 //! - [`render`]: customer-controlled text rendered for each destination
 //!   (Slack, Google, e-mail, PagerDuty, Zendesk, the terminal), with limits.
 //! - [`client`]: the CLI's side of the admin API.
+//! - [`explain`]: an incident's story and what fires next, in words (pure).
 //! - [`manual`]: the man pages and shell completions, from the CLI's own
 //!   definitions.
 //! - `fakes` and `demo` (the default `demo` feature): local stand-ins of the
@@ -54,6 +55,7 @@ pub mod deliver;
 pub mod demo;
 pub mod dispatcher;
 pub mod engine;
+pub mod explain;
 #[cfg(feature = "demo")]
 pub mod fakes;
 pub mod health;

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use pagerd::client::{Client, format_list, format_show};
+use pagerd::client::{Client, IncidentRef, format_list, format_show};
 use pagerd::config::{self, Config};
 use pagerd::logging;
 use pagerd::render;
@@ -46,8 +46,54 @@ struct Cli {
     #[arg(long, default_value = "info", env = "PAGERD_LOG_LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
     log_level: String,
 
+    #[command(flatten)]
+    remote: Remote,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the daemon is, for `status` and `incidents`: with both, the config
+/// file is not read at all, so engineers need only the token file.
+#[derive(clap::Args, Clone, Default)]
+struct Remote {
+    /// The daemon's URL for `status` and `incidents` (its server.listen,
+    /// e.g. http://127.0.0.1:8780). With --token-file, the config file is
+    /// not read.
+    #[arg(long, env = "PAGERD_URL", value_name = "URL")]
+    url: Option<String>,
+    /// A file holding the daemon's admin token (server.admin_token_file's
+    /// contents), for `status` and `incidents`; never the token itself on
+    /// the command line.
+    #[arg(long, env = "PAGERD_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+/// [`Remote`], also accepted after `incidents` and its subcommands.
+#[derive(clap::Args, Clone, Default)]
+struct RemoteAfter {
+    /// The daemon's URL (its server.listen, e.g. http://127.0.0.1:8780).
+    /// With --token-file, the config file is not read.
+    #[arg(long = "url", env = "PAGERD_URL", value_name = "URL", global = true)]
+    url: Option<String>,
+    /// A file holding the daemon's admin token (server.admin_token_file's
+    /// contents); never the token itself on the command line.
+    #[arg(
+        long = "token-file",
+        env = "PAGERD_TOKEN_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    token_file: Option<PathBuf>,
+}
+
+/// `pagerd incidents …`: where the daemon is, and what to do.
+#[derive(clap::Args)]
+struct IncidentsCmd {
+    #[command(flatten)]
+    remote: RemoteAfter,
+    #[command(subcommand)]
+    cmd: Incidents,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,10 +130,14 @@ enum Command {
         /// Print the JSON of /api/v1/status.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Inspect and act on incidents of the running daemon (admin API).
-    #[command(subcommand)]
-    Incidents(Incidents),
+    ///
+    /// ID is an incident id (7) or a Zendesk ticket, meaning its latest
+    /// episode: '#4711' (quote it in shells) or ticket:4711.
+    Incidents(IncidentsCmd),
     /// Print the shell completion script for SHELL to stdout, e.g.
     /// `pagerd completions bash > ~/.local/share/bash-completion/completions/pagerd`
     /// (the Debian package installs those of bash, zsh and fish).
@@ -120,9 +170,19 @@ enum Incidents {
     },
     /// Show one incident: state, deadlines, journal, deliveries and problems.
     Show {
-        /// Incident id.
-        id: i64,
+        /// Incident id, or ticket: '#4711' or ticket:4711.
+        id: IncidentRef,
         /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain one incident: what fires next, when and why; what happened,
+    /// who did what from which channel; every delivery attempt (local times).
+    Explain {
+        /// Incident id, or ticket: '#4711' or ticket:4711.
+        id: IncidentRef,
+        /// Print {"next": [{"what", "at", "why"}], "timeline": [{"at",
+        /// "what", "who", "via"}], "deliveries": […]} (times in RFC 3339).
         #[arg(long)]
         json: bool,
     },
@@ -150,8 +210,8 @@ enum Incidents {
 
 #[derive(clap::Args)]
 struct Act {
-    /// Incident id.
-    id: i64,
+    /// Incident id, or ticket: '#4711' or ticket:4711.
+    id: IncidentRef,
     /// Who you are, by e-mail: your name (from `[people]` or PagerDuty) is
     /// what the customer reads, and the same e-mail acting from PagerDuty
     /// or Slack counts as the same person. Default: `[cli] operator` in the
@@ -281,9 +341,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::from(2))
         }
-        Command::Status { json } => {
-            let (addr, token) = config::load_cli(&cli.config)?;
-            let body = Client::new(addr, token).status().await?;
+        Command::Status { json, remote } => {
+            let remote = remote.or(&cli.remote);
+            let body = connect(&cli.config, &remote)?.status().await?;
             if json {
                 outln!("{}", render::terminal_json(&body));
             } else {
@@ -291,22 +351,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Incidents(mut cmd) => {
+        Command::Incidents(IncidentsCmd {
+            remote: after,
+            mut cmd,
+        }) => {
+            let remote = Remote {
+                url: after.url,
+                token_file: after.token_file,
+            }
+            .or(&cli.remote);
             if let Some(a) = cmd.act_mut()
                 && a.by.is_none()
             {
-                a.by = config::load_cli_operator(&cli.config).ok().flatten();
+                if !remote.standalone() {
+                    a.by = config::load_cli_operator(&cli.config).ok().flatten();
+                }
                 if a.by.is_none() {
                     errln!(
-                        "pagerd: say who you are: --as EMAIL (or set [cli] operator = \"EMAIL\" in {}); \
-                         your name is what the customer reads",
+                        "pagerd: say who you are: --as EMAIL (or set [cli] operator = \"EMAIL\" in {}, \
+                         which is not read with --url and --token-file); your name is what the customer reads",
                         cli.config.display()
                     );
                     return Ok(ExitCode::from(2));
                 }
             }
-            let (addr, token) = config::load_cli(&cli.config)?;
-            let client = Client::new(addr, token);
+            let client = connect(&cli.config, &remote)?;
             let out = match cmd {
                 Incidents::List { all, json } => {
                     let body = client.list(all).await?;
@@ -317,11 +386,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 Incidents::Show { id, json } => {
-                    let body = client.show(id).await?;
+                    let body = client.show_ref(&id).await?;
                     if json {
                         format!("{}\n", render::terminal_json(&body))
                     } else {
                         format_show(&body)
+                    }
+                }
+                Incidents::Explain { id, json } => {
+                    let body = client.show_ref(&id).await?;
+                    let local = pagerd::explain::Local::system();
+                    if json {
+                        let v = pagerd::client::explain_json(&body, &local)?;
+                        format!("{}\n", render::terminal_json(&v))
+                    } else {
+                        pagerd::client::format_explain(&body, &local)?
                     }
                 }
                 Incidents::Ack(a) => act(&client, a, "ack", None).await?,
@@ -365,11 +444,58 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+impl Remote {
+    /// These options, else those given before the command.
+    fn or(self, before: &Remote) -> Remote {
+        Remote {
+            url: self.url.or_else(|| before.url.clone()),
+            token_file: self.token_file.or_else(|| before.token_file.clone()),
+        }
+    }
+
+    /// Both given: the config file is not read at all.
+    fn standalone(&self) -> bool {
+        self.url.is_some() && self.token_file.is_some()
+    }
+}
+
+/// A client of the daemon: from --url and --token-file when given, the rest
+/// from `[server]` of the config (not read at all when both are given).
+fn connect(config_path: &std::path::Path, remote: &Remote) -> anyhow::Result<Client> {
+    use pagerd::client::read_token_file;
+    let token_file = |f: &PathBuf| -> anyhow::Result<(Option<pagerd::secret::Secret>, String)> {
+        Ok((
+            Some(read_token_file(f)?),
+            format!("--token-file {}", f.display()),
+        ))
+    };
+    if let (Some(url), Some(file)) = (&remote.url, &remote.token_file) {
+        let (token, source) = token_file(file)?;
+        return Ok(Client::at_url(url, token)?.token_from(source));
+    }
+    let (addr, config_token) = config::load_cli(config_path).context(
+        "the CLI needs the daemon's URL and admin token: give --url URL and --token-file FILE \
+         (or PAGERD_URL and PAGERD_TOKEN_FILE), or a config file it can read",
+    )?;
+    let (token, source) = match &remote.token_file {
+        Some(f) => token_file(f)?,
+        None => (
+            config_token,
+            format!("server.admin_token_file of {}", config_path.display()),
+        ),
+    };
+    let client = match &remote.url {
+        Some(url) => Client::at_url(url, token)?,
+        None => Client::new(addr, token),
+    };
+    Ok(client.token_from(source))
+}
+
 impl Incidents {
     /// The acting person's part of the action commands.
     fn act_mut(&mut self) -> Option<&mut Act> {
         match self {
-            Incidents::List { .. } | Incidents::Show { .. } => None,
+            Incidents::List { .. } | Incidents::Show { .. } | Incidents::Explain { .. } => None,
             Incidents::Ack(a)
             | Incidents::Escalate { act: a, .. }
             | Incidents::Crisis(a)
@@ -393,19 +519,18 @@ async fn act(
             render::terminal(by)
         );
     }
-    let body = client.act(a.id, action, by, reason).await?;
+    let id = client.resolve(&a.id).await?;
+    let body = client.act(id, action, by, reason).await?;
     let mut out = match body["result"].as_str() {
         Some("ignored") => format!(
-            "incident {}: nothing to do ({})\n",
-            a.id,
+            "incident {id}: nothing to do ({})\n",
             render::terminal(body["reason"].as_str().unwrap_or(""))
         ),
-        _ => format!("incident {}: {action} done\n", a.id),
+        _ => format!("incident {id}: {action} done\n"),
     };
     if let Some(why) = body["crisis_declared"].as_str() {
         out.push_str(&format!(
-            "incident {}: this declared a CRISIS ({}); the crisis doc and Slack announcements follow\n",
-            a.id,
+            "incident {id}: this declared a CRISIS ({}); the crisis doc and Slack announcements follow\n",
             render::terminal(why)
         ));
     }

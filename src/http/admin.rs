@@ -5,6 +5,8 @@
 //! compared). Without a configured token the API is off (403), so a daemon
 //! is never controllable by accident. `GET /status` is what `pagerd status`
 //! prints: role, instance, lease, counts (from memory).
+//! `GET /incidents/by-ticket/{ticket}` answers what `GET /incidents/{id}`
+//! does for the ticket's latest episode (`pagerd incidents show '#4711'`).
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -27,6 +29,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/status", get(status))
         .route("/incidents", get(list))
         .route("/incidents/{id}", get(show))
+        .route("/incidents/by-ticket/{ticket}", get(show_ticket))
         .route("/incidents/{id}/{action}", post(act))
         .route_layer(middleware::from_fn_with_state(state, auth))
 }
@@ -125,6 +128,28 @@ async fn show(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Respons
     let Some(incident) = st.core.store.get(id).await? else {
         return Err(ApiError::NotFound(format!("no incident {id}")));
     };
+    detail(&st, incident).await
+}
+
+/// `GET /incidents/by-ticket/{ticket}`: what `GET /incidents/{id}` answers,
+/// for the latest episode of a Zendesk ticket.
+async fn show_ticket(
+    State(st): State<AppState>,
+    Path(ticket): Path<String>,
+) -> Result<Response, ApiError> {
+    let ticket = ticket.trim_start_matches('#');
+    let Some(incident) = st.core.store.by_ticket(ticket).await? else {
+        return Err(ApiError::NotFound(format!(
+            "no incident for ticket #{}",
+            crate::render::truncate(ticket, 100)
+        )));
+    };
+    detail(&st, incident).await
+}
+
+/// An incident with its journal and outbox rows.
+async fn detail(st: &AppState, incident: Incident) -> Result<Response, ApiError> {
+    let id = incident.id;
     let journal = st.core.store.journal(id).await?;
     let outbox = st.core.store.outbox(id).await?;
     Ok(axum::Json(

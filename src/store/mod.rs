@@ -164,6 +164,9 @@ pub struct OutboxRow {
     pub created_at: Millis,
     /// When it was delivered or given up.
     pub done_at: Option<Millis>,
+    /// When the dispatcher tries it (again), while it is pending: its
+    /// queueing time at first, then the backoff after each failed attempt.
+    pub next_attempt_at: Option<Millis>,
 }
 
 impl OutboxRow {
@@ -326,6 +329,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// One incident.
     async fn get(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+
+    /// The latest episode of a Zendesk ticket's incidents.
+    async fn by_ticket(&self, ticket: &str) -> Result<Option<Incident>, StoreError>;
 
     /// Incidents, newest first; only unresolved ones when `open_only`.
     async fn list(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError>;

@@ -417,6 +417,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn by_ticket(&self, ticket: &str) -> Result<Option<Incident>, StoreError> {
+        let target = Target::Ticket(ticket.to_string());
+        self.call(move |conn| load(conn, &target)).await
+    }
+
     async fn list(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError> {
         self.call(move |conn| {
             let sql = if open_only {
@@ -459,7 +464,8 @@ impl Store for SqliteStore {
     async fn outbox(&self, id: i64) -> Result<Vec<OutboxRow>, StoreError> {
         self.call(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, effect, done, failed, attempts, last_error, created_at, done_at
+                "SELECT id, effect, done, failed, attempts, last_error, created_at, done_at,
+                        next_attempt_at
                  FROM outbox WHERE incident_id = ?1 ORDER BY id",
             )?;
             let rows = stmt.query_map([id], |r| {
@@ -472,10 +478,12 @@ impl Store for SqliteStore {
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, i64>(6)?,
                     r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, i64>(8)?,
                 ))
             })?;
             rows.map(|r| {
-                let (id, effect, done, failed, attempts, last_error, created_at, done_at) = r?;
+                let (id, effect, done, failed, attempts, last_error, created_at, done_at, next) =
+                    r?;
                 let state = OutboxRow::state_of(done, failed);
                 Ok(OutboxRow {
                     id,
@@ -485,6 +493,7 @@ impl Store for SqliteStore {
                     last_error,
                     created_at,
                     done_at,
+                    next_attempt_at: (!done).then_some(next),
                 })
             })
             .collect()

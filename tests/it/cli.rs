@@ -170,3 +170,417 @@ fn demo_refuses_a_zero_speed_and_offers_only_its_own_options() {
         );
     }
 }
+
+/// Runs pagerd with `args` only (no `--config` added) and `env`.
+fn pagerd_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pagerd"));
+    for var in ["PAGERD_URL", "PAGERD_TOKEN_FILE", "PAGERD_CONFIG"] {
+        cmd.env_remove(var);
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run pagerd")
+}
+
+/// The incident's armed ack deadline, once PagerDuty accepted the page.
+async fn ack_deadline(h: &Harness) -> i64 {
+    eventually("PagerDuty accepted the page", || async {
+        h.incident(1).await["incident"]["deadlines"]["ack"].is_i64()
+    })
+    .await;
+    h.incident(1).await["incident"]["deadlines"]["ack"]
+        .as_i64()
+        .expect("ack armed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_ask_an_incident_why_by_id_or_ticket() {
+    let Some(h) = Harness::started_on(crate::util::Backend::Sqlite, "ack_timeout = \"10m\"").await
+    else {
+        return;
+    };
+    h.ticket(4711, "urgent", &[]).await;
+    let ack = ack_deadline(&h).await;
+    let cfg = h.config_path.clone();
+    let [
+        explain,
+        json,
+        show,
+        by_ticket,
+        by_ticket_too,
+        explain_ticket,
+        ack_ticket,
+        unknown,
+    ] = tokio::task::spawn_blocking(move || {
+        [
+            pagerd(&cfg, &["incidents", "explain", "1"]),
+            pagerd(&cfg, &["incidents", "explain", "1", "--json"]),
+            pagerd(&cfg, &["incidents", "show", "1"]),
+            pagerd(&cfg, &["incidents", "show", "#4711"]),
+            pagerd(&cfg, &["incidents", "show", "ticket:4711", "--json"]),
+            pagerd(&cfg, &["incidents", "explain", "#4711"]),
+            pagerd(
+                &cfg,
+                &["incidents", "ack", "#4711", "--as", "ana@acme.example"],
+            ),
+            pagerd(&cfg, &["incidents", "show", "#999"]),
+        ]
+    })
+    .await
+    .unwrap();
+
+    let t = text(&explain);
+    assert!(explain.status.success(), "{t}");
+    for want in [
+        "incident 1: ticket #4711 \"Production instance down\" (Customer Corp), triggered, level 1",
+        "What fires next:",
+        "escalates to level 2 unless acknowledged",
+        "(in ",
+        "ack timeout 10m",
+        "crisis declared",
+        "What happened:",
+        "emergency ticket #4711 came in",
+        "via Zendesk; queued: page to PagerDuty (level 1)",
+        "PagerDuty accepted the page via PagerDuty",
+        "Deliveries:",
+        "page to PagerDuty (level 1)",
+        "delivered",
+    ] {
+        assert!(t.contains(want), "no {want:?} in:\n{t}");
+    }
+    assert!(!t.contains("{\""), "{t}");
+
+    assert!(json.status.success(), "{}", text(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let next = &v["next"][0];
+    assert!(
+        next["what"]
+            .as_str()
+            .unwrap()
+            .contains("escalates to level 2"),
+        "{v:#}"
+    );
+    let at: jiff::Timestamp = next["at"].as_str().expect("at").parse().expect("RFC 3339");
+    assert_eq!(at.as_millisecond(), ack, "{v:#}");
+    assert!(
+        next["why"].as_str().unwrap().contains("acknowledged"),
+        "{v:#}"
+    );
+    let timeline = v["timeline"].as_array().expect("timeline");
+    assert!(timeline.len() >= 2, "{v:#}");
+    assert_eq!(timeline[0]["via"], "zendesk", "{v:#}");
+    assert_eq!(timeline[1]["what"], "PagerDuty accepted the page", "{v:#}");
+    assert!(timeline[0]["at"].as_str().unwrap().ends_with('Z'), "{v:#}");
+
+    let s = text(&show);
+    assert!(show.status.success(), "{s}");
+    assert!(
+        s.contains("journal:  (times in") && s.contains("emergency ticket #4711 came in"),
+        "{s}"
+    );
+    assert!(!s.contains("{\"type\""), "raw JSON in the journal:\n{s}");
+
+    let s = text(&by_ticket);
+    assert!(
+        by_ticket.status.success() && s.contains("incident 1 ") && s.contains("#4711"),
+        "{s}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&by_ticket_too.stdout).expect("JSON");
+    assert_eq!(v["incident"]["id"], 1, "{}", text(&by_ticket_too));
+    assert!(
+        explain_ticket.status.success() && text(&explain_ticket).contains("incident 1:"),
+        "{}",
+        text(&explain_ticket)
+    );
+    assert!(
+        ack_ticket.status.success() && text(&ack_ticket).contains("incident 1: ack done"),
+        "{}",
+        text(&ack_ticket)
+    );
+    assert!(!unknown.status.success(), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("no incident for ticket #999"),
+        "{}",
+        text(&unknown)
+    );
+
+    // Acknowledged: the escalation is off, the timeline names Ana and the CLI.
+    let v: serde_json::Value = serde_json::from_slice(
+        &tokio::task::spawn_blocking({
+            let cfg = h.config_path.clone();
+            move || pagerd(&cfg, &["incidents", "explain", "1", "--json"])
+        })
+        .await
+        .unwrap()
+        .stdout,
+    )
+    .expect("JSON");
+    let whats: Vec<&str> = v["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["what"].as_str())
+        .collect();
+    assert!(!whats.iter().any(|w| w.contains("escalates")), "{v:#}");
+    let acked = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["what"] == "acknowledged")
+        .unwrap_or_else(|| panic!("no ack in {v:#}"));
+    assert_eq!(acked["via"], "cli", "{v:#}");
+    assert!(
+        acked["who"].as_str().unwrap().contains("ana@acme.example"),
+        "{v:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engineers_need_only_the_url_and_the_token_file() {
+    let Some(h) = Harness::started_on(crate::util::Backend::Sqlite, "ack_timeout = \"1h\"").await
+    else {
+        return;
+    };
+    h.ticket(4711, "urgent", &[]).await;
+    let url = h.url("");
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(
+        &token,
+        format!("{}\n", pagerd::fakes::stand_ins::secrets::ADMIN),
+    )
+    .unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "SECRET-not-the-token-0123456789abcdef\n").unwrap();
+    let nowhere = dir.path().join("no-such-dir/pagerd.toml");
+    let down = format!("http://{}", crate::util::free_port());
+    let down_given = down.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let (cfg, tok, wrong) = (
+            nowhere.to_str().unwrap().to_string(),
+            token.to_str().unwrap().to_string(),
+            wrong.to_str().unwrap().to_string(),
+        );
+        let remote = |before: &[&str], after: &[&str]| {
+            let mut args = vec!["--config", &cfg, "--url", &url, "--token-file", &tok];
+            args.extend_from_slice(before);
+            args.extend_from_slice(after);
+            pagerd_env(&args, &[])
+        };
+        [
+            remote(&["incidents", "list"], &[]),
+            remote(&["status"], &[]),
+            remote(&["incidents", "explain", "#4711"], &[]),
+            // After the subcommand too.
+            pagerd_env(
+                &[
+                    "--config",
+                    &cfg,
+                    "incidents",
+                    "show",
+                    "1",
+                    "--url",
+                    &url,
+                    "--token-file",
+                    &tok,
+                ],
+                &[],
+            ),
+            pagerd_env(
+                &[
+                    "--config",
+                    &cfg,
+                    "status",
+                    "--url",
+                    &url,
+                    "--token-file",
+                    &tok,
+                ],
+                &[],
+            ),
+            // From the environment.
+            pagerd_env(
+                &["--config", &cfg, "incidents", "list"],
+                &[("PAGERD_URL", &url), ("PAGERD_TOKEN_FILE", &tok)],
+            ),
+            // No --as, and the config is not read for [cli] operator.
+            remote(&["incidents", "ack", "1"], &[]),
+            remote(&["incidents", "ack", "1", "--as", "ana@acme.example"], &[]),
+            // The wrong token, the daemon down, the config missing.
+            pagerd_env(
+                &[
+                    "--config",
+                    &cfg,
+                    "--url",
+                    &url,
+                    "--token-file",
+                    &wrong,
+                    "incidents",
+                    "list",
+                ],
+                &[],
+            ),
+            pagerd_env(
+                &[
+                    "--config",
+                    &cfg,
+                    "--url",
+                    &down,
+                    "--token-file",
+                    &tok,
+                    "incidents",
+                    "list",
+                ],
+                &[],
+            ),
+            pagerd_env(&["--config", &cfg, "--url", &url, "status"], &[]),
+            pagerd_env(
+                &[
+                    "--config",
+                    &cfg,
+                    "--url",
+                    "ftp://x",
+                    "--token-file",
+                    &tok,
+                    "status",
+                ],
+                &[],
+            ),
+        ]
+    })
+    .await
+    .unwrap();
+    let [
+        list,
+        status,
+        explain,
+        show_after,
+        status_after,
+        from_env,
+        anonymous,
+        ack,
+        wrong,
+        down,
+        no_token,
+        bad_url,
+    ] = out;
+    for (name, o) in [
+        ("list", &list),
+        ("status", &status),
+        ("explain", &explain),
+        ("show --url after", &show_after),
+        ("status --url after", &status_after),
+        ("env", &from_env),
+        ("ack", &ack),
+    ] {
+        assert!(o.status.success(), "{name}: {}", text(o));
+    }
+    assert!(text(&list).contains("#4711"), "{}", text(&list));
+    assert!(text(&from_env).contains("#4711"), "{}", text(&from_env));
+    assert!(
+        text(&status).contains("role      leader"),
+        "{}",
+        text(&status)
+    );
+    assert!(
+        text(&explain).contains("What fires next"),
+        "{}",
+        text(&explain)
+    );
+    assert!(
+        text(&show_after).contains("incident 1 "),
+        "{}",
+        text(&show_after)
+    );
+    assert!(
+        text(&ack).contains("incident 1: ack done"),
+        "{}",
+        text(&ack)
+    );
+    assert_eq!(anonymous.status.code(), Some(2), "{}", text(&anonymous));
+    assert!(
+        text(&anonymous).contains("--as EMAIL"),
+        "{}",
+        text(&anonymous)
+    );
+
+    let t = text(&wrong);
+    assert!(!wrong.status.success(), "{t}");
+    assert!(
+        t.contains("refused the admin token") && t.contains("--token-file") && t.contains("401"),
+        "{t}"
+    );
+    assert!(!t.contains("SECRET-"), "a token in the message: {t}");
+    let t = text(&down);
+    assert!(!down.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("cannot reach pagerd at {down_given}:"))
+            && t.to_lowercase().contains("connection refused")
+            && t.contains("--url URL"),
+        "{t}"
+    );
+    let t = text(&no_token);
+    assert!(!no_token.status.success(), "{t}");
+    assert!(
+        t.contains("--token-file FILE") && t.contains("no-such-dir"),
+        "{t}"
+    );
+    let t = text(&bad_url);
+    assert!(!bad_url.status.success() && t.contains("ftp://x"), "{t}");
+}
+
+/// A server that answers every request with `status` and `body`, like a
+/// daemon whose admin API is off, or something that is not pagerd.
+fn stub(status: &'static str, body: &'static str) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn an_admin_api_that_is_off_or_missing_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "SECRET-some-token-0123456789abcdef\n").unwrap();
+    let tok = token.to_str().unwrap();
+    let off = stub(
+        "403 Forbidden",
+        r#"{"error":"the admin API is off: set server.admin_token_file (or _env)"}"#,
+    );
+    let o = pagerd_env(&["--url", &off, "--token-file", tok, "status"], &[]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("admin API of pagerd at")
+            && t.contains("is off")
+            && t.contains("server.admin_token_file"),
+        "{t}"
+    );
+    let other = stub("404 Not Found", "<html>nope</html>");
+    let o = pagerd_env(
+        &["--url", &other, "--token-file", tok, "incidents", "list"],
+        &[],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("has no pagerd admin API")
+            && t.contains("404")
+            && t.contains("/api/v1/incidents"),
+        "{t}"
+    );
+}

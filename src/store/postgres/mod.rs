@@ -430,6 +430,14 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn by_ticket(&self, ticket: &str) -> Result<Option<Incident>, StoreError> {
+        let target = Target::Ticket(ticket.to_string());
+        self.run("by_ticket", false, &target, |tx, target| {
+            Box::pin(async move { ops::load(tx, target, false).await.map(End::Rollback) })
+        })
+        .await
+    }
+
     async fn list(&self, open_only: bool, limit: usize) -> Result<Vec<Incident>, StoreError> {
         self.run(
             "list",

@@ -353,14 +353,16 @@ pub(super) async fn journal(tx: &Transaction<'_>, id: i64) -> Result<Vec<Journal
 pub(super) async fn outbox(tx: &Transaction<'_>, id: i64) -> Result<Vec<OutboxRow>, Fail> {
     query(
         tx,
-        "SELECT id, effect, done, failed, attempts, last_error, created_at, done_at
+        "SELECT id, effect, done, failed, attempts, last_error, created_at, done_at,
+                next_attempt_at
          FROM outbox WHERE incident_id = $1 ORDER BY id",
         &[&id],
     )
     .await?
     .iter()
     .map(|r| {
-        let state = OutboxRow::state_of(col::<bool>(r, 2)?, col::<bool>(r, 3)?);
+        let done = col::<bool>(r, 2)?;
+        let state = OutboxRow::state_of(done, col::<bool>(r, 3)?);
         Ok(OutboxRow {
             id: col(r, 0)?,
             effect: from_json(col::<&str>(r, 1)?)?,
@@ -369,6 +371,7 @@ pub(super) async fn outbox(tx: &Transaction<'_>, id: i64) -> Result<Vec<OutboxRo
             last_error: col(r, 5)?,
             created_at: col(r, 6)?,
             done_at: col(r, 7)?,
+            next_attempt_at: if done { None } else { Some(col(r, 8)?) },
         })
     })
     .collect()
