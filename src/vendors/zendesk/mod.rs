@@ -13,11 +13,29 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{DeliveryError, json_response};
+use super::{DeliveryError, ProbeError, json_response, probe_response};
 use crate::engine::Ticket;
 use crate::secret::Secret;
 
 const SERVICE: &str = "Zendesk";
+
+/// The user an API token authenticates as (`GET /api/v2/users/me.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Me {
+    /// The user id; `None` for the anonymous user Zendesk describes when a
+    /// request carries no credentials it accepts.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// The user's e-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `end-user`, `agent` or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The user's name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
 
 /// A Zendesk client.
 pub struct Zendesk {
@@ -96,6 +114,19 @@ impl Zendesk {
             .json(&payload);
         let _: Value = json_response(SERVICE, req.send().await).await?;
         Ok(())
+    }
+
+    /// Who the credentials authenticate as: `GET /api/v2/users/me.json`
+    /// (read-only; `pagerd doctor`). A refused token is
+    /// [`ProbeError::Rejected`].
+    pub async fn me(&self) -> Result<Me, ProbeError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            user: Me,
+        }
+        let req = self.req(reqwest::Method::GET, "/users/me.json");
+        let (answer, _): (Answer, _) = probe_response(SERVICE, req.send().await).await?;
+        Ok(answer.user)
     }
 
     /// Tickets matching a search query (first page, newest first).
