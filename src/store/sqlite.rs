@@ -666,6 +666,7 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+pub mod probe;
 mod schema;
 #[cfg(test)]
 mod tests;
