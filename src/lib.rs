@@ -22,6 +22,7 @@
 //! - [`render`]: customer-controlled text rendered for each destination
 //!   (Slack, Google, e-mail, PagerDuty, Zendesk, the terminal), with limits.
 //! - [`client`]: the CLI's side of the admin API.
+//! - [`doctor`]: `pagerd doctor`, every integration checked read-only.
 //! - [`manual`]: the man pages and shell completions, from the CLI's own
 //!   definitions.
 //! - [`fakes`] and [`demo`]: local stand-ins of the vendors, and the demo
@@ -38,6 +39,7 @@ pub mod deliver;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod dispatcher;
+pub mod doctor;
 pub mod engine;
 #[cfg(feature = "demo")]
 pub mod fakes;
