@@ -294,7 +294,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 outln!("{}", render::terminal_json(&report.json()));
             } else {
-                outln!("pagerd doctor: {}", render::terminal(&cli.config.display().to_string()));
+                outln!(
+                    "pagerd doctor: {}",
+                    render::terminal(&cli.config.display().to_string())
+                );
                 out!("{}", report.text());
             }
             Ok(if report.ok {

@@ -66,10 +66,30 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
         ),
     )];
     if let Some(id) = &gc.template_id {
-        out.push(file_check(&client, &account, TEMPLATE, "google.template_id", id, GOOGLE_DOC_MIME).await);
+        out.push(
+            file_check(
+                &client,
+                &account,
+                TEMPLATE,
+                "google.template_id",
+                id,
+                GOOGLE_DOC_MIME,
+            )
+            .await,
+        );
     }
     if let Some(id) = &gc.folder_id {
-        out.push(file_check(&client, &account, FOLDER, "google.folder_id", id, FOLDER_MIME).await);
+        out.push(
+            file_check(
+                &client,
+                &account,
+                FOLDER,
+                "google.folder_id",
+                id,
+                FOLDER_MIME,
+            )
+            .await,
+        );
     }
     out
 }

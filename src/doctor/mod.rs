@@ -137,7 +137,15 @@ pub async fn run(config: &Config) -> Report {
         store::checks(config),
     );
     let mut checks = Vec::new();
-    for group in [pd, zd, slack, google, email, webhooks::checks(config), store] {
+    for group in [
+        pd,
+        zd,
+        slack,
+        google,
+        email,
+        webhooks::checks(config),
+        store,
+    ] {
         checks.extend(group);
     }
     Report::new(checks)

@@ -50,7 +50,10 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
                 ),
                 None => Check::fail(
                     FROM,
-                    format!("no PagerDuty user has the e-mail {} (pagerduty.from)", pd.from),
+                    format!(
+                        "no PagerDuty user has the e-mail {} (pagerduty.from)",
+                        pd.from
+                    ),
                     "set pagerduty.from to the e-mail of a PagerDuty user (People → Users): \
                      PagerDuty refuses escalations and notes without a valid From",
                 ),

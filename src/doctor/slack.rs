@@ -43,10 +43,7 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
     };
     let mut out = vec![Check::pass(
         TOKEN,
-        format!(
-            "valid: bot @{bot} in workspace {:?} (auth.test)",
-            auth.team
-        ),
+        format!("valid: bot @{bot} in workspace {:?} (auth.test)", auth.team),
     )];
     out.push(match &auth.scopes {
         None => Check::pass(
@@ -100,7 +97,7 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
             Err(ProbeError::NotFound { .. }) => Check::fail(
                 name,
                 format!(
-                    "no channel {shown} is visible to the bot (conversations.list) (slack.channels)"
+                    "no channel {shown} is visible to the bot (slack.channels; looked up with conversations.list)"
                 ),
                 format!(
                     "fix the name in slack.channels, or create {shown}; a private channel is \

@@ -42,10 +42,7 @@ pub(super) async fn checks(config: &Config) -> Vec<Check> {
                         Some(false) => "; no daemon is running on it",
                         None => "",
                     };
-                    Check::pass(
-                        NAME,
-                        format!("SQLite {path}: writable, {schema}{running}"),
-                    )
+                    Check::pass(NAME, format!("SQLite {path}: writable, {schema}{running}"))
                 }
                 Ok(Err(e)) => {
                     let fix = match &e {

@@ -225,8 +225,7 @@ mod tests {
         let p = probe(&path).unwrap();
         assert_eq!(p.daemon_running, Some(false));
         // A store is still openable afterwards: the probe took no lock.
-        super::super::SqliteStore::open(&path, Arc::new(crate::engine::Policy::default()))
-            .unwrap();
+        super::super::SqliteStore::open(&path, Arc::new(crate::engine::Policy::default())).unwrap();
     }
 
     #[test]

@@ -412,7 +412,10 @@ impl Google {
             .http
             .get(&url)
             .bearer_auth(token.expose())
-            .query(&[("fields", "id,name,mimeType"), ("supportsAllDrives", "true")])
+            .query(&[
+                ("fields", "id,name,mimeType"),
+                ("supportsAllDrives", "true"),
+            ])
             .send()
             .await;
         let service = format!("Google Drive files.get of {file_id}");

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::{DeliveryError, ProbeError, from_status, from_transport, json_response, probe_response};
+use super::{
+    DeliveryError, ProbeError, from_status, from_transport, json_response, probe_response,
+};
 use super::{Person, normalize_email};
 use crate::secret::Secret;
 
