@@ -817,6 +817,56 @@ mod tests {
         (fake, google)
     }
 
+    #[tokio::test]
+    async fn file_meta_reads_without_writing_and_says_what_is_missing() {
+        let (fake, google) = setup(Some("tmpl-1")).await;
+        fake.add_folder("folder-1", "Crisis docs");
+        google.check_token().await.unwrap();
+        let t = google.file_meta("tmpl-1").await.unwrap();
+        assert_eq!(
+            (t.id.as_str(), t.name.as_str(), t.mime_type.as_str()),
+            ("tmpl-1", "Postmortem template", GOOGLE_DOC_MIME)
+        );
+        assert_eq!(
+            google.file_meta("folder-1").await.unwrap().mime_type,
+            FOLDER_MIME
+        );
+        assert!(matches!(
+            google.file_meta("nope").await,
+            Err(ProbeError::NotFound { .. })
+        ));
+        assert!(
+            fake.requests().iter().all(|r| r.starts_with("GET ")),
+            "{:?}",
+            fake.requests()
+        );
+        assert!(fake.docs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_rejected() {
+        let (fake, _) = setup(None).await;
+        // A key the fake does not know: the grant is refused.
+        let other = ServiceAccountKey::from_json(&demo_service_account_json(
+            "someone-else@acme-demo.iam.gserviceaccount.com",
+            &fake.token_url(),
+        ))
+        .unwrap();
+        let settings = GoogleSettings {
+            token_url: fake.token_url(),
+            drive_url: fake.drive_url(),
+            docs_url: fake.docs_url(),
+            template_id: None,
+            folder_id: None,
+        };
+        let google = Google::new(settings, other, http_client(REQUEST_TIMEOUT));
+        assert!(
+            matches!(google.check_token().await, Err(ProbeError::Rejected { .. })),
+            "{:?}",
+            google.check_token().await
+        );
+    }
+
     #[test]
     fn key_files_are_validated_without_echoing_the_key() {
         let good = demo_service_account_json(EMAIL, DEFAULT_TOKEN_URL);

@@ -797,6 +797,88 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn auth_test_reports_the_scopes_and_channels_their_membership() {
+        let fake = FakeSlack::start(FakeSlackOptions {
+            bot_token: TOKEN.into(),
+            channels: vec![
+                ("general".into(), "C0GENERAL1".into()),
+                ("oncall".into(), "C0ONCALL01".into()),
+            ],
+            timeline: Timeline::default(),
+            scopes: Some(vec!["chat:write".into(), "channels:read".into()]),
+        })
+        .await
+        .unwrap();
+        let slack = Slack::new(fake.url(), Secret::new(TOKEN), http_client(REQUEST_TIMEOUT));
+        let auth = slack.auth_test().await.unwrap();
+        assert_eq!(auth.user, "pagerd");
+        assert_eq!(
+            auth.scopes,
+            Some(vec!["chat:write".to_string(), "channels:read".to_string()])
+        );
+        fake.remove_bot_from("#oncall");
+        let general = slack.channel_info("#general").await.unwrap();
+        assert_eq!(
+            (general.id.as_str(), general.is_member),
+            ("C0GENERAL1", true)
+        );
+        let oncall = slack.channel_info("C0ONCALL01").await.unwrap();
+        assert!(!oncall.is_member);
+        assert!(matches!(
+            slack.channel_info("#nope").await,
+            Err(ProbeError::NotFound { .. })
+        ));
+        assert!(matches!(
+            slack.channel_info("C0NOSUCH01").await,
+            Err(ProbeError::NotFound { .. })
+        ));
+        // Posting where the bot is not: refused, as Slack does.
+        let e = slack
+            .post(&msg("#oncall", "x", "k"), false)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().ends_with("not_in_channel"), "{e}");
+
+        let bad = Slack::new(
+            fake.url(),
+            Secret::new("xoxb-wrong"),
+            http_client(REQUEST_TIMEOUT),
+        );
+        match bad.auth_test().await {
+            Err(ProbeError::Rejected { reason }) => {
+                assert!(reason.contains("invalid_auth"), "{reason}");
+                assert!(!reason.contains("xoxb"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(fake.messages().is_empty());
+        assert!(
+            fake.requests()
+                .iter()
+                .any(|r| r == "GET /conversations.info")
+        );
+    }
+
+    #[tokio::test]
+    async fn conversations_info_needs_channels_read() {
+        let fake = FakeSlack::start(FakeSlackOptions {
+            bot_token: TOKEN.into(),
+            channels: vec![("general".into(), "C0GENERAL1".into())],
+            timeline: Timeline::default(),
+            scopes: Some(vec!["chat:write".into()]),
+        })
+        .await
+        .unwrap();
+        let slack = Slack::new(fake.url(), Secret::new(TOKEN), http_client(REQUEST_TIMEOUT));
+        match slack.channel_info("C0GENERAL1").await {
+            Err(ProbeError::Failed(e)) => {
+                assert!(e.to_string().contains("needs scope channels:read"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn errors_are_classified() {
         let (fake, slack) = setup().await;
         let e = slack

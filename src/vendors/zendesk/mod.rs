@@ -176,3 +176,48 @@ impl Zendesk {
         }
     }
 }
+
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    use super::*;
+    use crate::fakes::Timeline;
+    use crate::fakes::zendesk::{AGENT_ID, FakeZendesk, ZendeskOptions};
+    use crate::vendors::{REQUEST_TIMEOUT, http_client};
+
+    #[tokio::test]
+    async fn me_names_the_token_user_or_says_it_is_rejected() {
+        let fake = FakeZendesk::start(ZendeskOptions {
+            email: "agent@acme.example".into(),
+            api_token: "zd-token".into(),
+            webhook_secret: "zd-hook".into(),
+            timeline: Timeline::default(),
+        })
+        .await
+        .unwrap();
+        let zd = Zendesk::new(
+            fake.url(),
+            "agent@acme.example",
+            &Secret::new("zd-token"),
+            http_client(REQUEST_TIMEOUT),
+        );
+        let me = zd.me().await.unwrap();
+        assert_eq!(me.id, Some(AGENT_ID));
+        assert_eq!(me.email.as_deref(), Some("agent@acme.example"));
+        assert_eq!(me.role.as_deref(), Some("agent"));
+        let wrong = Zendesk::new(
+            fake.url(),
+            "agent@acme.example",
+            &Secret::new("nope"),
+            http_client(REQUEST_TIMEOUT),
+        );
+        match wrong.me().await {
+            Err(ProbeError::Rejected { reason }) => assert!(reason.contains("401"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            fake.requests.all(),
+            ["GET /api/v2/users/me.json", "GET /api/v2/users/me.json"]
+        );
+    }
+}
