@@ -241,7 +241,7 @@ async fn doctor_names_the_vendor_and_key_of_each_failure() {
         "✗ PagerDuty REST API token: the REST API token in pagerduty.api_token_file (or _env) is rejected: PagerDuty REST API answered 401",
         "    fix: create a new one under PagerDuty → Integrations → API Access Keys",
         "✗ Slack channel #war-room: no channel #war-room is visible to the bot",
-        "(slack.channels)",
+        "(slack.channels; looked up with conversations.list)",
         "✗ Slack channel #general: the bot is not a member of #general (C0GENERAL1)",
         "    fix: invite the bot: /invite @pagerd in #general",
         "✗ Google template doc: pagerd@acme-demo.iam.gserviceaccount.com cannot read no-such-template (google.template_id)",
@@ -315,4 +315,48 @@ async fn doctor_json_has_the_documented_shape() {
             "Google template doc",
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reads_the_postgres_schema_and_lease() {
+    let Some(mut h) = Harness::new_on(
+        crate::util::Backend::Postgres,
+        Options::default(),
+        Extra::default(),
+    )
+    .await
+    else {
+        return;
+    };
+    h.vendors
+        .pagerduty
+        .add_user("PONCALL", "Olga Oncall", "oncall@acme.example");
+    h.start().await;
+    // The daemon takes the lease at start; wait until it holds it.
+    let status = h.url("/api/v1/status");
+    crate::util::eventually("the daemon leads", || async {
+        let Ok(r) = reqwest::Client::new()
+            .get(&status)
+            .bearer_auth(secrets::ADMIN)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        r.json::<Value>().await.is_ok_and(|b| b["role"] == "leader")
+    })
+    .await;
+    let out = doctor(&h.config_path, false).await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("✓ Store: PostgreSQL 127.0.0.1:5432/"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("reachable (SELECT 1), schema version 2; leader lease held by "),
+        "{shown}"
+    );
+    secret_free(&shown);
+    h.stop().await;
 }
