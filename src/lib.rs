@@ -36,6 +36,7 @@
 //! - [`render`]: customer-controlled text rendered for each destination
 //!   (Slack, Google, e-mail, PagerDuty, Zendesk, the terminal), with limits.
 //! - [`client`]: the CLI's side of the admin API.
+//! - [`doctor`]: `pagerd doctor`, every integration checked read-only.
 //! - [`explain`]: an incident's story and what fires next, in words (pure).
 //! - [`manual`]: the man pages and shell completions, from the CLI's own
 //!   definitions.
@@ -54,6 +55,7 @@ pub mod deliver;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod dispatcher;
+pub mod doctor;
 pub mod engine;
 pub mod explain;
 #[cfg(feature = "demo")]

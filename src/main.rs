@@ -108,6 +108,20 @@ enum Command {
     Run,
     /// Validate the config file and every secret it names; exit 2 on a problem.
     CheckConfig,
+    /// Check every configured integration with the real config, without
+    /// side effects: PagerDuty token, From user and routing key format,
+    /// Zendesk token, Slack token, scopes and channels, Google key,
+    /// template and folder, the SMTP relay, webhook secrets and the store.
+    ///
+    /// Prints one line per check and the fix for each failure. Nothing is
+    /// sent or written: no page, comment, message, doc, permission or mail.
+    /// Exit 0 when every check passes, 1 when one fails, 2 when the config
+    /// does not load.
+    Doctor {
+        /// Print `{"ok": bool, "checks": [{"name", "ok", "detail", "fix"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the real daemon against built-in local stand-ins of PagerDuty,
     /// Zendesk, Slack, Google and SMTP, on a compressed clock, and print the
     /// whole story of an emergency.
@@ -328,6 +342,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        Command::Doctor { json } => {
+            let config = match Config::load(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    errln!("pagerd: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let report = pagerd::doctor::run(&config).await;
+            if json {
+                outln!("{}", render::terminal_json(&report.json()));
+            } else {
+                outln!(
+                    "pagerd doctor: {}",
+                    render::terminal(&cli.config.display().to_string())
+                );
+                out!("{}", report.text());
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         #[cfg(feature = "demo")]
         Command::Demo { speed, keep } => {
             pagerd::demo::run(pagerd::demo::DemoOptions { speed, keep }).await?;

@@ -278,6 +278,25 @@ impl FakeGoogle {
         });
     }
 
+    /// Registers a Drive folder (new docs may go there: `google.folder_id`).
+    pub fn add_folder(&self, id: &str, name: &str) {
+        let mut inner = self.shared.lock();
+        inner.files.retain(|f| f.id != id);
+        let owner = owner_permission(&self.shared.client_email);
+        inner.files.push(File {
+            id: id.to_string(),
+            name: name.to_string(),
+            mime_type: FOLDER_MIME.to_string(),
+            parents: Vec::new(),
+            app_properties: BTreeMap::new(),
+            trashed: false,
+            text: String::new(),
+            permissions: vec![owner],
+            template: true,
+            revision: 1,
+        });
+    }
+
     /// Every Google Doc created through the API (not templates), oldest first.
     pub fn docs(&self) -> Vec<FakeDoc> {
         self.shared

@@ -45,6 +45,38 @@ impl Timeline {
     }
 }
 
+/// Every request a fake received, as `METHOD /path` (no query: it may
+/// carry cursors, never credentials, but stays out for brevity), in order,
+/// faults included. Tests assert on it, e.g. that `pagerd doctor` only
+/// reads.
+#[derive(Clone, Default)]
+pub struct RequestLog(Arc<Mutex<Vec<String>>>);
+
+impl RequestLog {
+    /// The requests so far.
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Wraps `router` so every request is recorded before it is handled.
+    pub fn record(&self, router: Router) -> Router {
+        router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            record_request,
+        ))
+    }
+}
+
+async fn record_request(
+    axum::extract::State(log): axum::extract::State<RequestLog>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let line = format!("{} {}", req.method(), req.uri().path());
+    log.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    next.run(req).await
+}
+
 /// One way to misbehave on the next request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {

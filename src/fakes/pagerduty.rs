@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::{Faults, Server, Timeline, shorten};
+use super::{Faults, RequestLog, Server, Timeline, shorten};
 
 pub mod users;
 
@@ -108,6 +108,8 @@ pub struct FakePagerDuty {
     pub events_faults: Faults,
     /// Faults for the REST API (`/incidents…`).
     pub rest_faults: Faults,
+    /// Every request received (Events and REST API).
+    pub requests: RequestLog,
 }
 
 /// What every handler sees.
@@ -274,7 +276,8 @@ impl FakePagerDuty {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(std::io::Error::other)?;
-        let server = Server::spawn(router(shared.clone())).await?;
+        let requests = RequestLog::default();
+        let server = Server::spawn(requests.record(router(shared.clone()))).await?;
         let _ = shared.base_url.set(server.url());
         Ok(FakePagerDuty {
             server,
@@ -282,6 +285,7 @@ impl FakePagerDuty {
             client,
             events_faults,
             rest_faults,
+            requests,
         })
     }
 

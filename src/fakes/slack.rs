@@ -15,6 +15,14 @@
 //!   with `include_all_metadata=true`, as Slack does.
 //! - `users.info` — GET query or POST form `user=`; the users a test seeds
 //!   with [`FakeSlack::add_user`] plus the bot itself (see [`users`]).
+//! - `auth.test` — who the token is, with the granted scopes in the
+//!   `x-oauth-scopes` response header, as Slack sends them.
+//! - `conversations.info` — a channel by ID (`channel_not_found` for a
+//!   name), with `is_member`; needs `channels:read`. The bot is a member of
+//!   every channel until [`FakeSlack::remove_bot_from`]; then
+//!   `chat.postMessage` there answers `not_in_channel`.
+//!
+//! Every request is recorded ([`FakeSlack::requests`]).
 
 #![allow(
     clippy::result_large_err,
@@ -33,7 +41,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::sign::slack as slack_sign;
-use super::{Faults, Server, Timeline};
+use super::{Faults, RequestLog, Server, Timeline};
 
 pub mod users;
 
@@ -48,6 +56,19 @@ pub const APP_ID: &str = "A0PAGERD01";
 /// A `response_url` that goes nowhere: port 9 on loopback (discard), so a
 /// daemon that calls it under test fails fast and nothing leaves the machine.
 pub const RESPONSE_URL: &str = "http://127.0.0.1:9/slack-response-url";
+
+/// The scopes `auth.test` reports when [`FakeSlackOptions::scopes`] is
+/// `None` (every scope pagerd could want).
+pub const ALL_SCOPES: &[&str] = &[
+    "chat:write",
+    "channels:read",
+    "channels:history",
+    "groups:read",
+    "groups:history",
+    "users:read",
+    "users:read.email",
+    "commands",
+];
 
 /// Biggest `text` Slack accepts (it truncates past 40 000, refuses beyond).
 const MAX_TEXT: usize = 40_000;
@@ -125,6 +146,8 @@ struct Inner {
     fail_next: Vec<String>,
     users: Vec<users::SeededUser>,
     user_lookups: usize,
+    /// IDs of channels the bot is not a member of.
+    not_member: Vec<String>,
 }
 
 struct Shared {
@@ -147,6 +170,8 @@ pub struct FakeSlack {
     shared: Arc<Shared>,
     /// Faults to inject into the next requests (any method).
     pub faults: Faults,
+    /// Every request received, as `METHOD /method.name`.
+    pub requests: RequestLog,
 }
 
 impl FakeSlack {
@@ -169,6 +194,7 @@ impl FakeSlack {
                 fail_next: Vec::new(),
                 users: Vec::new(),
                 user_lookups: 0,
+                not_member: Vec::new(),
             }),
         });
         let router = Router::new()
@@ -186,12 +212,19 @@ impl FakeSlack {
                 get(conversations_replies).post(conversations_replies),
             )
             .route("/users.info", get(users::info).post(users::info))
+            .route("/auth.test", get(auth_test).post(auth_test))
+            .route(
+                "/conversations.info",
+                get(conversations_info).post(conversations_info),
+            )
             .with_state(shared.clone());
-        let server = Server::spawn(router).await?;
+        let requests = RequestLog::default();
+        let server = Server::spawn(requests.record(router)).await?;
         Ok(FakeSlack {
             server,
             shared,
             faults,
+            requests,
         })
     }
 
@@ -231,6 +264,21 @@ impl FakeSlack {
             .into_iter()
             .filter(|m| m.channel_name == name && m.thread_ts.is_some())
             .collect()
+    }
+
+    /// Takes the bot out of a channel (`general` or `#general`):
+    /// `conversations.info` and `.list` say `is_member: false`, and
+    /// `chat.postMessage` there answers `not_in_channel`.
+    pub fn remove_bot_from(&self, channel_name: &str) {
+        let mut inner = self.shared.lock();
+        if let Some((_, id)) = find_channel(&inner, channel_name) {
+            inner.not_member.push(id);
+        }
+    }
+
+    /// Every Web API method called, in order (`GET /auth.test`, …).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.all()
     }
 
     /// Answers the next `n` `chat.postMessage` calls with HTTP 200
@@ -429,6 +477,11 @@ async fn post_message(
         said("channel_not_found");
         return slack_error("channel_not_found");
     };
+    if inner.not_member.contains(&id) {
+        drop(inner);
+        said("not_in_channel");
+        return slack_error("not_in_channel");
+    }
     let text = str_arg(&args, "text").unwrap_or_default().to_string();
     let blocks = match json_arg(&args, "blocks") {
         Ok(Some(b))
@@ -583,23 +636,83 @@ async fn conversations_list(
     {
         return slack_error("invalid_types");
     }
-    let channels: Vec<Value> = shared
-        .lock()
-        .channels
-        .iter()
-        .map(|(name, id)| {
-            json!({
-                "id": id, "name": name, "is_channel": true, "is_private": false,
-                "is_archived": false, "is_member": true, "context_team_id": TEAM_ID,
-            })
-        })
-        .collect();
+    let channels: Vec<Value> = {
+        let inner = shared.lock();
+        inner
+            .channels
+            .iter()
+            .map(|(name, id)| channel_json(name, id, !inner.not_member.contains(id)))
+            .collect()
+    };
     match page(&channels, &args, 100) {
         Ok((channels, next)) => {
             ok(json!({ "channels": channels, "response_metadata": { "next_cursor": next } }))
         }
         Err(r) => r,
     }
+}
+
+fn channel_json(name: &str, id: &str, is_member: bool) -> Value {
+    json!({
+        "id": id, "name": name, "is_channel": true, "is_private": false,
+        "is_archived": false, "is_member": is_member, "context_team_id": TEAM_ID,
+    })
+}
+
+/// The scopes granted to the token, as `x-oauth-scopes` lists them.
+fn granted_scopes(shared: &Shared) -> String {
+    match &shared.scopes {
+        Some(s) => s.join(","),
+        None => ALL_SCOPES.join(","),
+    }
+}
+
+/// `auth.test`: the token's workspace and bot user; its scopes in the
+/// `x-oauth-scopes` header.
+async fn auth_test(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = read_call(&shared, &headers, query.as_deref(), &body).await {
+        return r;
+    }
+    let mut resp = ok(json!({
+        "url": format!("https://{TEAM_DOMAIN}.slack.com/"),
+        "team": "pagerd demo",
+        "user": "pagerd",
+        "team_id": TEAM_ID,
+        "user_id": BOT_USER_ID,
+        "bot_id": "B0PAGERBOT",
+        "is_enterprise_install": false,
+    }));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&granted_scopes(&shared)) {
+        resp.headers_mut().insert("x-oauth-scopes", v);
+    }
+    resp
+}
+
+/// `conversations.info`: a channel by ID.
+async fn conversations_info(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let args = match read_call(&shared, &headers, query.as_deref(), &body).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Some(r) = users::missing_scope(&shared, "channels:read") {
+        return r;
+    }
+    let (id, name) = match channel_by_id(&shared, &args) {
+        Ok(found) => found,
+        Err(r) => return r,
+    };
+    let is_member = !shared.lock().not_member.contains(&id);
+    ok(json!({ "channel": channel_json(&name, &id, is_member) }))
 }
 
 /// The channel of a history/replies call: Slack wants the ID here.

@@ -45,6 +45,8 @@ pub struct Mail {
 struct Shared {
     timeline: Timeline,
     mails: Mutex<Vec<Mail>>,
+    /// The verb of every command received (`EHLO`, `NOOP`, `DATA`, …).
+    commands: Mutex<Vec<String>>,
     fail_next: Mutex<VecDeque<String>>,
 }
 
@@ -71,6 +73,7 @@ impl FakeSmtp {
         let shared = Arc::new(Shared {
             timeline,
             mails: Mutex::new(Vec::new()),
+            commands: Mutex::new(Vec::new()),
             fail_next: Mutex::new(VecDeque::new()),
         });
         let accept_shared = shared.clone();
@@ -106,6 +109,12 @@ impl FakeSmtp {
     /// Every mail accepted, in order.
     pub fn messages(&self) -> Vec<Mail> {
         lock(&self.shared.mails).clone()
+    }
+
+    /// The verb of every command received, upper-cased, in order
+    /// (`EHLO`, `MAIL`, `RCPT`, `DATA`, `NOOP`, `QUIT`, …).
+    pub fn commands(&self) -> Vec<String> {
+        lock(&self.shared.commands).clone()
     }
 
     /// Answers the next `n` `MAIL FROM` commands with `reply` (a full
@@ -185,6 +194,7 @@ async fn session(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
         let line = String::from_utf8_lossy(&line);
         let line = line.trim_end_matches(['\r', '\n']);
         let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+        lock(&shared.commands).push(verb.to_ascii_uppercase());
         match verb.to_ascii_uppercase().as_str() {
             "EHLO" if !rest.trim().is_empty() => {
                 greeted = true;

@@ -25,7 +25,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
-use super::{Faults, Server, Timeline, shorten};
+use super::{Faults, RequestLog, Server, Timeline, shorten};
 
 /// Ticket statuses in Zendesk's order (what `status<solved` compares).
 const STATUSES: [&str; 6] = ["new", "open", "pending", "hold", "solved", "closed"];
@@ -88,7 +88,12 @@ pub struct FakeZendesk {
     client: reqwest::Client,
     /// Faults for every REST request.
     pub faults: Faults,
+    /// Every request received.
+    pub requests: RequestLog,
 }
+
+/// The id of the API token's user (`GET /api/v2/users/me.json`).
+pub const AGENT_ID: u64 = 1_900_000_000_001;
 
 struct Shared {
     email: String,
@@ -160,13 +165,15 @@ impl FakeZendesk {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(std::io::Error::other)?;
-        let server = Server::spawn(router(shared.clone())).await?;
+        let requests = RequestLog::default();
+        let server = Server::spawn(requests.record(router(shared.clone()))).await?;
         let _ = shared.base_url.set(server.url());
         Ok(FakeZendesk {
             server,
             shared,
             client,
             faults,
+            requests,
         })
     }
 
@@ -332,6 +339,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v2/tickets/{id}/{sub}", get(list_comments))
         .route("/api/v2/search", get(search))
         .route("/api/v2/search.json", get(search))
+        .route("/api/v2/users/me", get(me))
+        .route("/api/v2/users/me.json", get(me))
         .route_layer(middleware::from_fn_with_state(shared.clone(), guard))
         .fallback(invalid_endpoint)
         .with_state(shared)
@@ -401,6 +410,25 @@ async fn guard(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Respo
         return resp;
     }
     next.run(req).await
+}
+
+// -------------------------------------------------------------------- users
+
+/// `GET /api/v2/users/me.json`: the user the API token belongs to, an agent
+/// (behind the guard: wrong credentials are a 401, as Zendesk answers
+/// them).
+async fn me(State(sh): State<Arc<Shared>>) -> Response {
+    let base = sh.base();
+    axum::Json(json!({"user": {
+        "id": AGENT_ID,
+        "url": format!("{base}/api/v2/users/{AGENT_ID}.json"),
+        "name": "pagerd",
+        "email": sh.email,
+        "role": "agent",
+        "active": true,
+        "verified": true,
+    }}))
+    .into_response()
 }
 
 // ------------------------------------------------------------------ tickets

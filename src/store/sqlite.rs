@@ -844,6 +844,7 @@ fn reclaim(conn: &Connection) -> Result<i64, StoreError> {
     Ok(free)
 }
 
+pub mod probe;
 mod schema;
 #[cfg(test)]
 mod tests;

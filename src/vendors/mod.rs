@@ -111,6 +111,77 @@ impl DeliveryError {
     }
 }
 
+/// Why a read-only check of an integration (`pagerd doctor`) failed.
+///
+/// The checks ask things (who am I, does this file exist) rather than do
+/// things, so what matters is not whether a retry helps but what a human
+/// must fix: a refused credential, a thing that is not there, or anything
+/// else (unreachable, a 5xx, a body that does not parse). Like
+/// [`DeliveryError`], the reason names the service and never a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The credential was refused: HTTP 401/403, Slack `invalid_auth`,
+    /// an OAuth `invalid_grant`, an SMTP login refused.
+    #[error("{reason}")]
+    Rejected {
+        /// What was refused, for operators.
+        reason: String,
+    },
+    /// What was asked for does not exist, or is not visible to the
+    /// credential (HTTP 404, Slack `channel_not_found`).
+    #[error("{reason}")]
+    NotFound {
+        /// What is missing, for operators.
+        reason: String,
+    },
+    /// Anything else, classified as a delivery would be.
+    #[error("{0}")]
+    Failed(DeliveryError),
+}
+
+impl From<ProbeError> for DeliveryError {
+    /// A refused credential and a missing thing are permanent; the rest
+    /// keeps its delivery classification.
+    fn from(e: ProbeError) -> DeliveryError {
+        match e {
+            ProbeError::Rejected { reason } | ProbeError::NotFound { reason } => {
+                DeliveryError::Permanent { reason }
+            }
+            ProbeError::Failed(e) => e,
+        }
+    }
+}
+
+/// Reads the response of a read-only check: the parsed JSON body and the
+/// headers on success; 401 and 403 are [`ProbeError::Rejected`], 404
+/// [`ProbeError::NotFound`], the rest as [`json_response`] classifies them.
+pub async fn probe_response<T: serde::de::DeserializeOwned>(
+    service: &str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(T, HeaderMap), ProbeError> {
+    let resp = resp.map_err(|e| ProbeError::Failed(from_transport(service, &e)))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| ProbeError::Failed(from_transport(service, &e)))?;
+    if !status.is_success() {
+        let reason = from_status(service, status, &headers, &body).to_string();
+        return Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProbeError::Rejected { reason },
+            StatusCode::NOT_FOUND => ProbeError::NotFound { reason },
+            _ => ProbeError::Failed(from_status(service, status, &headers, &body)),
+        });
+    }
+    let value = serde_json::from_str(&body).map_err(|e| {
+        ProbeError::Failed(DeliveryError::retry(format!(
+            "{service} answered {status} with a body that does not parse: {e}"
+        )))
+    })?;
+    Ok((value, headers))
+}
+
 /// Timeout of one outbound request: connect, send, and read the response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 

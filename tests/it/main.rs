@@ -20,6 +20,10 @@ mod ha;
 /// The `pagerd` command line against a running daemon.
 mod cli;
 
+/// `pagerd doctor` against the stand-ins: passes, writes nothing, names
+/// what is wrong.
+mod doctor;
+
 /// Hostile input (issue 5).
 mod hostile;
 

@@ -40,7 +40,7 @@ impl FakeSlack {
     }
 }
 
-fn missing_scope(shared: &Shared, needed: &str) -> Option<Response> {
+pub(super) fn missing_scope(shared: &Shared, needed: &str) -> Option<Response> {
     let granted = shared.scopes.as_ref()?;
     if granted.iter().any(|s| s == needed) {
         return None;

@@ -34,7 +34,7 @@ SELECT 1 FROM lease
 
 /// Who holds the lease and for how many more milliseconds (negative once
 /// expired), in database time.
-const HOLDER: &str = "
+pub(super) const HOLDER: &str = "
 SELECT holder, (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::bigint
   FROM lease WHERE name = 'leader'";
 

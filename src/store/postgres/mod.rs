@@ -207,6 +207,125 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("{hosts}/{db}")
 }
 
+/// The connection settings of `config` (URL, password, application name,
+/// connect timeout) and where they point, refusing what pagerd cannot do
+/// (TLS).
+fn pg_config(config: &PostgresConfig) -> Result<(tokio_postgres::Config, Arc<str>), StoreError> {
+    let mut pg: tokio_postgres::Config =
+        config
+            .url
+            .expose()
+            .parse()
+            .map_err(|e: tokio_postgres::Error| {
+                StoreError::Db(format!(
+                    "store.url is not a PostgreSQL URL ({e}); write it like postgres://pagerd@db.internal:5432/pagerd"
+                ))
+            })?;
+    let target: Arc<str> = describe(&pg).into();
+    if let Some(password) = &config.password {
+        pg.password(password.expose());
+    }
+    if pg.get_ssl_mode() == SslMode::Require {
+        return Err(StoreError::Db(format!(
+            "postgres {target}: the URL asks for sslmode=require, but pagerd does not support TLS to PostgreSQL yet; \
+             use a private network or a local TLS tunnel and sslmode=disable"
+        )));
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("pagerd");
+    }
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(POOL_TIMEOUT);
+    }
+    Ok((pg, target))
+}
+
+/// What [`probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresProbe {
+    /// `host:port/dbname` (never the URL).
+    pub target: String,
+    /// The schema version; `None` before the first pagerd started on it.
+    pub schema_version: Option<i64>,
+    /// The newest schema this build knows.
+    pub known_version: i64,
+    /// The leader lease: holder and milliseconds left (negative once
+    /// expired); `None` when nobody ever took it.
+    pub lease: Option<(String, i64)>,
+}
+
+/// Connects once to the database of `config` and reads, without writing or
+/// locking anything: `SELECT 1`, the schema version, and the leader lease
+/// (`pagerd doctor`). No migration, no lease taken.
+pub async fn probe(config: &PostgresConfig) -> Result<PostgresProbe, StoreError> {
+    let (pg, target) = pg_config(config)?;
+    let fail = |what: &str, e: tokio_postgres::Error| {
+        let e = match e.as_db_error() {
+            Some(db) => db.to_string(),
+            None => e.to_string(),
+        };
+        StoreError::Db(format!("postgres {target}: {what}: {e}"))
+    };
+    let (client, connection) = pg
+        .connect(NoTls)
+        .await
+        .map_err(|e| fail("cannot connect", e))?;
+    let conn_task = tokio::spawn(connection);
+    let result = async {
+        let one: i32 = client
+            .query_one("SELECT 1", &[])
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| fail("SELECT 1", e))?;
+        if one != 1 {
+            return Err(StoreError::Db(format!(
+                "postgres {target}: SELECT 1 answered {one}"
+            )));
+        }
+        let exists = |table: &'static str| {
+            let client = &client;
+            let fail = &fail;
+            async move {
+                client
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                    .await
+                    .and_then(|r| r.try_get::<_, bool>(0))
+                    .map_err(|e| fail("look for the tables", e))
+            }
+        };
+        let schema_version = if exists("pagerd_schema").await? {
+            client
+                .query_one("SELECT MAX(version) FROM pagerd_schema", &[])
+                .await
+                .and_then(|r| r.try_get::<_, Option<i64>>(0))
+                .map_err(|e| fail("read the schema version", e))?
+        } else {
+            None
+        };
+        let lease = if exists("lease").await? {
+            client
+                .query_opt(lease::HOLDER, &[])
+                .await
+                .map_err(|e| fail("read the lease", e))?
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .transpose()
+                .map_err(|e| fail("read the lease", e))?
+        } else {
+            None
+        };
+        Ok(PostgresProbe {
+            target: target.to_string(),
+            schema_version,
+            known_version: schema::SCHEMA_VERSION,
+            lease,
+        })
+    }
+    .await;
+    drop(client);
+    conn_task.abort();
+    result
+}
+
 impl PostgresStore {
     /// Connects to the database of `config.url` (with `config.password`
     /// when given), opens a pool and migrates the schema.
@@ -219,29 +338,7 @@ impl PostgresStore {
         config: &PostgresConfig,
         policy: Arc<Policy>,
     ) -> Result<PostgresStore, StoreError> {
-        let mut pg: tokio_postgres::Config = config.url.expose().parse().map_err(
-            |e: tokio_postgres::Error| {
-                StoreError::Db(format!(
-                    "store.url is not a PostgreSQL URL ({e}); write it like postgres://pagerd@db.internal:5432/pagerd"
-                ))
-            },
-        )?;
-        let target: Arc<str> = describe(&pg).into();
-        if let Some(password) = &config.password {
-            pg.password(password.expose());
-        }
-        if pg.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError::Db(format!(
-                "postgres {target}: the URL asks for sslmode=require, but pagerd does not support TLS to PostgreSQL yet; \
-                 use a private network or a local TLS tunnel and sslmode=disable"
-            )));
-        }
-        if pg.get_application_name().is_none() {
-            pg.application_name("pagerd");
-        }
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(POOL_TIMEOUT);
-        }
+        let (mut pg, target) = pg_config(config)?;
         let tx_timeout = config.lease_ttl.max(MIN_TX_TIMEOUT);
         if pg.get_tcp_user_timeout().is_none() {
             // Unacknowledged writes on a dead link end the connection within

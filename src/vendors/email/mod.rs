@@ -18,7 +18,7 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::DeliveryError;
+use super::{DeliveryError, ProbeError};
 use crate::secret::Secret;
 
 /// Timeout of each SMTP command (connect, greeting, every reply).
@@ -106,6 +106,25 @@ impl Mailer {
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
             Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+impl Mailer {
+    /// Connects to the relay, greets it (`EHLO`, `STARTTLS` as the URL
+    /// says, `AUTH` when credentials are set), checks it answers `NOOP`,
+    /// and says `QUIT`: no `MAIL`, no `DATA`, nothing sent (lettre's
+    /// `test_connection`). A refused login is [`ProbeError::Rejected`].
+    pub async fn test_connection(&self) -> Result<(), ProbeError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ProbeError::Failed(DeliveryError::retry(
+                "SMTP relay accepted the connection but did not answer NOOP",
+            ))),
+            Err(e) if e.is_permanent() => Err(ProbeError::Rejected {
+                reason: format!("SMTP relay refused the greeting or the login: {e}"),
+            }),
+            Err(e) => Err(ProbeError::Failed(classify(&e))),
         }
     }
 }

@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{DeliveryError, from_transport, retry_after};
+use super::{DeliveryError, ProbeError, from_transport, probe_response, retry_after};
 use crate::secret::Secret;
 
 /// Scopes requested for the access token.
@@ -154,6 +154,20 @@ pub struct Doc {
     /// A link that opens it in the editor.
     pub url: String,
 }
+
+/// A Drive file as `files.get` describes it (`fields=id,name,mimeType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// The file ID.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its MIME type ([`GOOGLE_DOC_MIME`], [`FOLDER_MIME`], …).
+    pub mime_type: String,
+}
+
+/// MIME type of a Drive folder.
+pub const FOLDER_MIME: &str = "application/vnd.google-apps.folder";
 
 /// Who a doc is shared with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,6 +382,51 @@ impl Google {
             }
         }
         Ok(())
+    }
+
+    /// The service account (its `client_email`), for messages.
+    pub fn account(&self) -> &str {
+        &self.key.client_email
+    }
+
+    /// Gets an access token with the JWT bearer grant at the token endpoint,
+    /// as the first call of a crisis would (`pagerd doctor`). A refused
+    /// grant or an unusable key is [`ProbeError::Rejected`].
+    pub async fn check_token(&self) -> Result<(), ProbeError> {
+        self.probe_token().await.map(|_| ())
+    }
+
+    async fn probe_token(&self) -> Result<Secret, ProbeError> {
+        self.access_token().await.map_err(|e| match e {
+            DeliveryError::Permanent { reason } => ProbeError::Rejected { reason },
+            e => ProbeError::Failed(e),
+        })
+    }
+
+    /// `files.get` of `file_id` with `fields=id,name,mimeType`: whether the
+    /// service account can see it. Read-only. A file it cannot see is
+    /// [`ProbeError::NotFound`] (Drive answers 404 for both).
+    pub async fn file_meta(&self, file_id: &str) -> Result<FileMeta, ProbeError> {
+        let token = self.probe_token().await?;
+        let url = format!("{}/files/{}", self.settings.drive_url, enc(file_id));
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token.expose())
+            .query(&[
+                ("fields", "id,name,mimeType"),
+                ("supportsAllDrives", "true"),
+            ])
+            .send()
+            .await;
+        let service = format!("Google Drive files.get of {file_id}");
+        let (v, _): (Value, _) = probe_response(&service, resp).await?;
+        let field = |name: &str| v[name].as_str().unwrap_or_default().to_string();
+        Ok(FileMeta {
+            id: field("id"),
+            name: field("name"),
+            mime_type: field("mimeType"),
+        })
     }
 
     // ------------------------------------------------------------ helpers
@@ -757,6 +816,56 @@ mod tests {
         };
         let google = Google::new(settings, key, http_client(REQUEST_TIMEOUT));
         (fake, google)
+    }
+
+    #[tokio::test]
+    async fn file_meta_reads_without_writing_and_says_what_is_missing() {
+        let (fake, google) = setup(Some("tmpl-1")).await;
+        fake.add_folder("folder-1", "Crisis docs");
+        google.check_token().await.unwrap();
+        let t = google.file_meta("tmpl-1").await.unwrap();
+        assert_eq!(
+            (t.id.as_str(), t.name.as_str(), t.mime_type.as_str()),
+            ("tmpl-1", "Postmortem template", GOOGLE_DOC_MIME)
+        );
+        assert_eq!(
+            google.file_meta("folder-1").await.unwrap().mime_type,
+            FOLDER_MIME
+        );
+        assert!(matches!(
+            google.file_meta("nope").await,
+            Err(ProbeError::NotFound { .. })
+        ));
+        assert!(
+            fake.requests().iter().all(|r| r.starts_with("GET ")),
+            "{:?}",
+            fake.requests()
+        );
+        assert!(fake.docs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_is_rejected() {
+        let (fake, _) = setup(None).await;
+        // A key the fake does not know: the grant is refused.
+        let other = ServiceAccountKey::from_json(&demo_service_account_json(
+            "someone-else@acme-demo.iam.gserviceaccount.com",
+            &fake.token_url(),
+        ))
+        .unwrap();
+        let settings = GoogleSettings {
+            token_url: fake.token_url(),
+            drive_url: fake.drive_url(),
+            docs_url: fake.docs_url(),
+            template_id: None,
+            folder_id: None,
+        };
+        let google = Google::new(settings, other, http_client(REQUEST_TIMEOUT));
+        assert!(
+            matches!(google.check_token().await, Err(ProbeError::Rejected { .. })),
+            "{:?}",
+            google.check_token().await
+        );
     }
 
     #[test]

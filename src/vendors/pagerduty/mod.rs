@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::{DeliveryError, from_status, from_transport, json_response};
+use super::{
+    DeliveryError, ProbeError, from_status, from_transport, json_response, probe_response,
+};
 use super::{Person, normalize_email};
 use crate::secret::Secret;
 
@@ -370,6 +372,13 @@ impl PagerDuty {
     /// The user whose e-mail is `email` (case-insensitively), found with
     /// `GET /users?query=`; `None` when no user has exactly that address.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<Person>, DeliveryError> {
+        self.find_user(email).await.map_err(DeliveryError::from)
+    }
+
+    /// [`PagerDuty::user_by_email`] for `pagerd doctor`: a refused REST token
+    /// is [`ProbeError::Rejected`], so the check can say which key to fix.
+    /// Read-only (`GET /users`).
+    pub async fn find_user(&self, email: &str) -> Result<Option<Person>, ProbeError> {
         #[derive(Deserialize)]
         struct Page {
             users: Vec<UserJson>,
@@ -387,7 +396,7 @@ impl PagerDuty {
                 ("limit", USERS_PAGE.to_string()),
                 ("offset", offset.to_string()),
             ]);
-            let page: Page = json_response(REST, req.send().await).await?;
+            let (page, _): (Page, _) = probe_response(REST, req.send().await).await?;
             let n = page.users.len();
             let found = page.users.into_iter().find(|u| {
                 u.email
@@ -395,7 +404,7 @@ impl PagerDuty {
                     .is_some_and(|e| normalize_email(e) == wanted)
             });
             if let Some(user) = found {
-                return user.person().map(Some);
+                return user.person().map(Some).map_err(ProbeError::Failed);
             }
             if !page.more || n == 0 {
                 break;
@@ -404,6 +413,40 @@ impl PagerDuty {
         }
         Ok(None)
     }
+}
+
+/// Length of an Events API v2 integration key (`routing_key`).
+pub const ROUTING_KEY_LEN: usize = 32;
+
+/// Whether `key` looks like an Events API v2 integration key: the spec
+/// calls it "the GUID of one of your Events API V2 integrations" (the
+/// "Integration Key" of the integration's page), 32 characters, and its
+/// examples are lower-case letters and digits (`e93facc04764012d7bfb002500d5d1a6`).
+/// `Err` says what is wrong without showing the key. Checked offline:
+/// sending an event would page someone.
+pub fn check_routing_key(key: &str) -> Result<(), String> {
+    let len = key.chars().count();
+    if len != ROUTING_KEY_LEN {
+        return Err(format!(
+            "it has {len} characters; an Events API v2 integration key has {ROUTING_KEY_LEN}"
+        ));
+    }
+    if let Some(bad) = key
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
+    {
+        let what = if bad.is_ascii_uppercase() {
+            "an upper-case letter"
+        } else if bad.is_whitespace() {
+            "white space"
+        } else {
+            "a character other than a-z and 0-9"
+        };
+        return Err(format!(
+            "it contains {what}; an Events API v2 integration key is lower-case letters and digits"
+        ));
+    }
+    Ok(())
 }
 
 // The tests run against the stand-ins (the `demo` feature).

@@ -124,3 +124,59 @@ fn a_user_needs_an_e_mail_and_a_name_falls_back_to_the_summary() {
             .unwrap();
     assert_eq!(u.person().unwrap(), Person::new("a@b.example", "Ana E."));
 }
+
+#[test]
+fn routing_keys_are_checked_offline() {
+    assert_eq!(
+        check_routing_key("e93facc04764012d7bfb002500d5d1a6"),
+        Ok(())
+    );
+    // The spec's own change-event example has a `u`: letters, not just hex.
+    assert_eq!(
+        check_routing_key("737ea619db564d41bd9824063e1f8au1"),
+        Ok(())
+    );
+    let short = check_routing_key("abc").unwrap_err();
+    assert!(short.contains("3 characters"), "{short}");
+    let upper = check_routing_key("R0UT1NGKEY0000000000000000000001").unwrap_err();
+    assert!(upper.contains("upper-case"), "{upper}");
+    let dash = check_routing_key("e93facc0-4764-012d-7bfb-002500d5").unwrap_err();
+    assert!(dash.contains("other than a-z and 0-9"), "{dash}");
+    // The key is never shown.
+    assert!(!dash.contains("e93facc0"), "{dash}");
+}
+
+#[tokio::test]
+async fn find_user_tells_a_rejected_token_from_an_unknown_user() {
+    let (fake, pd) = setup().await;
+    fake.add_user("PANA", "Ana Engineer", "ana@acme.example");
+    assert_eq!(pd.find_user("ANA@acme.example").await, Ok(Some(ana())));
+    assert_eq!(pd.find_user("nobody@acme.example").await, Ok(None));
+    let wrong = client(&fake, "not-the-token");
+    match wrong.find_user("ana@acme.example").await {
+        Err(ProbeError::Rejected { reason }) => {
+            assert!(reason.contains("401"), "{reason}");
+            assert!(!reason.contains("not-the-token"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // As a delivery error it stays permanent, as before.
+    assert!(
+        !wrong
+            .user_by_email("ana@acme.example")
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
+    fake.rest_faults.push(
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1,
+    );
+    assert!(matches!(
+        pd.find_user("ana@acme.example").await,
+        Err(ProbeError::Failed(e)) if e.is_retryable()
+    ));
+}

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use super::Person;
-use super::{DeliveryError, json_response};
+use super::{DeliveryError, ProbeError, json_response, probe_response};
 use crate::render;
 use crate::secret::Secret;
 
@@ -41,6 +41,56 @@ const RETRYABLE_CODES: &[&str] = &[
     "service_unavailable",
     "request_timeout",
 ];
+
+/// The bot token scopes pagerd uses: `chat:write` (`chat.postMessage`),
+/// `channels:read` (`conversations.list`, `conversations.info`),
+/// `channels:history` (`conversations.history` / `.replies`, so a retried
+/// post finds its first copy), `users:read` and `users:read.email`
+/// (`users.info`, to tell who clicked a button).
+pub const REQUIRED_SCOPES: &[&str] = &[
+    "chat:write",
+    "channels:read",
+    "channels:history",
+    "users:read",
+    "users:read.email",
+];
+
+/// Slack error codes that mean the token itself is refused.
+const REJECTED_CODES: &[&str] = &[
+    "not_authed",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "no_permission",
+];
+
+/// What `auth.test` says about the bot token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// The workspace's name.
+    pub team: String,
+    /// The bot user's name (what `/invite @name` takes).
+    pub user: String,
+    /// The bot user's ID.
+    pub user_id: String,
+    /// The token's scopes from the `x-oauth-scopes` response header; `None`
+    /// when Slack sent no such header.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// What `conversations.info` says about a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The channel ID.
+    pub id: String,
+    /// The channel's name, without `#`.
+    pub name: String,
+    /// Whether the bot is a member (it can only post where it is).
+    pub is_member: bool,
+    /// Whether the channel is archived (nobody can post).
+    pub is_archived: bool,
+}
 
 /// Page size of `conversations.list`.
 const LIST_PAGE: &str = "200";
@@ -328,6 +378,74 @@ impl Slack {
         person_of(&what, &v["user"])
     }
 
+    /// `auth.test`: whether the token is valid, whose it is, and (from the
+    /// `x-oauth-scopes` header) what it may do. Read-only.
+    pub async fn auth_test(&self) -> Result<AuthInfo, ProbeError> {
+        let resp = self
+            .http
+            .get(self.method_url("auth.test"))
+            .bearer_auth(self.token.expose())
+            .send()
+            .await;
+        let (v, headers): (Value, _) = probe_response("Slack auth.test", resp).await?;
+        let v = probe_answer("auth.test", v)?;
+        let scopes = headers
+            .get("x-oauth-scopes")
+            .and_then(|h| h.to_str().ok())
+            .map(|h| {
+                h.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            });
+        let field = |name: &str| v[name].as_str().unwrap_or_default().to_string();
+        Ok(AuthInfo {
+            team: field("team"),
+            user: field("user"),
+            user_id: field("user_id"),
+            scopes,
+        })
+    }
+
+    /// The channel `channel` (`#name`, `name` or an ID) as
+    /// `conversations.info` describes it, names resolved through
+    /// `conversations.list` as [`Slack::post`] does. [`ProbeError::NotFound`]
+    /// when no channel visible to the bot has that name or ID. Read-only.
+    pub async fn channel_info(&self, channel: &str) -> Result<ChannelInfo, ProbeError> {
+        let not_found = || ProbeError::NotFound {
+            reason: format!("Slack: no channel {channel} visible to the bot"),
+        };
+        let id = self
+            .channel_id(channel)
+            .await
+            .map_err(ProbeError::Failed)?
+            .ok_or_else(not_found)?;
+        let what = format!("conversations.info of {channel}");
+        let resp = self
+            .http
+            .get(self.method_url("conversations.info"))
+            .bearer_auth(self.token.expose())
+            .query(&[("channel", id.as_str())])
+            .send()
+            .await;
+        let (v, _): (Value, _) = probe_response("Slack conversations.info", resp).await?;
+        let v = probe_answer(&what, v).map_err(|e| match e {
+            ProbeError::NotFound { .. } => not_found(),
+            e => e,
+        })?;
+        let c = &v["channel"];
+        Ok(ChannelInfo {
+            id: c["id"].as_str().unwrap_or(&id).to_string(),
+            name: c["name"]
+                .as_str()
+                .unwrap_or(channel.trim_start_matches('#'))
+                .to_string(),
+            is_member: c["is_member"] == true,
+            is_archived: c["is_archived"] == true,
+        })
+    }
+
     fn method_url(&self, method: &str) -> String {
         format!("{}/{method}", self.api_url)
     }
@@ -420,6 +538,25 @@ fn answer(what: &str, v: Value) -> Result<Value, DeliveryError> {
         reason.push_str(&format!(" (needs scope {needed})"));
     }
     Err(classify(code, reason))
+}
+
+/// [`answer`] for a read-only check: a refused token is
+/// [`ProbeError::Rejected`], an unknown channel [`ProbeError::NotFound`].
+fn probe_answer(what: &str, v: Value) -> Result<Value, ProbeError> {
+    let code = v["error"].as_str().unwrap_or_default().to_string();
+    answer(what, v).map_err(|e| {
+        if REJECTED_CODES.contains(&code.as_str()) {
+            ProbeError::Rejected {
+                reason: e.to_string(),
+            }
+        } else if code == "channel_not_found" {
+            ProbeError::NotFound {
+                reason: e.to_string(),
+            }
+        } else {
+            ProbeError::Failed(e)
+        }
+    })
 }
 
 /// Classifies a Slack `error` code: rate limits and Slack-side failures are
@@ -658,6 +795,88 @@ mod tests {
         );
         assert_eq!(slack.post(&m, true).await.unwrap().channel, "C0LATE0001");
         assert_eq!(fake.messages().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn auth_test_reports_the_scopes_and_channels_their_membership() {
+        let fake = FakeSlack::start(FakeSlackOptions {
+            bot_token: TOKEN.into(),
+            channels: vec![
+                ("general".into(), "C0GENERAL1".into()),
+                ("oncall".into(), "C0ONCALL01".into()),
+            ],
+            timeline: Timeline::default(),
+            scopes: Some(vec!["chat:write".into(), "channels:read".into()]),
+        })
+        .await
+        .unwrap();
+        let slack = Slack::new(fake.url(), Secret::new(TOKEN), http_client(REQUEST_TIMEOUT));
+        let auth = slack.auth_test().await.unwrap();
+        assert_eq!(auth.user, "pagerd");
+        assert_eq!(
+            auth.scopes,
+            Some(vec!["chat:write".to_string(), "channels:read".to_string()])
+        );
+        fake.remove_bot_from("#oncall");
+        let general = slack.channel_info("#general").await.unwrap();
+        assert_eq!(
+            (general.id.as_str(), general.is_member),
+            ("C0GENERAL1", true)
+        );
+        let oncall = slack.channel_info("C0ONCALL01").await.unwrap();
+        assert!(!oncall.is_member);
+        assert!(matches!(
+            slack.channel_info("#nope").await,
+            Err(ProbeError::NotFound { .. })
+        ));
+        assert!(matches!(
+            slack.channel_info("C0NOSUCH01").await,
+            Err(ProbeError::NotFound { .. })
+        ));
+        // Posting where the bot is not: refused, as Slack does.
+        let e = slack
+            .post(&msg("#oncall", "x", "k"), false)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().ends_with("not_in_channel"), "{e}");
+
+        let bad = Slack::new(
+            fake.url(),
+            Secret::new("xoxb-wrong"),
+            http_client(REQUEST_TIMEOUT),
+        );
+        match bad.auth_test().await {
+            Err(ProbeError::Rejected { reason }) => {
+                assert!(reason.contains("invalid_auth"), "{reason}");
+                assert!(!reason.contains("xoxb"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(fake.messages().is_empty());
+        assert!(
+            fake.requests()
+                .iter()
+                .any(|r| r == "GET /conversations.info")
+        );
+    }
+
+    #[tokio::test]
+    async fn conversations_info_needs_channels_read() {
+        let fake = FakeSlack::start(FakeSlackOptions {
+            bot_token: TOKEN.into(),
+            channels: vec![("general".into(), "C0GENERAL1".into())],
+            timeline: Timeline::default(),
+            scopes: Some(vec!["chat:write".into()]),
+        })
+        .await
+        .unwrap();
+        let slack = Slack::new(fake.url(), Secret::new(TOKEN), http_client(REQUEST_TIMEOUT));
+        match slack.channel_info("C0GENERAL1").await {
+            Err(ProbeError::Failed(e)) => {
+                assert!(e.to_string().contains("needs scope channels:read"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

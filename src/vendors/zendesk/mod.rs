@@ -14,11 +14,29 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{DeliveryError, json_response};
+use super::{DeliveryError, ProbeError, json_response, probe_response};
 use crate::engine::Ticket;
 use crate::secret::Secret;
 
 const SERVICE: &str = "Zendesk";
+
+/// The user an API token authenticates as (`GET /api/v2/users/me.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Me {
+    /// The user id; `None` for the anonymous user Zendesk describes when a
+    /// request carries no credentials it accepts.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// The user's e-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `end-user`, `agent` or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The user's name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
 
 /// A Zendesk client.
 pub struct Zendesk {
@@ -99,6 +117,19 @@ impl Zendesk {
         Ok(())
     }
 
+    /// Who the credentials authenticate as: `GET /api/v2/users/me.json`
+    /// (read-only; `pagerd doctor`). A refused token is
+    /// [`ProbeError::Rejected`].
+    pub async fn me(&self) -> Result<Me, ProbeError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            user: Me,
+        }
+        let req = self.req(reqwest::Method::GET, "/users/me.json");
+        let (answer, _): (Answer, _) = probe_response(SERVICE, req.send().await).await?;
+        Ok(answer.user)
+    }
+
     /// Tickets matching a search query (first page, newest first).
     pub async fn search(&self, query: &str) -> Result<Vec<Ticket>, DeliveryError> {
         #[derive(Deserialize)]
@@ -144,5 +175,50 @@ impl Zendesk {
             requester_email: String::new(),
             organization: String::new(),
         }
+    }
+}
+
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    use super::*;
+    use crate::fakes::Timeline;
+    use crate::fakes::zendesk::{AGENT_ID, FakeZendesk, ZendeskOptions};
+    use crate::vendors::{REQUEST_TIMEOUT, http_client};
+
+    #[tokio::test]
+    async fn me_names_the_token_user_or_says_it_is_rejected() {
+        let fake = FakeZendesk::start(ZendeskOptions {
+            email: "agent@acme.example".into(),
+            api_token: "zd-token".into(),
+            webhook_secret: "zd-hook".into(),
+            timeline: Timeline::default(),
+        })
+        .await
+        .unwrap();
+        let zd = Zendesk::new(
+            fake.url(),
+            "agent@acme.example",
+            &Secret::new("zd-token"),
+            http_client(REQUEST_TIMEOUT),
+        );
+        let me = zd.me().await.unwrap();
+        assert_eq!(me.id, Some(AGENT_ID));
+        assert_eq!(me.email.as_deref(), Some("agent@acme.example"));
+        assert_eq!(me.role.as_deref(), Some("agent"));
+        let wrong = Zendesk::new(
+            fake.url(),
+            "agent@acme.example",
+            &Secret::new("nope"),
+            http_client(REQUEST_TIMEOUT),
+        );
+        match wrong.me().await {
+            Err(ProbeError::Rejected { reason }) => assert!(reason.contains("401"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            fake.requests.all(),
+            ["GET /api/v2/users/me.json", "GET /api/v2/users/me.json"]
+        );
     }
 }
