@@ -16,6 +16,7 @@
 //! - [`people`]: who a responder is across PagerDuty, Slack and the CLI
 //!   (one person per e-mail, with their real name).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
+//! - [`shared`]: values swapped whole while their readers go on.
 //! - [`live`]: the in-memory counts and readiness of the public endpoints.
 //! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
 //!   supporting cast.
@@ -54,6 +55,7 @@ pub mod poller;
 pub mod render;
 pub mod scheduler;
 pub mod secret;
+pub mod shared;
 pub mod store;
 pub mod timers;
 pub mod vendors;
