@@ -16,7 +16,8 @@
 //! - [`people`]: who a responder is across PagerDuty, Slack and the CLI
 //!   (one person per e-mail, with their real name).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
-//! - [`shared`]: values swapped whole while their readers go on.
+//! - [`reload`]: SIGHUP re-reads the config and swaps it in, through the
+//!   [`shared`] cells its readers load at each use.
 //! - [`live`]: the in-memory counts and readiness of the public endpoints.
 //! - [`config`], [`secret`], [`signature`], [`clock`], [`metrics`]: the
 //!   supporting cast.
@@ -52,6 +53,7 @@ pub mod manual;
 pub mod metrics;
 pub mod people;
 pub mod poller;
+pub mod reload;
 pub mod render;
 pub mod scheduler;
 pub mod secret;
