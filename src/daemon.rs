@@ -1,12 +1,12 @@
 //! Wiring: open the store, start the scheduler, dispatcher and pollers,
-//! serve HTTP, tell systemd, and shut down gracefully. SIGHUP is logged and
-//! ignored (no reload yet); SIGTERM and SIGINT shut down.
+//! serve HTTP, tell systemd, and shut down gracefully. SIGHUP reloads the
+//! config ([`crate::reload`]); SIGTERM and SIGINT shut down.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
@@ -20,7 +20,9 @@ use crate::leader::Leadership;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::poller;
+use crate::reload::{Cells, Reloader};
 use crate::scheduler::Scheduler;
+use crate::shared::Shared;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 use crate::vendors::pagerduty::PagerDuty;
 use crate::vendors::zendesk::Zendesk;
@@ -79,12 +81,13 @@ pub async fn run(
     shutdown: CancellationToken,
     opts: Options,
 ) -> Result<(), DaemonError> {
-    let policy = Arc::new(config.policy.clone());
+    // What a reload swaps: each is read where it is used, at each use.
+    let policy = Shared::new(config.policy.clone());
     let store: Arc<dyn Store> = match &config.store.postgres {
         Some(pg) => Arc::new(PostgresStore::connect(pg, policy.clone()).await?),
         None => Arc::new(SqliteStore::open(&config.store.path, policy.clone())?),
     };
-    let integrations = Arc::new(Registry::from_config(&config)?);
+    let integrations = Shared::new(Registry::from_config(&config)?);
     let counter = Counter::new(&config, store.clone())?;
     let live = Arc::new(Live::default());
     // Loaded once before serving, then kept up to date by each commit.
@@ -96,7 +99,7 @@ pub async fn run(
         dispatch: Arc::new(Notify::new()),
         metrics: Arc::new(Metrics::default()),
         leadership: Arc::new(Leadership::new(Leadership::default_holder())),
-        people: Arc::new(
+        people: Shared::new(
             crate::people::Directory::from_config(
                 &config,
                 crate::vendors::http_client(crate::people::LOOKUP_WAIT),
@@ -107,13 +110,24 @@ pub async fn run(
         live,
     });
     let tasks = CancellationToken::new();
-    let grace = config.server.shutdown_grace;
-    let leading = tokio::spawn(lead(
-        core.clone(),
-        integrations,
-        Arc::new(config.clone()),
-        tasks.clone(),
-    ));
+    let config = Arc::new(config);
+    let shared_config = Shared::from(config.clone());
+    let (pollers, pollers_config) = watch::channel(config.clone());
+    let deliver: Arc<dyn Deliver> = Arc::new(integrations.clone());
+    let leading = tokio::spawn(lead(core.clone(), deliver, pollers_config, tasks.clone()));
+    let reloader = Reloader::new(
+        config.clone(),
+        Cells {
+            policy,
+            registry: integrations,
+            config: shared_config.clone(),
+            people: core.people.clone(),
+            pollers,
+            metrics: core.metrics.clone(),
+            clock: opts.clock.clone(),
+        },
+    );
+    let reloading = tokio::spawn(crate::reload::on_sighup(reloader, shutdown.clone()));
     core.live.probed(matches!(
         tokio::time::timeout(PROBE_TIMEOUT, core.store.get(0)).await,
         Ok(Ok(_))
@@ -127,14 +141,15 @@ pub async fn run(
 
     let state = AppState {
         core: core.clone(),
-        config: Arc::new(config),
+        config: shared_config.clone(),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, instance = %core.leadership.holder, "pagerd is ready");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    // Bound at start: a reload warns that these wait for a restart.
     let limits = Limits {
-        header_timeout: state.config.server.header_timeout,
-        max_connections: state.config.server.max_connections,
+        header_timeout: config.server.header_timeout,
+        max_connections: config.server.max_connections,
         drain: REQUEST_TIMEOUT + Duration::from_secs(1),
     };
     warn_if_few_descriptors(limits.max_connections);
@@ -148,7 +163,10 @@ pub async fn run(
     };
     let served = serve(listener, app(state), limits, shutdown.clone()).await;
     stopping.abort();
+    reloading.abort();
     core.live.stopping();
+    // The value in force now (a reload may have changed it).
+    let grace = shared_config.load().server.shutdown_grace;
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: no new requests; finishing deliveries in flight");
@@ -170,12 +188,14 @@ pub async fn run(
 /// is lost or at shutdown (waiting for deliveries in flight).
 async fn lead(
     core: Arc<Core>,
-    integrations: Arc<Registry>,
-    config: Arc<Config>,
+    deliver: Arc<dyn Deliver>,
+    mut config: watch::Receiver<Arc<Config>>,
     shutdown: CancellationToken,
 ) {
+    // The store keys wait for a restart: read once.
+    let store = config.borrow_and_update().store.clone();
     // A single SQLite instance leads for good; its "lease" never lapses.
-    let (renew, ttl, multi) = match &config.store.postgres {
+    let (renew, ttl, multi) = match &store.postgres {
         Some(pg) => (pg.lease_renew, pg.lease_ttl, true),
         None => (
             Duration::from_secs(3600),
@@ -183,8 +203,8 @@ async fn lead(
             false,
         ),
     };
-    let mut running: Option<(CancellationToken, tokio::task::JoinSet<()>)> = None;
-    loop {
+    let mut running: Option<Leading> = None;
+    'renewing: loop {
         let sent = tokio::time::Instant::now();
         match core.store.lease(&core.leadership.holder, ttl).await {
             Ok(Some(token)) => {
@@ -196,7 +216,8 @@ async fn lead(
                             "leader: this instance now fires timers and delivers effects"
                         );
                     }
-                    running = Some(leader_tasks(&core, &integrations, &config, multi));
+                    let current = config.borrow_and_update().clone();
+                    running = Some(leader_tasks(&core, &deliver, &current, multi));
                 }
             }
             outcome => {
@@ -204,35 +225,69 @@ async fn lead(
                 if let Err(e) = outcome {
                     tracing::warn!(cause = %e, "leader: cannot renew the lease");
                 }
-                if let Some((token, mut set)) = running.take() {
+                if let Some(leading) = running.take() {
                     tracing::warn!(
                         "leader: lease lost; stopping timers and delivery on this instance"
                     );
-                    token.cancel();
-                    while set.join_next().await.is_some() {}
+                    leading.stop().await;
                 }
             }
         }
         // Renew early when the last renewal was slow.
-        let wait = renew.saturating_sub(sent.elapsed());
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
+        let renew_at = tokio::time::Instant::now() + renew.saturating_sub(sent.elapsed());
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'renewing,
+                _ = tokio::time::sleep_until(renew_at) => break,
+                Ok(()) = config.changed() => {
+                    let current = config.borrow_and_update().clone();
+                    if let Some(leading) = running.as_mut() {
+                        leading.restart_pollers(&core, &current);
+                    }
+                }
+            }
         }
     }
-    if let Some((token, mut set)) = running.take() {
-        token.cancel();
-        while set.join_next().await.is_some() {}
+    if let Some(leading) = running.take() {
+        leading.stop().await;
+    }
+}
+
+/// The leader's tasks, and the token of its pollers (a reload restarts
+/// them).
+struct Leading {
+    token: CancellationToken,
+    set: tokio::task::JoinSet<()>,
+    pollers: CancellationToken,
+}
+
+impl Leading {
+    /// Stops the pollers and starts them again from `config` (new
+    /// intervals, credentials, URLs, emergency criteria). A round in
+    /// progress finishes first; the engine de-duplicates what it learns.
+    fn restart_pollers(&mut self, core: &Arc<Core>, config: &Config) {
+        self.pollers.cancel();
+        // Forget the tasks that already ended (earlier pollers).
+        while self.set.try_join_next().is_some() {}
+        self.pollers = self.token.child_token();
+        spawn_pollers(&mut self.set, core, config, &self.pollers);
+        tracing::info!("pollers restarted with the reloaded config");
+    }
+
+    /// Stops every task and waits for them (deliveries in flight finish).
+    async fn stop(mut self) {
+        self.token.cancel();
+        while self.set.join_next().await.is_some() {}
     }
 }
 
 /// The leader's work: timers, delivery, polling, retention.
 fn leader_tasks(
     core: &Arc<Core>,
-    integrations: &Arc<Registry>,
+    deliver: &Arc<dyn Deliver>,
     config: &Config,
     multi: bool,
-) -> (CancellationToken, tokio::task::JoinSet<()>) {
+) -> Leading {
     let token = CancellationToken::new();
     let mut set = tokio::task::JoinSet::new();
     core.health.started();
@@ -243,14 +298,38 @@ fn leader_tasks(
         (None, Duration::from_secs(5))
     };
     // The dispatcher first: what the scheduler queues from now on is new.
-    let deliver: Arc<dyn Deliver> = integrations.clone();
-    let dispatcher = Dispatcher::new(core.clone(), deliver, DISPATCH_CONCURRENCY, poll);
+    let dispatcher = Dispatcher::new(core.clone(), deliver.clone(), DISPATCH_CONCURRENCY, poll);
     set.spawn(
         core.scheduler
             .clone()
             .run(core.clone(), reload, token.clone()),
     );
     set.spawn(dispatcher.run(core.dispatch.clone(), token.clone()));
+    let pollers = token.child_token();
+    spawn_pollers(&mut set, core, config, &pollers);
+    if let Some(retention) = config.store.retention {
+        let (store, clock) = (core.store.clone(), core.clock.clone());
+        set.spawn(crate::retention::run(
+            store,
+            clock,
+            retention,
+            token.clone(),
+        ));
+    }
+    Leading {
+        token,
+        set,
+        pollers,
+    }
+}
+
+/// The pollers `config` asks for, stopped by `token`.
+fn spawn_pollers(
+    set: &mut tokio::task::JoinSet<()>,
+    core: &Arc<Core>,
+    config: &Config,
+    token: &CancellationToken,
+) {
     let http = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
     if let Some(every) = config.pagerduty.poll_interval {
         let p = &config.pagerduty;
@@ -276,16 +355,6 @@ fn leader_tasks(
             token.clone(),
         ));
     }
-    if let Some(retention) = config.store.retention {
-        let (store, clock) = (core.store.clone(), core.clock.clone());
-        set.spawn(crate::retention::run(
-            store,
-            clock,
-            retention,
-            token.clone(),
-        ));
-    }
-    (token, set)
 }
 
 /// Where the in-memory counts are corrected from: a read-only SQLite
@@ -427,9 +496,10 @@ fn warn_if_few_descriptors(max_connections: usize) {
 }
 
 /// Resolves when SIGINT or SIGTERM arrives (systemd stops with SIGTERM).
-/// SIGHUP (a `systemctl reload`, a closed terminal) is logged at warn and
-/// ignored: reloading the config is not supported yet, and its default
-/// action would kill the daemon mid-page.
+/// SIGHUP (a `systemctl reload`) is [`run`]'s: it reloads the config. This
+/// only keeps one that arrives before the daemon is up (while the config
+/// is read and the store opened) from killing the process: its default
+/// action.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
@@ -462,7 +532,7 @@ pub async fn shutdown_signal() {
             _ = tokio::signal::ctrl_c() => break,
             _ = &mut term => break,
             _ = hangup => {
-                tracing::warn!("SIGHUP received: reloading the config is not supported yet; carrying on with the current one (restart to apply changes)");
+                tracing::debug!("SIGHUP seen by the shutdown listener (the daemon reloads on it)");
             }
         }
     }

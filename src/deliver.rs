@@ -1,5 +1,6 @@
-//! The registry: which vendor delivers each lane of effects. Built once
-//! from the config; the dispatcher hands it every due effect, and it hands
+//! The registry: which vendor delivers each lane of effects. Built from
+//! the config at start and again by each reload; the dispatcher hands it
+//! every due effect, and it hands
 //! the effect to the vendor of its lane ([`crate::vendors::Vendor`]). Each
 //! vendor's folder knows how to deliver its effects; nothing here does.
 
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use crate::config::Config;
 use crate::dispatcher::Deliver;
 use crate::engine::{Lane, Outcome};
+use crate::shared::Shared;
 use crate::store::Pending;
 use crate::vendors::email::Mailer;
 use crate::vendors::email::deliver::Fallback;
@@ -117,5 +119,16 @@ impl Deliver for Registry {
                 lane.as_str()
             ))),
         }
+    }
+}
+
+/// The registry a reload swaps (`SIGHUP`): each delivery goes through the
+/// registry current when it starts; deliveries in flight finish with the
+/// one they started with.
+#[async_trait]
+impl Deliver for Shared<Registry> {
+    async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
+        let registry = self.load();
+        registry.deliver(p).await
     }
 }

@@ -12,6 +12,7 @@ use crate::leader::Leadership;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::people::Directory;
+use crate::shared::Shared;
 use crate::store::{Applied, Intake, Store, StoreError};
 use crate::timers::Scheduler;
 
@@ -29,8 +30,9 @@ pub struct Core {
     pub metrics: Arc<Metrics>,
     /// Whether this instance fires timers and delivers.
     pub leadership: Arc<Leadership>,
-    /// Who people are across channels (names and e-mails of responders).
-    pub people: Arc<Directory>,
+    /// Who people are across channels (names and e-mails of responders);
+    /// a reload swaps it (the `[people]` table, the vendors' tokens).
+    pub people: Shared<Directory>,
     /// Whether the leader's loops are turning.
     pub health: Arc<crate::health::Heartbeats>,
     /// The counts of `/readyz` and `/metrics`, kept in memory.

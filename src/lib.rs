@@ -28,6 +28,8 @@
 //! - [`retention`]: the leader deletes old resolved incidents in small
 //!   batches (`store.retention`).
 //! - [`daemon`]: the wiring, signals, systemd notifications.
+//! - [`reload`]: SIGHUP re-reads the config and swaps it in, through the
+//!   [`shared`] cells its readers load at each use.
 //! - [`live`] and [`health`]: the in-memory counts and readiness of the
 //!   public endpoints; the loops' heartbeats.
 //! - [`config`] (assembles the sections) and [`validate`] (what every
@@ -70,10 +72,12 @@ pub mod manual;
 pub mod metrics;
 pub mod people;
 pub mod poller;
+pub mod reload;
 pub mod render;
 pub mod retention;
 pub mod scheduler;
 pub mod secret;
+pub mod shared;
 pub mod store;
 pub mod timers;
 pub mod validate;

@@ -83,6 +83,7 @@ pub async fn pagerduty(
             };
             let by = core
                 .people
+                .load()
                 .who_pagerduty(
                     first.and_then(|a| a.id.as_deref()),
                     first.map(|a| a.name.as_str()),

@@ -35,7 +35,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
 }
 
 async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(token) = &st.config.server.admin_token else {
+    let config = st.config.load();
+    let Some(token) = &config.server.admin_token else {
         return (
             StatusCode::FORBIDDEN,
             axum::Json(
@@ -183,7 +184,7 @@ async fn act(
             "say who you are: \"by\" must be your e-mail (the CLI's --as EMAIL)".into(),
         ));
     };
-    let by = st.core.people.who_email(&email).await;
+    let by = st.core.people.load().who_email(&email).await;
     let reason = body.reason.unwrap_or_default();
     let Some(event) = Event::action(&action, by, &reason, Source::Cli) else {
         return Err(ApiError::NotFound(format!(

@@ -25,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::intake::Core;
+use crate::shared::Shared;
 use crate::store::StoreError;
 
 pub mod admin;
@@ -40,8 +41,9 @@ pub const MAX_BODY: usize = 256 * 1024;
 pub struct AppState {
     /// The core.
     pub core: Arc<Core>,
-    /// The validated config (secrets for verifying webhooks).
-    pub config: Arc<Config>,
+    /// The validated config (secrets for verifying webhooks, the admin
+    /// token); a reload swaps it, and each request reads the current one.
+    pub config: Shared<Config>,
 }
 
 /// The router; `app(state).oneshot(request)` in tests needs no socket.

@@ -72,14 +72,15 @@ pub async fn zendesk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let secret = st.config.zendesk.webhook_secret.expose();
+    let config = st.config.load();
+    let secret = config.zendesk.webhook_secret.expose();
     verified(
         &st,
         "zendesk",
         zendesk::webhook::verify_request(secret, &headers, &body, unix_now()),
     )?;
     require_content_type(&headers, "application/json")?;
-    let ticket = zendesk::webhook::parse(&body, &st.config.zendesk.url)
+    let ticket = zendesk::webhook::parse(&body, &config.zendesk.url)
         .map_err(|e| malformed(&st, "zendesk", e))?;
     let span = tracing::info_span!("zendesk_webhook", ticket = %ticket.id);
     let applied = st.core.submit(Intake::ticket(ticket)).await?;
@@ -101,7 +102,8 @@ pub async fn pagerduty(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(secret) = &st.config.pagerduty.webhook_secret else {
+    let config = st.config.load();
+    let Some(secret) = &config.pagerduty.webhook_secret else {
         count(&st, "pagerduty", "unauthorized");
         return Err(ApiError::Unauthorized(
             "PagerDuty webhooks are off: set pagerduty.webhook_secret_file (polling still works)"
@@ -133,6 +135,7 @@ pub async fn pagerduty(
     let by = st
         .core
         .people
+        .load()
         .who_pagerduty(agent.id.as_deref(), agent.summary.as_deref())
         .await;
     let via = Source::Pagerduty;
@@ -158,8 +161,8 @@ pub async fn slack(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(secret) = st
-        .config
+    let config = st.config.load();
+    let Some(secret) = config
         .slack
         .as_ref()
         .and_then(|s| s.signing_secret.as_ref())
@@ -176,7 +179,7 @@ pub async fn slack(
     )?;
     require_content_type(&headers, slack::actions::CONTENT_TYPE)?;
     let request = slack::actions::parse(&body).map_err(|e| malformed(&st, "slack", e))?;
-    let people = &st.core.people;
+    let people = st.core.people.load();
     let reply = |text: &str| axum::Json(slack::blocks::ephemeral(text)).into_response();
     match request {
         slack::actions::Request::Other => {

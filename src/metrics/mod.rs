@@ -56,6 +56,10 @@ pub const WEBHOOK_RESULTS: [&str; 5] = [
 ];
 /// What a commit did to an incident.
 pub const EVENT_RESULTS: [&str; 4] = ["created", "updated", "ignored", "replayed"];
+
+/// Results of a config reload.
+pub const RELOAD_RESULTS: [&str; 2] = ["applied", "refused"];
+
 /// Every delivery lane.
 pub const LANES: [Lane; 5] = [
     Lane::Pagerduty,
@@ -165,6 +169,7 @@ pub struct Metrics {
     time_to_ack: Histogram,
     timer_lateness: Histogram,
     timers_fired: Counter,
+    reloads: Family<ResultLabel, Counter>,
     gauges: Gauges,
     /// The last page and ack observations: `(what, incident, at)`.
     recent: Mutex<VecDeque<(Observed, i64, Millis)>>,
@@ -202,6 +207,7 @@ impl Metrics {
             time_to_ack: Histogram::new(ACK_BUCKETS.iter().copied()),
             timer_lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
             timers_fired: Counter::default(),
+            reloads: Family::default(),
             gauges: Gauges::default(),
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
         };
@@ -215,6 +221,9 @@ impl Metrics {
         }
         for result in EVENT_RESULTS {
             m.events.get_or_create_owned(&ResultLabel { result });
+        }
+        for result in RELOAD_RESULTS {
+            m.reloads.get_or_create_owned(&ResultLabel { result });
         }
         for lane in LANES {
             for result in DELIVERY_RESULTS {
@@ -284,6 +293,11 @@ impl Metrics {
             "pagerd_timer_fired",
             "Deadline checks fired by the scheduler.",
             self.timers_fired.clone(),
+        );
+        r.register(
+            "pagerd_config_reloads",
+            "Config reloads (SIGHUP) by result: applied, or refused (the file is not valid; the daemon runs on the previous config).",
+            self.reloads.clone(),
         );
         r.register(
             "pagerd_leader",
@@ -404,6 +418,13 @@ impl Metrics {
         self.delivery_seconds
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a config reload: applied, or refused when the file was not
+    /// valid.
+    pub fn observe_reload(&self, applied: bool) {
+        let result = if applied { "applied" } else { "refused" };
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// The scheduler fires a deadline due at `due` at `now`.

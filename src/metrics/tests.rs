@@ -119,6 +119,12 @@ fn a_fresh_exposition_has_every_series_at_zero_and_the_build() {
             Some(0.0)
         );
     }
+    for result in RELOAD_RESULTS {
+        assert_eq!(
+            value(&p, "pagerd_config_reloads_total", &[("result", result)]),
+            Some(0.0)
+        );
+    }
     for lane in LANES {
         for result in DELIVERY_RESULTS {
             let l = [("lane", lane.as_str()), ("result", result)];
@@ -370,4 +376,16 @@ fn the_alert_rules_use_only_exposed_metrics() {
     assert!(used.contains("pagerd_leader"), "{used:?}");
     let missing: Vec<&String> = used.difference(&exposed).collect();
     assert!(missing.is_empty(), "not exposed: {missing:?}");
+}
+
+#[test]
+fn reloads_are_counted_by_result() {
+    let m = Metrics::new();
+    m.observe_reload(true);
+    m.observe_reload(false);
+    m.observe_reload(false);
+    let p = parse(&m.render(&Scrape::default()).unwrap());
+    let reloads = |result| value(&p, "pagerd_config_reloads_total", &[("result", result)]);
+    assert_eq!(reloads("applied"), Some(1.0));
+    assert_eq!(reloads("refused"), Some(2.0));
 }

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 use crate::engine::{EffectKind, Policy};
+use crate::shared::Shared;
 
 /// Most jobs committed together.
 const MAX_GROUP: usize = 512;
@@ -33,7 +34,8 @@ type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Reply) + S
 #[derive(Clone)]
 pub struct SqliteStore {
     owner: Arc<Owner>,
-    policy: Arc<Policy>,
+    /// Read at each decision: a reload's policy applies from the next one.
+    policy: Shared<Policy>,
 }
 
 /// The owner thread's queue and handle. Dropping the last store handle
@@ -68,7 +70,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its
     /// thread. Refuses to run "half durable": if the file cannot be created,
     /// written and synced, this fails with the path in the message.
-    pub fn open(path: &Path, policy: Arc<Policy>) -> Result<SqliteStore, StoreError> {
+    /// Each decision reads the current value of `policy` (a [`Shared`] that
+    /// a reload swaps; a plain `Arc<Policy>` never changes).
+    pub fn open(path: &Path, policy: impl Into<Shared<Policy>>) -> Result<SqliteStore, StoreError> {
+        let policy = policy.into();
         let ctx = |e: rusqlite::Error| StoreError::Db(format!("{}: {e}", path.display()));
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -408,7 +413,8 @@ fn finish(
 impl Store for SqliteStore {
     async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError> {
         let policy = self.policy.clone();
-        self.call(move |conn| apply_in(conn, &policy, &intake, now))
+        // Loaded on the store thread, when the decision is made.
+        self.call(move |conn| apply_in(conn, &policy.load(), &intake, now))
             .await
     }
 
@@ -574,7 +580,7 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Option<Applied>, StoreError> {
         let policy = self.policy.clone();
-        self.call(move |conn| finish(conn, &policy, row, None, |_| feedback, now))
+        self.call(move |conn| finish(conn, &policy.load(), row, None, |_| feedback, now))
             .await
     }
 
@@ -601,7 +607,7 @@ impl Store for SqliteStore {
                 effect,
                 error: error.clone(),
             };
-            finish(conn, &policy, row, Some(&error), feedback, now)
+            finish(conn, &policy.load(), row, Some(&error), feedback, now)
         })
         .await
     }

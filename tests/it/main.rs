@@ -42,6 +42,9 @@ mod bench;
 /// The HTTP edge under abuse: slow clients, a locked store, SIGHUP.
 mod edge;
 
+/// SIGHUP reloads the config and every secret.
+mod reload;
+
 // Every emergency reaches a human (episodes, refused pages, the ack clock,
 // responders, unrecorded outcomes, broken log output).
 mod emergency;

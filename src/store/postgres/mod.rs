@@ -89,6 +89,7 @@ use tokio_postgres::error::SqlState;
 use super::*;
 use crate::config::PostgresConfig;
 use crate::engine::Policy;
+use crate::shared::Shared;
 
 /// The schema pagerd 0.1.0 created (tests build such a store to upgrade).
 #[doc(hidden)]
@@ -114,7 +115,8 @@ const MIN_TX_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
-    policy: Arc<Policy>,
+    /// Read at each decision: a reload's policy applies from the next one.
+    policy: Shared<Policy>,
     /// `host:port/dbname`, for error messages (never the URL: it may carry
     /// a password).
     target: Arc<str>,
@@ -333,11 +335,13 @@ impl PostgresStore {
     /// Fails when the database cannot be reached, when the URL asks for TLS
     /// (not supported yet), and when the database's schema is newer than
     /// this build knows. Errors name host and database, never the URL or
-    /// the password.
+    /// the password. Each decision reads the current value of `policy` (a
+    /// [`Shared`] that a reload swaps; a plain `Arc<Policy>` never changes).
     pub async fn connect(
         config: &PostgresConfig,
-        policy: Arc<Policy>,
+        policy: impl Into<Shared<Policy>>,
     ) -> Result<PostgresStore, StoreError> {
+        let policy = policy.into();
         let (mut pg, target) = pg_config(config)?;
         let tx_timeout = config.lease_ttl.max(MIN_TX_TIMEOUT);
         if pg.get_tcp_user_timeout().is_none() {
@@ -504,7 +508,9 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError> {
-        let ctx = (&*self.policy, &intake, now);
+        // One snapshot for the transaction and its retries.
+        let policy = self.policy.load();
+        let ctx = (&*policy, &intake, now);
         self.run("apply", false, &ctx, |tx, (policy, intake, now)| {
             Box::pin(async move {
                 let applied = ops::apply_in(tx, policy, intake, *now).await?;
@@ -587,7 +593,8 @@ impl Store for PostgresStore {
         feedback: Event,
         now: Millis,
     ) -> Result<Option<Applied>, StoreError> {
-        let ctx = (&*self.policy, row, feedback, now);
+        let policy = self.policy.load();
+        let ctx = (&*policy, row, feedback, now);
         self.run(
             "complete",
             true,
@@ -621,7 +628,8 @@ impl Store for PostgresStore {
         error: String,
         now: Millis,
     ) -> Result<Option<Applied>, StoreError> {
-        let ctx = (&*self.policy, row, error, now);
+        let policy = self.policy.load();
+        let ctx = (&*policy, row, error, now);
         self.run("fail", true, &ctx, |tx, (policy, row, error, now)| {
             Box::pin(async move {
                 let feedback = |effect| Event::DeliveryFailed {

@@ -455,3 +455,57 @@ async fn retention_keeps_what_is_needed_and_deletes_the_rest() {
     crate::store::contract::retention(&s).await;
     db.drop().await;
 }
+
+#[tokio::test]
+async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_time() {
+    let Some(db) = Db::fresh().await else { return };
+    let policy = crate::shared::Shared::new(Policy {
+        ack_timeout: 2_000,
+        crisis_after: 10_000,
+        ..Policy::default()
+    });
+    let s = PostgresStore::connect(&config(&db.url), policy.clone())
+        .await
+        .unwrap();
+    s.lease("me", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let first = s.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
+    let done = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
+    s.complete(due[0].id, done.clone(), 100).await.unwrap();
+
+    // A reload: the next decisions follow the new policy.
+    policy.store(Arc::new(Policy {
+        ack_timeout: 3_600_000,
+        crisis_after: 50_000,
+        ..Policy::default()
+    }));
+    let second = s
+        .apply(seen("2"), 1_000)
+        .await
+        .unwrap()
+        .incident
+        .unwrap()
+        .id;
+    let (due, _) = s.due(1_000, 10, vec![]).await.unwrap();
+    let trigger = due.iter().find(|p| p.incident.id == second).unwrap().id;
+    s.complete(trigger, done, 1_100).await.unwrap();
+    let a = s.get(first).await.unwrap().unwrap();
+    let b = s.get(second).await.unwrap().unwrap();
+    assert_eq!(
+        (a.deadlines.ack, a.deadlines.crisis),
+        (Some(2_100), Some(10_000)),
+        "deadlines armed before the swap keep their time"
+    );
+    assert_eq!(
+        (b.deadlines.ack, b.deadlines.crisis),
+        (Some(1_100 + 3_600_000), Some(51_000)),
+        "the new incident's deadlines follow the new policy"
+    );
+    db.drop().await;
+}

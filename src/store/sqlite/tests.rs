@@ -311,3 +311,55 @@ fn the_prune_query_walks_the_resolved_index() {
     assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
     assert!(!plan.contains("SCAN o"), "pending rows by index: {plan}");
 }
+
+#[tokio::test]
+async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = crate::shared::Shared::new(Policy {
+        ack_timeout: 2_000,
+        crisis_after: 10_000,
+        ..Policy::default()
+    });
+    let s = SqliteStore::open(&dir.path().join("p.db"), policy.clone()).unwrap();
+    s.apply(seen("1"), 0).await.unwrap();
+    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
+    let trigger = due[0].id;
+    let done = Event::Delivered {
+        effect: EffectKind::PagerdutyTrigger,
+        outcome: None,
+    };
+    s.complete(trigger, done.clone(), 100).await.unwrap();
+    assert_eq!(
+        s.get(1).await.unwrap().unwrap().deadlines.ack,
+        Some(2_100),
+        "the ack clock armed under the first policy"
+    );
+
+    // A reload: the next decisions follow the new policy.
+    policy.store(Arc::new(Policy {
+        ack_timeout: 3_600_000,
+        crisis_after: 50_000,
+        ..Policy::default()
+    }));
+    s.apply(seen("2"), 1_000).await.unwrap();
+    let (due, _) = s.due(1_000, 10, vec![]).await.unwrap();
+    let trigger2 = due
+        .iter()
+        .find(|p| p.incident.id == 2)
+        .expect("the second page")
+        .id;
+    s.complete(trigger2, done, 1_100).await.unwrap();
+    let first = s.get(1).await.unwrap().unwrap();
+    let second = s.get(2).await.unwrap().unwrap();
+    assert_eq!(
+        (first.deadlines.ack, first.deadlines.crisis),
+        (Some(2_100), Some(10_000)),
+        "deadlines armed before the swap keep their time"
+    );
+    assert_eq!(
+        (second.deadlines.ack, second.deadlines.crisis),
+        (Some(1_100 + 3_600_000), Some(1_000 + 50_000)),
+        "the new incident's deadlines follow the new policy"
+    );
+    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 2_100), (2, 51_000)]);
+}
