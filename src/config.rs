@@ -691,7 +691,7 @@ fn store_tls(
                     "\"{k}\" conflicts with sslmode={u} in store.url; remove sslmode from the URL (store.tls is the setting to use)"
                 ),
             );
-            return (k, None);
+            k
         }
         (Some(mode), _) | (None, Some(mode)) => mode,
         (None, None) => match &parsed {
