@@ -141,6 +141,45 @@ pub struct PostgresConfig {
     pub lease_renew: Duration,
     /// How long a lease lasts without renewal: the failover time.
     pub lease_ttl: Duration,
+    /// `store.tls`, resolved: from the key, else from the URL's `sslmode`,
+    /// else `disable` for a loopback host or a Unix socket and
+    /// `verify-full` for any other host.
+    pub tls: StoreTls,
+    /// `store.ca_file` (relative paths resolved against the config file's
+    /// folder): the roots for `verify-full`. `None`: the bundled Mozilla
+    /// roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `store.tls`: TLS to PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreTls {
+    /// Plaintext (the default for a loopback host or a Unix socket).
+    Disable,
+    /// Encrypted, the server's certificate not verified: no protection
+    /// against an active attacker (like libpq's `sslmode=require`).
+    Require,
+    /// Encrypted, the certificate verified against `store.ca_file` (or the
+    /// bundled Mozilla roots) and for the host in the URL (the default for
+    /// any other host).
+    VerifyFull,
+}
+
+impl StoreTls {
+    /// The value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreTls::Disable => "disable",
+            StoreTls::Require => "require",
+            StoreTls::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl fmt::Display for StoreTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 // ---- raw file shape -------------------------------------------------------
@@ -190,6 +229,8 @@ struct RawStore {
     lease_renew: Option<String>,
     lease_ttl: Option<String>,
     retention: Option<String>,
+    tls: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -289,6 +330,103 @@ fn toml_problem(e: &toml::de::Error, text: &str) -> Problem {
     }
 }
 
+/// `store.tls` and `store.ca_file`, checked against the URL: an
+/// `sslmode` in `store.url` counts as `store.tls` and must agree with it;
+/// without either, a loopback host or a Unix socket gets `disable` and any
+/// other host `verify-full`. Never names anything but the URL's hosts.
+fn store_tls(
+    c: &mut Check,
+    url: &str,
+    tls: Option<&str>,
+    ca_file: Option<PathBuf>,
+) -> (StoreTls, Option<PathBuf>) {
+    use crate::store::postgres::tls;
+    let (rest, sslmode) = tls::split_sslmode(url);
+    let parsed = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match rest.parse::<tokio_postgres::Config>() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                c.problem(
+                    "store.url",
+                    format!(
+                        "is not a PostgreSQL URL ({e}); write it like postgres://pagerd@db.internal:5432/pagerd"
+                    ),
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let key = match tls {
+        None => None,
+        Some(v) => match tls::from_sslmode(v) {
+            Ok(mode) => Some(mode),
+            Err(_) => {
+                c.problem(
+                    "store.tls",
+                    format!("{v:?} is not one of \"disable\", \"require\", \"verify-full\""),
+                );
+                return (StoreTls::VerifyFull, None);
+            }
+        },
+    };
+    let from_url = match sslmode.as_deref().map(tls::from_sslmode) {
+        None => None,
+        Some(Ok(mode)) => Some(mode),
+        Some(Err(why)) => {
+            c.problem("store.url", why);
+            return (StoreTls::VerifyFull, None);
+        }
+    };
+    let mode = match (key, from_url) {
+        (Some(k), Some(u)) if k != u => {
+            c.problem(
+                "store.tls",
+                format!(
+                    "\"{k}\" conflicts with sslmode={u} in store.url; remove sslmode from the URL (store.tls is the setting to use)"
+                ),
+            );
+            k
+        }
+        (Some(mode), _) | (None, Some(mode)) => mode,
+        (None, None) => match &parsed {
+            Some(p) if tls::is_local(p) => StoreTls::Disable,
+            _ => StoreTls::VerifyFull,
+        },
+    };
+    if mode != StoreTls::Disable && parsed.as_ref().is_some_and(tls::has_unix_socket) {
+        c.problem(
+            "store.tls",
+            format!(
+                "\"{mode}\" cannot be used with a Unix socket host: PostgreSQL offers no TLS there; use \"disable\""
+            ),
+        );
+    }
+    let ca_file = ca_file.map(|p| if p.is_relative() { c.base.join(p) } else { p });
+    if let Some(path) = &ca_file {
+        if mode == StoreTls::VerifyFull {
+            if let Err(e) = tls::load_ca_file(path) {
+                c.problem("store.ca_file", e.to_string());
+            }
+        } else {
+            let why = if key.is_some() || from_url.is_some() {
+                String::new()
+            } else {
+                " (the default for a loopback host)".to_string()
+            };
+            c.problem(
+                "store.ca_file",
+                format!(
+                    "only applies with store.tls = \"verify-full\", and store.tls is \"{mode}\"{why}; \
+                     set store.tls = \"verify-full\" to verify the server against it"
+                ),
+            );
+        }
+    }
+    (mode, ca_file)
+}
+
 fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
     let server = {
         let s = raw.server;
@@ -338,6 +476,8 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
                 ("store.password_env", s.password_env.is_some()),
                 ("store.lease_renew", s.lease_renew.is_some()),
                 ("store.lease_ttl", s.lease_ttl.is_some()),
+                ("store.tls", s.tls.is_some()),
+                ("store.ca_file", s.ca_file.is_some()),
             ] {
                 if set {
                     c.problem(key, "only applies with store.url (PostgreSQL)");
@@ -360,11 +500,14 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
                     "must be more than twice store.lease_renew, or one slow renewal loses the lease",
                 );
             }
+            let (tls, ca_file) = store_tls(c, &url, s.tls.as_deref(), s.ca_file);
             Some(PostgresConfig {
                 url: Secret::new(url),
                 password: c.secret("store", "password", s.password_file, s.password_env),
                 lease_renew,
                 lease_ttl,
+                tls,
+                ca_file,
             })
         }
     };

@@ -316,7 +316,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(c) => {
                 outln!("{}: OK", cli.config.display());
                 let store = match &c.store.postgres {
-                    Some(_) => "PostgreSQL (store.url)".to_string(),
+                    Some(pg) => match &pg.ca_file {
+                        Some(ca) => format!(
+                            "PostgreSQL (store.url, tls {}, CA {})",
+                            pg.tls,
+                            ca.display()
+                        ),
+                        None => format!("PostgreSQL (store.url, tls {})", pg.tls),
+                    },
                     None => c.store.path.display().to_string(),
                 };
                 outln!("  listen {}  store {store}", c.server.listen);

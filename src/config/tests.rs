@@ -241,6 +241,183 @@ fn store_retention_under_a_day_or_not_a_duration_is_refused_with_key_and_file() 
     }
 }
 
+/// The config with `[store]` lines; its problems or its PostgreSQL part.
+fn store(dir: &Path, lines: &str) -> Result<PostgresConfig, ConfigError> {
+    let text = format!("{}\n[store]\n{lines}\n", minimal(dir));
+    Config::parse(&dir.join("pagerd.toml"), &text).map(|c| c.store.postgres.unwrap())
+}
+
+fn problem(err: &ConfigError, key: &str) -> String {
+    err.problems
+        .iter()
+        .find(|p| p.key == key)
+        .map(|p| p.message.clone())
+        .unwrap_or_else(|| panic!("no problem with {key}: {err}"))
+}
+
+#[test]
+fn store_tls_defaults_to_verify_full_off_loopback_and_disable_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, want) in [
+        (
+            "postgres://pagerd@db.internal:5432/pagerd",
+            StoreTls::VerifyFull,
+        ),
+        ("postgres://pagerd@10.1.2.3/pagerd", StoreTls::VerifyFull),
+        (
+            "postgres://pagerd@localhost,db.internal/pagerd",
+            StoreTls::VerifyFull,
+        ),
+        ("postgres://pagerd@127.0.0.1:5432/pagerd", StoreTls::Disable),
+        ("postgresql://pagerd@localhost/pagerd", StoreTls::Disable),
+        ("postgres://pagerd@[::1]/pagerd", StoreTls::Disable),
+        (
+            "postgres://pagerd@%2Frun%2Fpostgresql/pagerd",
+            StoreTls::Disable,
+        ),
+    ] {
+        let pg = store(dir.path(), &format!("url = {url:?}")).unwrap();
+        assert_eq!(pg.tls, want, "{url}");
+        assert_eq!(pg.ca_file, None);
+    }
+}
+
+#[test]
+fn store_tls_and_a_relative_ca_file_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/store/postgres/testdata/other-ca.pem"
+        ),
+        dir.path().join("db-ca.pem"),
+    )
+    .unwrap();
+    let pg = store(
+        dir.path(),
+        "url = \"postgres://pagerd@localhost/pagerd\"\ntls = \"verify-full\"\nca_file = \"db-ca.pem\"",
+    )
+    .unwrap();
+    assert_eq!(pg.tls, StoreTls::VerifyFull);
+    assert_eq!(pg.ca_file, Some(dir.path().join("db-ca.pem")));
+    let pg = store(
+        dir.path(),
+        "url = \"postgres://pagerd@db.internal/pagerd\"\ntls = \"require\"",
+    )
+    .unwrap();
+    assert_eq!(pg.tls, StoreTls::Require);
+    let pg = store(
+        dir.path(),
+        "url = \"postgres://pagerd@db.internal/pagerd\"\ntls = \"disable\"",
+    )
+    .unwrap();
+    assert_eq!(pg.tls, StoreTls::Disable);
+}
+
+#[test]
+fn a_bad_store_tls_or_ca_file_is_named_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "url = \"postgres://pagerd:hunter2@db.internal/pagerd\"";
+    let err = store(dir.path(), &format!("{url}\ntls = \"prefer\"")).unwrap_err();
+    assert!(
+        problem(&err, "store.tls").contains("\"prefer\" is not one of"),
+        "{err}"
+    );
+
+    let err = store(dir.path(), &format!("{url}\nca_file = \"nope.pem\"")).unwrap_err();
+    let msg = problem(&err, "store.ca_file");
+    assert!(
+        msg.contains("cannot read") && msg.contains("nope.pem"),
+        "{msg}"
+    );
+    assert!(err.to_string().contains("pagerd.toml"), "{err}");
+
+    std::fs::write(
+        dir.path().join("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err = store(dir.path(), &format!("{url}\nca_file = \"key.pem\"")).unwrap_err();
+    let msg = problem(&err, "store.ca_file");
+    assert!(
+        msg.contains("key.pem") && msg.contains("no PEM certificate"),
+        "{msg}"
+    );
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn a_ca_file_without_verify_full_is_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "unused").unwrap();
+    let err = store(
+        dir.path(),
+        "url = \"postgres://pagerd@127.0.0.1/pagerd\"\nca_file = \"ca.pem\"",
+    )
+    .unwrap_err();
+    let msg = problem(&err, "store.ca_file");
+    assert!(
+        msg.contains("verify-full") && msg.contains("loopback"),
+        "{msg}"
+    );
+    let err = store(
+        dir.path(),
+        "url = \"postgres://pagerd@db.internal/pagerd\"\ntls = \"require\"\nca_file = \"ca.pem\"",
+    )
+    .unwrap_err();
+    assert!(
+        problem(&err, "store.ca_file").contains("\"require\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_url_sslmode_counts_unless_it_conflicts_with_store_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = store(
+        dir.path(),
+        "url = \"postgres://pagerd@db.internal/pagerd?sslmode=require\"",
+    )
+    .unwrap();
+    assert_eq!(pg.tls, StoreTls::Require);
+    let pg = store(
+        dir.path(),
+        "url = \"postgres://pagerd@db.internal/pagerd?sslmode=verify-full\"\ntls = \"verify-full\"",
+    )
+    .unwrap();
+    assert_eq!(pg.tls, StoreTls::VerifyFull);
+    let err = store(
+        dir.path(),
+        "url = \"postgres://pagerd@db.internal/pagerd?sslmode=disable\"\ntls = \"verify-full\"",
+    )
+    .unwrap_err();
+    let msg = problem(&err, "store.tls");
+    assert!(msg.contains("conflicts with sslmode=disable"), "{msg}");
+    let err = store(
+        dir.path(),
+        "url = \"postgres://pagerd@db.internal/pagerd?sslmode=prefer\"",
+    )
+    .unwrap_err();
+    assert!(problem(&err, "store.url").contains("plaintext"), "{err}");
+}
+
+#[test]
+fn store_tls_needs_a_tcp_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{}\n[store]\ntls = \"require\"\n", minimal(dir.path()));
+    let err = Config::parse(&dir.path().join("p.toml"), &text).unwrap_err();
+    assert!(
+        problem(&err, "store.tls").contains("only applies with store.url"),
+        "{err}"
+    );
+    let err = store(
+        dir.path(),
+        "url = \"postgres://pagerd@%2Frun%2Fpostgresql/pagerd\"\ntls = \"require\"",
+    )
+    .unwrap_err();
+    assert!(problem(&err, "store.tls").contains("Unix socket"), "{err}");
+}
+
 mod props {
     use proptest::prelude::*;
 

@@ -6,9 +6,11 @@
 //! serde JSON, app times as BIGINT milliseconds from the app's clock), so
 //! both behave the same under the engine.
 //!
-//! TLS is not supported yet: the connection is made with `NoTls`, and a URL
-//! asking for `sslmode=require` is refused at start. The README must say so;
-//! run pagerd next to its database or over a private network until then.
+//! TLS ([`tls`]): `store.tls` is `verify-full` (certificate chain and host
+//! name checked, against `store.ca_file` or the bundled Mozilla roots) by
+//! default for any host but a loopback one or a Unix socket, where it is
+//! `disable`; `require` encrypts without verifying. A mode that wants TLS
+//! never falls back to plaintext.
 //!
 //! # Correctness across instances
 //! - **Webhook dedup**: `apply` inserts the delivery's `(source, id)` first,
@@ -73,9 +75,11 @@ mod schema;
 mod testing;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::fmt;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,7 +91,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 
 use super::*;
-use crate::config::PostgresConfig;
+use crate::config::{PostgresConfig, StoreTls};
 use crate::engine::Policy;
 use crate::shared::Shared;
 
@@ -125,12 +129,17 @@ pub struct PostgresStore {
     /// Server-side bound on each transaction (statement and idle in
     /// transaction), so a paused instance cannot hold row locks for long.
     tx_timeout: Duration,
+    /// `store.tls`, to explain a failed handshake.
+    tls: StoreTls,
+    /// `store.ca_file`, to explain a refused certificate.
+    ca_file: Option<Arc<Path>>,
 }
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("target", &self.target)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -210,36 +219,53 @@ fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 /// The connection settings of `config` (URL, password, application name,
-/// connect timeout) and where they point, refusing what pagerd cannot do
-/// (TLS).
-fn pg_config(config: &PostgresConfig) -> Result<(tokio_postgres::Config, Arc<str>), StoreError> {
+/// connect timeout, TLS as `store.tls` says) and where they point, with the
+/// TLS connector (`None`: plaintext).
+fn pg_config(
+    config: &PostgresConfig,
+) -> Result<
+    (
+        tokio_postgres::Config,
+        Arc<str>,
+        Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    ),
+    StoreError,
+> {
+    // tokio-postgres knows no `verify-full`: the URL's sslmode was resolved
+    // into `config.tls` (and checked against it) by the config.
+    let (url, sslmode) = tls::split_sslmode(config.url.expose());
     let mut pg: tokio_postgres::Config =
-        config
-            .url
-            .expose()
-            .parse()
-            .map_err(|e: tokio_postgres::Error| {
-                StoreError::Db(format!(
-                    "store.url is not a PostgreSQL URL ({e}); write it like postgres://pagerd@db.internal:5432/pagerd"
-                ))
-            })?;
+        url.parse().map_err(|e: tokio_postgres::Error| {
+            StoreError::Db(format!(
+                "store.url is not a PostgreSQL URL ({e}); write it like postgres://pagerd@db.internal:5432/pagerd"
+            ))
+        })?;
     let target: Arc<str> = describe(&pg).into();
     if let Some(password) = &config.password {
         pg.password(password.expose());
     }
-    if pg.get_ssl_mode() == SslMode::Require {
+    if let Some(mode) = sslmode
+        && tls::from_sslmode(&mode) != Ok(config.tls)
+    {
         return Err(StoreError::Db(format!(
-            "postgres {target}: the URL asks for sslmode=require, but pagerd does not support TLS to PostgreSQL yet; \
-             use a private network or a local TLS tunnel and sslmode=disable"
+            "postgres {target}: store.url's sslmode conflicts with store.tls = \"{}\"; remove sslmode from the URL",
+            config.tls
         )));
     }
+    let connector = tls::connector(config.tls, config.ca_file.as_deref())
+        .map_err(|e| StoreError::Db(format!("postgres {target}: {e}")))?;
+    pg.ssl_mode(match config.tls {
+        StoreTls::Disable => SslMode::Disable,
+        // Never a silent fallback to plaintext.
+        StoreTls::Require | StoreTls::VerifyFull => SslMode::Require,
+    });
     if pg.get_application_name().is_none() {
         pg.application_name("pagerd");
     }
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(POOL_TIMEOUT);
     }
-    Ok((pg, target))
+    Ok((pg, target, connector))
 }
 
 /// What [`probe`] found.
@@ -260,7 +286,7 @@ pub struct PostgresProbe {
 /// locking anything: `SELECT 1`, the schema version, and the leader lease
 /// (`pagerd doctor`). No migration, no lease taken.
 pub async fn probe(config: &PostgresConfig) -> Result<PostgresProbe, StoreError> {
-    let (pg, target) = pg_config(config)?;
+    let (pg, target, connector) = pg_config(config)?;
     let fail = |what: &str, e: tokio_postgres::Error| {
         let e = match e.as_db_error() {
             Some(db) => db.to_string(),
@@ -268,11 +294,17 @@ pub async fn probe(config: &PostgresConfig) -> Result<PostgresProbe, StoreError>
         };
         StoreError::Db(format!("postgres {target}: {what}: {e}"))
     };
-    let (client, connection) = pg
-        .connect(NoTls)
-        .await
-        .map_err(|e| fail("cannot connect", e))?;
-    let conn_task = tokio::spawn(connection);
+    let connected = match connector {
+        Some(tls) => pg
+            .connect(tls)
+            .await
+            .map(|(c, conn)| (c, tokio::spawn(conn))),
+        None => pg
+            .connect(NoTls)
+            .await
+            .map(|(c, conn)| (c, tokio::spawn(conn))),
+    };
+    let (client, conn_task) = connected.map_err(|e| fail("cannot connect", e))?;
     let result = async {
         let one: i32 = client
             .query_one("SELECT 1", &[])
@@ -328,34 +360,67 @@ pub async fn probe(config: &PostgresConfig) -> Result<PostgresProbe, StoreError>
     result
 }
 
+/// An error and its causes, `a: b: c` (tokio-postgres keeps the cause of
+/// a failed connection, like "Connection refused", out of its message).
+/// Connection errors carry no URL and no password.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 impl PostgresStore {
     /// Connects to the database of `config.url` (with `config.password`
-    /// when given), opens a pool and migrates the schema.
+    /// when given, over TLS as `config.tls` says), opens a pool and
+    /// migrates the schema.
     ///
-    /// Fails when the database cannot be reached, when the URL asks for TLS
-    /// (not supported yet), and when the database's schema is newer than
-    /// this build knows. Errors name host and database, never the URL or
-    /// the password. Each decision reads the current value of `policy` (a
-    /// [`Shared`] that a reload swaps; a plain `Arc<Policy>` never changes).
+    /// Fails when the database cannot be reached, when TLS is asked for and
+    /// the server does not offer it or its certificate does not verify, and
+    /// when the database's schema is newer than this build knows. Errors
+    /// name host and database, never the URL or the password. Each decision
+    /// reads the current value of `policy` (a [`Shared`] that a reload
+    /// swaps; a plain `Arc<Policy>` never changes).
     pub async fn connect(
         config: &PostgresConfig,
         policy: impl Into<Shared<Policy>>,
     ) -> Result<PostgresStore, StoreError> {
         let policy = policy.into();
-        let (mut pg, target) = pg_config(config)?;
+        let (mut pg, target, connector) = pg_config(config)?;
+        match config.tls {
+            StoreTls::VerifyFull => tracing::info!(
+                target = %target,
+                roots = %tls::roots_source(config.ca_file.as_deref()),
+                "postgres: TLS, server certificate verified"
+            ),
+            StoreTls::Require => tracing::warn!(
+                target = %target,
+                "postgres: TLS without verifying the server (store.tls = \"require\"): no protection against an active attacker"
+            ),
+            StoreTls::Disable => {
+                tracing::info!(target = %target, "postgres: plaintext (store.tls = \"disable\")")
+            }
+        }
         let tx_timeout = config.lease_ttl.max(MIN_TX_TIMEOUT);
         if pg.get_tcp_user_timeout().is_none() {
             // Unacknowledged writes on a dead link end the connection within
             // this, instead of the kernel's ~15 minutes.
             pg.tcp_user_timeout(tx_timeout);
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match connector {
+            Some(tls) => Manager::from_config(pg, tls, manager_config),
+            None => Manager::from_config(pg, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -372,6 +437,8 @@ impl PostgresStore {
             target,
             leader: Arc::new(Mutex::new(None)),
             tx_timeout,
+            tls: config.tls,
+            ca_file: config.ca_file.as_deref().map(Arc::from),
         };
         let mut client = store.client("connect").await?;
         schema::migrate(&mut client).await.map_err(|f| match f {
@@ -386,10 +453,17 @@ impl PostgresStore {
     /// A pooled connection.
     async fn client(&self, what: &str) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| {
-            StoreError::Db(format!(
-                "postgres {}: {what}: cannot get a connection: {e}",
-                self.target
-            ))
+            let detail = with_causes(&e);
+            match tls::explain(&e, self.tls, self.ca_file.as_deref()) {
+                Some(why) => StoreError::Db(format!(
+                    "postgres {}: {what}: cannot connect over TLS: {why} ({detail})",
+                    self.target
+                )),
+                None => StoreError::Db(format!(
+                    "postgres {}: {what}: cannot get a connection: {detail}",
+                    self.target
+                )),
+            }
         })
     }
 

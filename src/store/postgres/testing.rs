@@ -11,9 +11,11 @@ use crate::store::StoreError;
 /// Prefix of every test schema, so strays are easy to find and drop.
 const PREFIX: &str = "pagerd_t_";
 
-/// Opens one plain connection to `url` (tests only).
+/// Opens one plain connection to `url` (tests only; an `sslmode` in it is
+/// ignored, the test server is local).
 async fn connect_plain(url: &str) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
+    let (url, _) = super::tls::split_sslmode(url);
+    let (client, connection) = tokio_postgres::connect(&url, NoTls)
         .await
         .map_err(|e| StoreError::Db(format!("test database: cannot connect: {e}")))?;
     tokio::spawn(async move {
@@ -53,7 +55,8 @@ pub async fn test_schema_url(base: &str) -> Result<String, StoreError> {
 /// failure is only logged).
 #[doc(hidden)]
 pub async fn drop_test_schema(base: &str, schema_url: &str) {
-    let name = schema_url
+    let name = super::tls::split_sslmode(schema_url)
+        .0
         .parse::<tokio_postgres::Config>()
         .ok()
         .and_then(|c| {

@@ -2,6 +2,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). Each test works in a schema
 //! of its own and drops it at the end.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
@@ -16,6 +17,8 @@ fn config(url: &str) -> PostgresConfig {
         password: None,
         lease_renew: Duration::from_millis(100),
         lease_ttl: Duration::from_millis(300),
+        tls: StoreTls::Disable,
+        ca_file: None,
     }
 }
 
@@ -396,20 +399,6 @@ async fn connect_errors_name_the_host_but_never_the_url_or_password() {
 }
 
 #[tokio::test]
-async fn tls_is_refused_until_supported() {
-    let cfg = config("postgres://pagerd:hunter2@db.internal/pagerd?sslmode=require");
-    let err = PostgresStore::connect(&cfg, Arc::new(Policy::default()))
-        .await
-        .expect_err("TLS is not supported yet");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("TLS") && msg.contains("db.internal:5432/pagerd"),
-        "{msg}"
-    );
-    assert!(!msg.contains("hunter2"), "{msg}");
-}
-
-#[tokio::test]
 async fn a_takeover_waits_for_a_paused_leaders_open_transaction() {
     let Some(db) = Db::fresh().await else { return };
     let (a, b) = (db.store().await, db.store().await);
@@ -508,4 +497,265 @@ async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_t
         "the new incident's deadlines follow the new policy"
     );
     db.drop().await;
+}
+
+// ---- TLS ------------------------------------------------------------------
+
+/// A CA that signed nothing the server holds.
+const OTHER_CA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/store/postgres/testdata/other-ca.pem"
+);
+
+/// `url` with its host replaced by `host`, when its host is a loopback one
+/// (the certificate tests need the server on this machine).
+fn with_host(url: &str, host: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (old, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (hostport, None),
+    };
+    if !matches!(old, "127.0.0.1" | "localhost") {
+        return None;
+    }
+    let mut out = format!("{scheme}://");
+    if let Some(u) = userinfo {
+        out.push_str(u);
+        out.push('@');
+    }
+    out.push_str(host);
+    if let Some(p) = port {
+        out.push(':');
+        out.push_str(p);
+    }
+    out.push_str(tail);
+    Some(out)
+}
+
+/// A fresh schema on a server with `ssl = on`, and the server's
+/// certificate file (the CA for `verify-full`: Debian's snakeoil
+/// certificate is self-signed, for `localhost`). `None`, after one line,
+/// when there is no server or it has no TLS.
+async fn tls_db() -> Option<(Db, PathBuf)> {
+    let db = Db::fresh().await?;
+    let s = db.store().await;
+    let client = s.client("test").await.unwrap();
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    if ssl != "on" {
+        println!(
+            "skipping: the PostgreSQL server has ssl = off (.ci/run turns it on: ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf())"
+        );
+        drop(client);
+        db.drop().await;
+        return None;
+    }
+    // Readable by the (trust-auth) test user; Debian's path otherwise.
+    let cert: String = match client.query_one("SHOW ssl_cert_file", &[]).await {
+        Ok(row) => row.get(0),
+        Err(_) => "/etc/ssl/certs/ssl-cert-snakeoil.pem".to_string(),
+    };
+    let mut cert = PathBuf::from(cert);
+    if cert.is_relative() {
+        let data: String = client
+            .query_one("SHOW data_directory", &[])
+            .await
+            .unwrap()
+            .get(0);
+        cert = Path::new(&data).join(cert);
+    }
+    drop(client);
+    Some((db, cert))
+}
+
+/// Whether the store's connections are encrypted, per the server.
+async fn encrypted(s: &PostgresStore) -> bool {
+    s.client("test")
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn connect_with(
+    url: &str,
+    tls: StoreTls,
+    ca_file: Option<&Path>,
+) -> Result<PostgresStore, StoreError> {
+    let mut cfg = config(url);
+    cfg.tls = tls;
+    cfg.ca_file = ca_file.map(Path::to_path_buf);
+    PostgresStore::connect(&cfg, Arc::new(Policy::default())).await
+}
+
+#[tokio::test]
+async fn verify_full_with_the_servers_ca_connects_by_its_name() {
+    let Some((db, cert)) = tls_db().await else {
+        return;
+    };
+    let Some(url) = with_host(&db.url, "localhost") else {
+        println!("skipping: the certificate tests need the server on 127.0.0.1/localhost");
+        db.drop().await;
+        return;
+    };
+    let s = connect_with(&url, StoreTls::VerifyFull, Some(&cert))
+        .await
+        .unwrap();
+    assert!(encrypted(&s).await, "verify-full must encrypt");
+    // The lease runs over the same verified connections.
+    assert!(
+        s.lease("a", Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn verify_full_with_another_ca_fails_naming_store_ca_file() {
+    let Some((db, _)) = tls_db().await else {
+        return;
+    };
+    let Some(url) = with_host(&db.url, "localhost") else {
+        db.drop().await;
+        return;
+    };
+    let msg = connect_with(&url, StoreTls::VerifyFull, Some(Path::new(OTHER_CA)))
+        .await
+        .expect_err("a certificate from another CA must be refused")
+        .to_string();
+    assert!(
+        msg.contains("store.ca_file") && msg.contains("other-ca.pem"),
+        "{msg}"
+    );
+    assert!(msg.contains("not signed by a CA"), "{msg}");
+    assert!(msg.contains("localhost:5432"), "{msg}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn verify_full_without_ca_file_refuses_a_private_certificate() {
+    let Some((db, _)) = tls_db().await else {
+        return;
+    };
+    let Some(url) = with_host(&db.url, "localhost") else {
+        db.drop().await;
+        return;
+    };
+    let msg = connect_with(&url, StoreTls::VerifyFull, None)
+        .await
+        .expect_err("the snakeoil certificate is in no public root store")
+        .to_string();
+    assert!(
+        msg.contains("bundled Mozilla roots") && msg.contains("set store.ca_file"),
+        "{msg}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_certificate_for_another_name() {
+    let Some((db, cert)) = tls_db().await else {
+        return;
+    };
+    // The certificate is for localhost, not for 127.0.0.1.
+    let Some(url) = with_host(&db.url, "127.0.0.1") else {
+        db.drop().await;
+        return;
+    };
+    let msg = connect_with(&url, StoreTls::VerifyFull, Some(&cert))
+        .await
+        .expect_err("the certificate does not name 127.0.0.1")
+        .to_string();
+    assert!(msg.contains("not for the host in store.url"), "{msg}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn require_encrypts_without_verifying() {
+    let Some((db, _)) = tls_db().await else {
+        return;
+    };
+    // By address: the certificate's name does not matter to `require`.
+    let s = connect_with(&db.url, StoreTls::Require, None)
+        .await
+        .unwrap();
+    assert!(encrypted(&s).await, "require must encrypt");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn disable_stays_plaintext_with_a_tls_server() {
+    let Some((db, _)) = tls_db().await else {
+        return;
+    };
+    let s = connect_with(&db.url, StoreTls::Disable, None)
+        .await
+        .unwrap();
+    assert!(!encrypted(&s).await, "disable must not encrypt");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn an_sslmode_in_the_url_that_conflicts_with_store_tls_is_refused() {
+    let url = "postgres://pagerd:hunter2@127.0.0.1:1/pagerdb?sslmode=require";
+    let msg = connect_with(url, StoreTls::Disable, None)
+        .await
+        .expect_err("conflicting modes")
+        .to_string();
+    assert!(
+        msg.contains("sslmode") && msg.contains("store.tls"),
+        "{msg}"
+    );
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+/// A server with `ssl = off`, as far as TLS goes: answers `N` to the
+/// SSLRequest, then hangs up.
+async fn server_without_tls() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 8];
+                if socket.read_exact(&mut request).await.is_ok() {
+                    // length 8, code 80877103: SSLRequest.
+                    assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+                    let _ = socket.write_all(b"N").await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn require_fails_clearly_when_the_server_has_no_tls() {
+    let addr = server_without_tls().await;
+    for mode in [StoreTls::Require, StoreTls::VerifyFull] {
+        let url = format!("postgres://pagerd:hunter2@{addr}/pagerdb");
+        let msg = connect_with(&url, mode, Some(Path::new(OTHER_CA)))
+            .await
+            .expect_err("no plaintext fallback")
+            .to_string();
+        assert!(
+            msg.contains("does not offer TLS") && msg.contains(&format!("store.tls = \"{mode}\"")),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("{addr}/pagerdb")), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
 }
