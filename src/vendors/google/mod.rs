@@ -789,6 +789,18 @@ mod tests {
 
     const EMAIL: &str = "pagerd@pagerd-demo.iam.gserviceaccount.com";
 
+    /// A client of `fake` with `key`, no template, no folder.
+    fn with_key(fake: &FakeGoogle, key: ServiceAccountKey) -> Google {
+        let settings = GoogleSettings {
+            token_url: fake.token_url(),
+            drive_url: fake.drive_url(),
+            docs_url: fake.docs_url(),
+            template_id: None,
+            folder_id: None,
+        };
+        Google::new(settings, key, http_client(REQUEST_TIMEOUT))
+    }
+
     async fn setup(template: Option<&str>) -> (FakeGoogle, Google) {
         let fake = FakeGoogle::start(FakeGoogleOptions {
             client_email: EMAIL.into(),
@@ -853,14 +865,7 @@ mod tests {
             &fake.token_url(),
         ))
         .unwrap();
-        let settings = GoogleSettings {
-            token_url: fake.token_url(),
-            drive_url: fake.drive_url(),
-            docs_url: fake.docs_url(),
-            template_id: None,
-            folder_id: None,
-        };
-        let google = Google::new(settings, other, http_client(REQUEST_TIMEOUT));
+        let google = with_key(&fake, other);
         assert!(
             matches!(google.check_token().await, Err(ProbeError::Rejected { .. })),
             "{:?}",
@@ -1240,14 +1245,7 @@ mod tests {
             &fake.token_url(),
         ))
         .unwrap();
-        let settings = GoogleSettings {
-            token_url: fake.token_url(),
-            drive_url: fake.drive_url(),
-            docs_url: fake.docs_url(),
-            template_id: None,
-            folder_id: None,
-        };
-        let google = Google::new(settings, key, http_client(REQUEST_TIMEOUT));
+        let google = with_key(&fake, key);
         let e = google.create_doc("t", "b", "m").await.unwrap_err();
         assert!(!e.is_retryable(), "{e}");
         assert!(e.to_string().contains("invalid_grant"), "{e}");
