@@ -427,6 +427,13 @@ async fn metrics_and_readiness_report(b: Backend) {
     let Some(h) = Harness::started_on(b, "").await else {
         return;
     };
+    // On PostgreSQL the instance leads once it has taken the lease, a moment
+    // after it answers: wait for that, as an operator's alert would.
+    h.eventually("this instance leads", || async {
+        let (_, status) = h.admin(Method::GET, "/status", None).await;
+        status["role"] == "leader"
+    })
+    .await;
     // Before anything happens: histograms, zero counters, the build.
     let (text, p) = scrape(&h).await;
     for name in [

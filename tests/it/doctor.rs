@@ -354,7 +354,10 @@ async fn doctor_reads_the_postgres_schema_and_lease() {
         "{shown}"
     );
     assert!(
-        shown.contains("reachable (SELECT 1), schema version 2; leader lease held by "),
+        shown.contains(&format!(
+            "reachable (SELECT 1), schema version {}; leader lease held by ",
+            pagerd::store::postgres::SCHEMA_VERSION
+        )),
         "{shown}"
     );
     secret_free(&shown);

@@ -95,6 +95,8 @@ use crate::config::{PostgresConfig, StoreTls};
 use crate::engine::Policy;
 use crate::shared::Shared;
 
+/// The newest schema version this build knows (and migrates to).
+pub use schema::SCHEMA_VERSION;
 /// The schema pagerd 0.1.0 created (tests build such a store to upgrade).
 #[doc(hidden)]
 pub use schema::V1 as SCHEMA_V1;

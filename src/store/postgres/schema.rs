@@ -49,7 +49,7 @@ const MIGRATION_LOCK: i64 = 0x7061_6765_7264;
 const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 /// The newest schema this build knows.
-pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The tables of the SQLite store, in PostgreSQL types, plus the lease
 /// (pagerd 0.1.0). Public for the upgrade test, which builds a 0.1.0 store.
