@@ -314,6 +314,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig => match Config::load(&cli.config) {
             Ok(c) => {
+                // As strict as `run`: the SQLite store must be usable where
+                // the daemon will open it (read-only check: the daemon's lock
+                // is not taken, so this also runs beside a running daemon).
+                if c.store.postgres.is_none()
+                    && let Err(e) = pagerd::store::sqlite::probe::probe(&c.store.path)
+                {
+                    errln!(
+                        "pagerd: config file {}: store.path: {}",
+                        cli.config.display(),
+                        render::terminal(&e.to_string())
+                    );
+                    return Ok(ExitCode::from(2));
+                }
                 outln!("{}: OK", cli.config.display());
                 let store = match &c.store.postgres {
                     Some(pg) => match &pg.ca_file {

@@ -145,6 +145,25 @@ async fn check_config_exits_zero_when_valid_and_two_naming_each_problem() {
     // `run` refuses the same file the same way, before touching anything.
     let run = pagerd(&bad, &["run"]);
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    // A store the daemon could not open is refused by check-config too.
+    let nowhere = h.dir.path().join("nowhere.toml");
+    let missing_dir = h.dir.path().join("no-such-dir").join("pagerd.db");
+    let text_with_store = original.replace(
+        &format!(
+            "path = {:?}",
+            h.dir.path().join("pagerd.db").display().to_string()
+        ),
+        &format!("path = {:?}", missing_dir.display().to_string()),
+    );
+    assert_ne!(text_with_store, original, "the store path line was found");
+    std::fs::write(&nowhere, text_with_store).unwrap();
+    let out = pagerd(&nowhere, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("store.path") && text(&out).contains("no-such-dir"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
