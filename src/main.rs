@@ -355,6 +355,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                          no human is reached by any other path; configure the e-mail fallback"
                     );
                 }
+                for w in url_warnings(&c) {
+                    outln!("warning: {}", render::terminal(&w));
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -547,6 +550,52 @@ fn connect(config_path: &std::path::Path, remote: &Remote) -> anyhow::Result<Cli
         None => Client::new(addr, token),
     };
     Ok(client.token_from(source))
+}
+
+/// What `check-config` warns about in the vendors' URLs (valid, but
+/// probably not meant): plain `http://` to a host that is not this machine
+/// (tokens would cross the network in clear), and a Zendesk URL with a path
+/// (pagerd appends `/api/v2/…` to it).
+fn url_warnings(c: &Config) -> Vec<String> {
+    let mut urls: Vec<(&str, &str)> = vec![
+        ("zendesk.url", &c.zendesk.url),
+        ("pagerduty.events_url", &c.pagerduty.events_url),
+        ("pagerduty.api_url", &c.pagerduty.api_url),
+    ];
+    if let Some(s) = &c.slack {
+        urls.push(("slack.api_url", &s.api_url));
+    }
+    if let Some(g) = &c.google {
+        urls.push(("google.token_url", &g.token_url));
+        urls.push(("google.drive_url", &g.drive_url));
+        urls.push(("google.docs_url", &g.docs_url));
+    }
+    let mut out = Vec::new();
+    for (key, url) in urls {
+        let Ok(u) = reqwest::Url::parse(url) else {
+            continue;
+        };
+        let local = match u.host_str() {
+            Some("localhost") => true,
+            Some(h) => h
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback()),
+            None => false,
+        };
+        if u.scheme() == "http" && !local {
+            out.push(format!(
+                "{key} = {url:?} is plain http: its token crosses the network in clear; use https"
+            ));
+        }
+        if key == "zendesk.url" && !matches!(u.path(), "" | "/") {
+            out.push(format!(
+                "{key} = {url:?} has a path ({}); give only the account's address, like https://acme.zendesk.com",
+                u.path()
+            ));
+        }
+    }
+    out
 }
 
 impl Incidents {

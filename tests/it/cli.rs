@@ -126,6 +126,25 @@ async fn check_config_exits_zero_when_valid_and_two_naming_each_problem() {
     assert!(ok.status.success(), "{}", text(&ok));
     // No [email] here: valid, but nobody is reached if PagerDuty refuses.
     assert!(text(&ok).contains("warning: no [email]"), "{}", text(&ok));
+    // The stand-ins are on 127.0.0.1: plain http is fine there.
+    assert!(!text(&ok).contains("plain http"), "{}", text(&ok));
+    // A remote http:// Zendesk URL with a path: valid, but two warnings.
+    let as_written = std::fs::read_to_string(&h.config_path).unwrap();
+    let zd = h.vendors.zendesk.url();
+    let risky = h.dir.path().join("risky.toml");
+    let risky_text = as_written.replace(
+        &format!("url = {zd:?}"),
+        "url = \"http://acme.zendesk.example/agent\"",
+    );
+    assert_ne!(risky_text, as_written, "the zendesk.url line was found");
+    std::fs::write(&risky, risky_text).unwrap();
+    let warned = pagerd(&risky, &["check-config"]);
+    assert!(warned.status.success(), "{}", text(&warned));
+    let t = text(&warned);
+    assert!(
+        t.contains("zendesk.url") && t.contains("plain http") && t.contains("has a path (/agent)"),
+        "{t}"
+    );
     let bad = h.dir.path().join("bad.toml");
     let original = std::fs::read_to_string(&h.config_path).unwrap();
     let broken = original

@@ -542,3 +542,33 @@ async fn on_postgresql_an_unrecorded_outcome_is_not_sent_twice() {
         "the customer got the same comment twice"
     );
 }
+
+/// Logs written to a file (or journald) carry no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_file_hold_no_escape_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vendors = StandIns::start(Options::default())
+        .await
+        .expect("stand-ins");
+    let mut p = Proc::for_stand_ins(&vendors, dir.path(), &Extra::default());
+    p.rust_log = "pagerd=info".into();
+    p.start().await;
+    vendors
+        .zendesk
+        .upsert_ticket(crate::util::urgent(1, "Production instance down"));
+    let status = vendors
+        .zendesk
+        .send_webhook(&format!("http://{}/webhooks/zendesk", p.addr), 1)
+        .await
+        .expect("webhook");
+    assert_eq!(status, 200);
+    eventually("paged", || async {
+        vendors.pagerduty.opened_for("zendesk-1") == 1
+    })
+    .await;
+    assert!(p.terminate().await.is_some_and(|s| s.success()));
+    let log = std::fs::read(&p.log).expect("log file");
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains("emergency: paging"), "{text}");
+    assert!(!log.contains(&0x1b), "colour codes in a log file:\n{text}");
+}
