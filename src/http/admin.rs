@@ -193,13 +193,7 @@ async fn act(
     };
     let before = st.core.clock.now();
     let applied = st.core.submit(Intake::incident(id, event)).await?;
-    // Declared by this very action (the store stamps it at or after `before`).
-    let crisis_declared = applied
-        .incident
-        .as_ref()
-        .and_then(|i| i.crisis.as_ref())
-        .filter(|c| c.declared_at >= before)
-        .map(|c| c.reason.clone());
+    let crisis_declared = applied.crisis_declared_since(before).map(str::to_string);
     let (result, reason) = match &applied.result {
         Change::Ignored(_) if applied.incident.is_none() => {
             return Err(ApiError::NotFound(format!("no incident {id}")));

@@ -220,14 +220,7 @@ pub async fn slack(
             };
             let before = st.core.clock.now();
             let applied = st.core.submit(Intake::incident(id, event)).await?;
-            // Declared by this very action (the store stamps it at or after
-            // `before`).
-            let crisis = applied
-                .incident
-                .as_ref()
-                .and_then(|i| i.crisis.as_ref())
-                .filter(|c| c.declared_at >= before)
-                .map(|c| c.reason.as_str());
+            let crisis = applied.crisis_declared_since(before);
             let text = match &applied.result {
                 Change::Ignored(reason) if applied.incident.is_none() => {
                     format!("No incident {id}: {}.", crate::render::slack(reason))

@@ -110,6 +110,17 @@ pub struct Applied {
 }
 
 impl Applied {
+    /// Why a crisis was declared, when this commit declared it: the store
+    /// stamps the event at or after `since` (taken just before submitting),
+    /// so an earlier crisis does not count.
+    pub fn crisis_declared_since(&self, since: Millis) -> Option<&str> {
+        self.incident
+            .as_ref()
+            .and_then(|i| i.crisis.as_ref())
+            .filter(|c| c.declared_at >= since)
+            .map(|c| c.reason.as_str())
+    }
+
     /// The incident's next deadline, for the scheduler.
     pub fn next_due(&self) -> Option<(i64, Option<Millis>)> {
         let inc = self.incident.as_ref()?;
