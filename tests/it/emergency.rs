@@ -56,6 +56,38 @@ async fn act(h: &Harness, id: i64, verb: &str, by: &str) -> Value {
     body
 }
 
+/// Waits until incident 1's comment is recorded as delivered, then checks
+/// that ticket 4711 got it exactly once.
+async fn the_comment_is_recorded_and_reached_the_customer_once(h: &Harness) {
+    eventually("the comment is recorded as delivered", || async {
+        h.incident(1).await["outbox"]
+            .as_array()
+            .is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["effect"]["type"] == "zendesk_comment" && r["state"] == "delivered")
+            })
+    })
+    .await;
+    assert_eq!(
+        h.vendors.zendesk.comments(4711).len(),
+        1,
+        "the customer got the same comment twice"
+    );
+}
+
+/// Seeds urgent ticket `id` in the Zendesk stand-in and posts its webhook
+/// to the pagerd process at `addr`; returns pagerd's answer.
+async fn send_urgent(vendors: &StandIns, addr: std::net::SocketAddr, id: u64) -> u16 {
+    vendors
+        .zendesk
+        .upsert_ticket(crate::util::urgent(id, "Production instance down"));
+    vendors
+        .zendesk
+        .send_webhook(&format!("http://{addr}/webhooks/zendesk"), id)
+        .await
+        .expect("webhook")
+}
+
 async fn a_reopened_ticket_pages_a_new_episode_once(b: Backend) {
     let Some(h) = Harness::started_on(b, "").await else {
         return;
@@ -400,20 +432,7 @@ async fn a_delivery_whose_outcome_could_not_be_stored_is_not_sent_twice() {
     tokio::task::spawn_blocking(move || locker.join().expect("locker"))
         .await
         .expect("join");
-    eventually("the comment is recorded as delivered", || async {
-        h.incident(1).await["outbox"]
-            .as_array()
-            .is_some_and(|rows| {
-                rows.iter()
-                    .any(|r| r["effect"]["type"] == "zendesk_comment" && r["state"] == "delivered")
-            })
-    })
-    .await;
-    assert_eq!(
-        h.vendors.zendesk.comments(4711).len(),
-        1,
-        "the customer got the same comment twice"
-    );
+    the_comment_is_recorded_and_reached_the_customer_once(&h).await;
 }
 
 /// `pagerd run` whose stderr is a closed pipe, or a full disk, still pages
@@ -444,15 +463,7 @@ async fn a_broken_log_output_neither_stops_paging_nor_shutdown() {
         };
         p.start_with(err, out).await;
         for id in 1..=3u64 {
-            vendors
-                .zendesk
-                .upsert_ticket(crate::util::urgent(id, "Production instance down"));
-            let status = vendors
-                .zendesk
-                .send_webhook(&format!("http://{}/webhooks/zendesk", p.addr), id)
-                .await
-                .expect("webhook");
-            assert_eq!(status, 200, "{what}");
+            assert_eq!(send_urgent(&vendors, p.addr, id).await, 200, "{what}");
         }
         eventually("paged", || async {
             (1..=3).all(|id| vendors.pagerduty.opened_for(&format!("zendesk-{id}")) == 1)
@@ -527,20 +538,7 @@ async fn on_postgresql_an_unrecorded_outcome_is_not_sent_twice() {
     // Longer than pagerd's statement timeout (its lease TTL here, at least 5 s).
     tokio::time::sleep(Duration::from_millis(6_500)).await;
     tx.rollback().await.expect("unlock");
-    eventually("the comment is recorded as delivered", || async {
-        h.incident(1).await["outbox"]
-            .as_array()
-            .is_some_and(|rows| {
-                rows.iter()
-                    .any(|r| r["effect"]["type"] == "zendesk_comment" && r["state"] == "delivered")
-            })
-    })
-    .await;
-    assert_eq!(
-        h.vendors.zendesk.comments(4711).len(),
-        1,
-        "the customer got the same comment twice"
-    );
+    the_comment_is_recorded_and_reached_the_customer_once(&h).await;
 }
 
 /// Logs written to a file (or journald) carry no colour codes.
@@ -553,15 +551,7 @@ async fn logs_to_a_file_hold_no_escape_byte() {
     let mut p = Proc::for_stand_ins(&vendors, dir.path(), &Extra::default());
     p.rust_log = "pagerd=info".into();
     p.start().await;
-    vendors
-        .zendesk
-        .upsert_ticket(crate::util::urgent(1, "Production instance down"));
-    let status = vendors
-        .zendesk
-        .send_webhook(&format!("http://{}/webhooks/zendesk", p.addr), 1)
-        .await
-        .expect("webhook");
-    assert_eq!(status, 200);
+    assert_eq!(send_urgent(&vendors, p.addr, 1).await, 200);
     eventually("paged", || async {
         vendors.pagerduty.opened_for("zendesk-1") == 1
     })
