@@ -332,21 +332,15 @@ fn spawn_pollers(
 ) {
     let http = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
     if let Some(every) = config.pagerduty.poll_interval {
-        let p = &config.pagerduty;
-        let pd = Arc::new(PagerDuty::new(
-            p.events_url.clone(),
-            p.api_url.clone(),
-            p.routing_key.clone(),
-            p.api_token.clone(),
-            p.from.clone(),
-            0,
+        let pd = Arc::new(PagerDuty::from_config(
+            &config.pagerduty,
+            false,
             http.clone(),
         ));
         set.spawn(poller::pagerduty(core.clone(), pd, every, token.clone()));
     }
     if let Some(every) = config.zendesk.poll_interval {
-        let z = &config.zendesk;
-        let zd = Arc::new(Zendesk::new(z.url.clone(), &z.email, &z.api_token, http));
+        let zd = Arc::new(Zendesk::from_config(&config.zendesk, http));
         set.spawn(poller::zendesk(
             core.clone(),
             zd,

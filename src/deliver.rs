@@ -48,25 +48,11 @@ impl Registry {
         let pd = &config.pagerduty;
         by_lane.insert(
             Lane::Pagerduty,
-            Arc::new(PagerDuty::new(
-                pd.events_url.clone(),
-                pd.api_url.clone(),
-                pd.routing_key.clone(),
-                pd.api_token.clone(),
-                pd.from.clone(),
-                pd.events_per_minute,
-                http.clone(),
-            )),
+            Arc::new(PagerDuty::from_config(pd, true, http.clone())),
         );
-        let zd = &config.zendesk;
         by_lane.insert(
             Lane::Zendesk,
-            Arc::new(Zendesk::new(
-                zd.url.clone(),
-                &zd.email,
-                &zd.api_token,
-                http.clone(),
-            )),
+            Arc::new(Zendesk::from_config(&config.zendesk, http.clone())),
         );
         if let Some(s) = &config.slack {
             let slack = Slack::new(s.api_url.clone(), s.bot_token.clone(), http.clone());

@@ -143,16 +143,7 @@ impl Directory {
     /// The directory the daemon uses: `[people]`, the PagerDuty REST API and
     /// Slack (when `[slack]` is configured), with the default cache.
     pub fn from_config(config: &Config, http: reqwest::Client) -> Directory {
-        let p = &config.pagerduty;
-        let pagerduty = PagerDuty::new(
-            p.events_url.clone(),
-            p.api_url.clone(),
-            p.routing_key.clone(),
-            p.api_token.clone(),
-            p.from.clone(),
-            0,
-            http.clone(),
-        );
+        let pagerduty = PagerDuty::from_config(&config.pagerduty, false, http.clone());
         let mut dir = Directory::new(config.people.clone()).with_pagerduty(Arc::new(pagerduty));
         if let Some(s) = &config.slack {
             let slack = Slack::new(s.api_url.clone(), s.bot_token.clone(), http);

@@ -25,15 +25,7 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
              pagerduty.routing_key_file",
         ),
     }];
-    let client = PagerDuty::new(
-        pd.events_url.clone(),
-        pd.api_url.clone(),
-        pd.routing_key.clone(),
-        pd.api_token.clone(),
-        pd.from.clone(),
-        0,
-        http,
-    );
+    let client = PagerDuty::from_config(pd, false, http);
     match client.find_user(&pd.from).await {
         Ok(found) => {
             out.push(Check::pass(

@@ -10,7 +10,7 @@ const AGENT: &str = "Zendesk agent";
 
 pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check> {
     let zd = &config.zendesk;
-    let client = Zendesk::new(zd.url.clone(), &zd.email, &zd.api_token, http);
+    let client = Zendesk::from_config(zd, http);
     let new_token = format!(
         "create an API token (Admin Center → Apps and integrations → Zendesk API; token access \
          enabled) for the agent {}, and write it to zendesk.api_token_file",

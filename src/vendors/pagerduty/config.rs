@@ -111,3 +111,19 @@ pub(crate) fn check(c: &mut Check, raw: Option<RawPagerDuty>) -> PagerDutyConfig
         events_per_minute: 0,
     })
 }
+
+impl super::PagerDuty {
+    /// The client of `[pagerduty]`. Only the dispatcher sends Events API
+    /// calls, so only it is `paced` by `events_per_minute`.
+    pub fn from_config(c: &PagerDutyConfig, paced: bool, http: reqwest::Client) -> Self {
+        super::PagerDuty::new(
+            c.events_url.clone(),
+            c.api_url.clone(),
+            c.routing_key.clone(),
+            c.api_token.clone(),
+            c.from.clone(),
+            if paced { c.events_per_minute } else { 0 },
+            http,
+        )
+    }
+}

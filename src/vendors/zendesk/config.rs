@@ -98,3 +98,10 @@ pub(crate) fn check(c: &mut Check, raw: Option<RawZendesk>, policy: &mut Policy)
         poll_interval: None,
     })
 }
+
+impl super::Zendesk {
+    /// The client of `[zendesk]`.
+    pub fn from_config(c: &ZendeskConfig, http: reqwest::Client) -> Self {
+        super::Zendesk::new(c.url.clone(), &c.email, &c.api_token, http)
+    }
+}
