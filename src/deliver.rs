@@ -47,16 +47,16 @@ impl Registry {
         let mut by_lane: HashMap<Lane, Arc<dyn Vendor>> = HashMap::new();
         let pd = &config.pagerduty;
         by_lane.insert(
-            Lane::Pagerduty,
+            Lane::Pager,
             Arc::new(PagerDuty::from_config(pd, true, http.clone())),
         );
         by_lane.insert(
-            Lane::Zendesk,
+            Lane::Tickets,
             Arc::new(Zendesk::from_config(&config.zendesk, http.clone())),
         );
         if let Some(s) = &config.slack {
             let slack = Slack::new(s.api_url.clone(), s.bot_token.clone(), http.clone());
-            by_lane.insert(Lane::Slack, Arc::new(slack));
+            by_lane.insert(Lane::Chat, Arc::new(slack));
         }
         if let Some(g) = &config.google {
             let key =
@@ -76,7 +76,7 @@ impl Registry {
                 share_domain: g.share_domain.clone(),
                 customer_role: g.customer_role.clone(),
             };
-            by_lane.insert(Lane::Google, Arc::new(docs));
+            by_lane.insert(Lane::Docs, Arc::new(docs));
         }
         if let Some(e) = &config.email {
             let mailer = Mailer::new(&e.smtp_url, &e.from, e.password.clone(), e.username.clone())
@@ -88,7 +88,7 @@ impl Registry {
                 mailer,
                 level2: e.level2.clone(),
             };
-            by_lane.insert(Lane::Email, Arc::new(fallback));
+            by_lane.insert(Lane::Mail, Arc::new(fallback));
         }
         Ok(Registry { by_lane })
     }

@@ -296,7 +296,7 @@ impl Story {
             });
         } else if i.status == Status::Triggered && i.paged_at.is_none() {
             let mut why = "PagerDuty has not accepted the page yet".to_string();
-            if let Some(row) = self.pending_page(EffectKind::PagerdutyTrigger) {
+            if let Some(row) = self.pending_page(EffectKind::Page) {
                 why.push_str(&self.attempt_words(row, local));
             }
             blocked.push(Next {
@@ -328,9 +328,9 @@ impl Story {
             && i.is_open()
         {
             let (page, kind) = if i.paged_at.is_some() && i.level >= 2 {
-                ("the escalation", EffectKind::PagerdutyEscalate)
+                ("the escalation", EffectKind::PageEscalate)
             } else {
-                ("the page", EffectKind::PagerdutyTrigger)
+                ("the page", EffectKind::Page)
             };
             let mut why = format!("the e-mail fallback: PagerDuty has not accepted {page} yet");
             if let Some(row) = self.pending_page(kind) {
@@ -537,14 +537,14 @@ impl Story {
             Event::Delivered { effect, outcome } => {
                 let what = match (effect, outcome) {
                     (_, Some(Outcome::Doc { doc })) => format!("crisis doc created: {}", doc.url),
-                    (_, Some(Outcome::SlackThread { channel, .. })) => {
+                    (_, Some(Outcome::ChatThread { channel, .. })) => {
                         format!("crisis announced in Slack {channel}")
                     }
-                    (_, Some(Outcome::PagerdutyIncident { id })) => {
+                    (_, Some(Outcome::PagerIncident { id })) => {
                         format!("PagerDuty accepted the escalation (its incident {id})")
                     }
-                    (EffectKind::PagerdutyTrigger, None) => "PagerDuty accepted the page".into(),
-                    (EffectKind::PagerdutyEscalate, None) => {
+                    (EffectKind::Page, None) => "PagerDuty accepted the page".into(),
+                    (EffectKind::PageEscalate, None) => {
                         "PagerDuty accepted the escalation to level 2".into()
                     }
                     (kind, None) => format!("delivered: {}", kind_words(*kind)),
@@ -633,17 +633,17 @@ fn via_words(via: &str) -> &str {
 /// An effect kind in words.
 fn kind_words(kind: EffectKind) -> &'static str {
     match kind {
-        EffectKind::PagerdutyTrigger => "the page to PagerDuty",
-        EffectKind::PagerdutyAcknowledge => "the acknowledgement to PagerDuty",
-        EffectKind::PagerdutyResolve => "the resolution to PagerDuty",
-        EffectKind::PagerdutyEscalate => "the escalation to level 2 in PagerDuty",
-        EffectKind::PagerdutyNote => "a note on the PagerDuty incident",
-        EffectKind::ZendeskComment => "a Zendesk comment",
-        EffectKind::SlackPost => "a Slack message",
+        EffectKind::Page => "the page to PagerDuty",
+        EffectKind::PageAcknowledge => "the acknowledgement to PagerDuty",
+        EffectKind::PageResolve => "the resolution to PagerDuty",
+        EffectKind::PageEscalate => "the escalation to level 2 in PagerDuty",
+        EffectKind::PageNote => "a note on the PagerDuty incident",
+        EffectKind::TicketComment => "a Zendesk comment",
+        EffectKind::ChatPost => "a Slack message",
         EffectKind::CreateDoc => "the crisis doc",
         EffectKind::ShareDoc => "sharing the crisis doc",
         EffectKind::DeprecateDoc => "the crisis doc's deprecation notice",
-        EffectKind::Email => "the fallback e-mail to level 2",
+        EffectKind::Mail => "the fallback e-mail to level 2",
     }
 }
 

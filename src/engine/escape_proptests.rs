@@ -95,7 +95,7 @@ fn run(title: &str, who: &str, org: &str, docs: bool) -> (Incident, Vec<Effect>)
     };
     let events = [
         Event::DeliveryFailed {
-            effect: EffectKind::PagerdutyTrigger,
+            effect: EffectKind::Page,
             error: "refused".into(),
         },
         Event::Acknowledge {
@@ -182,7 +182,7 @@ proptest! {
         let mut announced = false;
         for e in &effects {
             match e {
-                Effect::SlackPost { text, buttons, .. } => {
+                Effect::ChatPost { text, buttons, .. } => {
                     assert_slack_safe(text)?;
                     if *buttons {
                         announced = true;
@@ -191,18 +191,18 @@ proptest! {
                         prop_assert!(text.contains(&format!("<{URL}|#1>")), "the ticket link works");
                     }
                 }
-                Effect::Email { subject, body } => {
+                Effect::Mail { subject, body } => {
                     prop_assert!(!subject.contains(['\r', '\n']));
                     prop_assert!(subject.chars().count() <= render::EMAIL_SUBJECT_MAX);
                     prop_assert!(body.chars().all(|c| c == '\n' || c == '\t' || !c.is_control()));
                     // The customer cannot add lines (say, a fake instruction).
                     prop_assert_eq!(body.lines().count(), 11);
                 }
-                Effect::PagerdutyTrigger { summary } => {
+                Effect::Page { summary } => {
                     prop_assert!(summary.chars().count() <= render::PAGERDUTY_SUMMARY_MAX);
                     prop_assert!(!summary.chars().any(char::is_control));
                 }
-                Effect::PagerdutyEscalate { note, .. } | Effect::PagerdutyNote { text: note } => {
+                Effect::PageEscalate { note, .. } | Effect::PageNote { text: note } => {
                     prop_assert!(note.chars().count() <= render::PAGERDUTY_NOTE_MAX);
                 }
                 Effect::CreateDoc { title, body } => {
@@ -210,7 +210,7 @@ proptest! {
                     prop_assert!(!title.chars().any(char::is_control));
                     prop_assert!(body.chars().all(|c| c == '\n' || c == '\t' || !c.is_control()));
                 }
-                Effect::ZendeskComment { body, .. } => {
+                Effect::TicketComment { body, .. } => {
                     for (i, c) in body.char_indices() {
                         if matches!(c, '<' | '[' | '{' | '`') {
                             prop_assert!(body[..i].ends_with('\\'), "live {c} in {body}");

@@ -437,12 +437,14 @@ pub enum Outcome {
         doc: Doc,
     },
     /// PagerDuty's id of the incident, learned while escalating.
-    PagerdutyIncident {
+    #[serde(rename = "pagerduty_incident")]
+    PagerIncident {
         /// The id.
         id: String,
     },
-    /// An announcement in a Slack channel.
-    SlackThread {
+    /// An announcement in a chat channel (Slack).
+    #[serde(rename = "slack_thread")]
+    ChatThread {
         /// The channel as configured (the key of `Crisis::threads`).
         channel: String,
         /// Where it landed.
@@ -450,65 +452,86 @@ pub enum Outcome {
     },
 }
 
-/// The integration an effect goes through. Effects of one incident in one
-/// lane are delivered in order; lanes do not wait for each other, so a Slack
-/// outage never delays a page.
+/// The role an effect goes through. Effects of one incident in one lane are
+/// delivered in order; lanes do not wait for each other, so a chat outage
+/// never delays a page.
+///
+/// The engine names roles (pager, tickets, chat, docs, mail); the vendor
+/// that fills each role is the registry's business ([`crate::deliver`]).
+/// The serialized names are those of 0.1.0, when lanes were named after
+/// vendors: stored outbox rows and the store's views use them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lane {
-    /// PagerDuty Events and REST.
-    Pagerduty,
-    /// Zendesk REST.
-    Zendesk,
-    /// Slack Web API.
-    Slack,
-    /// Google Drive and Docs.
-    Google,
-    /// SMTP.
-    Email,
+    /// The pager (PagerDuty Events and REST).
+    #[serde(rename = "pagerduty")]
+    Pager,
+    /// The ticket system (Zendesk REST).
+    #[serde(rename = "zendesk")]
+    Tickets,
+    /// Chat (the Slack Web API).
+    #[serde(rename = "slack")]
+    Chat,
+    /// The crisis documents (Google Drive and Docs).
+    #[serde(rename = "google")]
+    Docs,
+    /// Mail (SMTP).
+    #[serde(rename = "email")]
+    Mail,
 }
 
 impl Lane {
     /// The name used in the store and the metrics.
     pub fn as_str(self) -> &'static str {
         match self {
-            Lane::Pagerduty => "pagerduty",
-            Lane::Zendesk => "zendesk",
-            Lane::Slack => "slack",
-            Lane::Google => "google",
-            Lane::Email => "email",
+            Lane::Pager => "pagerduty",
+            Lane::Tickets => "zendesk",
+            Lane::Chat => "slack",
+            Lane::Docs => "google",
+            Lane::Mail => "email",
         }
     }
 }
 
 /// Something the outside world must be told. Effects are stored in the
 /// outbox in the same transaction as the state that asked for them.
+///
+/// Variants name the role (a page, a ticket comment, a chat post); their
+/// serialized `type`s keep the vendor names of 0.1.0 (`pagerduty_trigger`,
+/// `slack_post`, …), which stored outbox rows, journals and the store's
+/// views (`open_undeliverable`) use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Effect {
     /// Events API `trigger`: page level 1.
-    PagerdutyTrigger {
+    #[serde(rename = "pagerduty_trigger")]
+    Page {
         /// One line, shown on the phone.
         summary: String,
     },
     /// Events API `acknowledge` (the ack came from elsewhere: stop the paging).
-    PagerdutyAcknowledge,
+    #[serde(rename = "pagerduty_acknowledge")]
+    PageAcknowledge,
     /// Events API `resolve`.
-    PagerdutyResolve,
+    #[serde(rename = "pagerduty_resolve")]
+    PageResolve,
     /// REST: escalate to `level`, with a note saying why.
-    PagerdutyEscalate {
+    #[serde(rename = "pagerduty_escalate")]
+    PageEscalate {
         /// The escalation level.
         level: u8,
         /// The note added to the incident.
         note: String,
     },
     /// REST: a note on the incident.
-    PagerdutyNote {
+    #[serde(rename = "pagerduty_note")]
+    PageNote {
         /// The note.
         text: String,
     },
     /// A comment on the Zendesk ticket.
-    ZendeskComment {
+    #[serde(rename = "zendesk_comment")]
+    TicketComment {
         /// The text.
         body: String,
         /// Visible to the customer.
@@ -516,7 +539,8 @@ pub enum Effect {
     },
     /// A Slack message: top-level when no announcement exists in `channel`
     /// yet (and the reply is recorded as its thread), else in the thread.
-    SlackPost {
+    #[serde(rename = "slack_post")]
+    ChatPost {
         /// The channel, as configured.
         channel: String,
         /// The text (mrkdwn).
@@ -539,7 +563,8 @@ pub enum Effect {
         notice: String,
     },
     /// The fallback page: an e-mail to level 2.
-    Email {
+    #[serde(rename = "email")]
+    Mail {
         /// Subject line.
         subject: String,
         /// Plain-text body.
@@ -551,45 +576,53 @@ pub enum Effect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EffectKind {
-    /// See [`Effect::PagerdutyTrigger`].
-    PagerdutyTrigger,
-    /// See [`Effect::PagerdutyAcknowledge`].
-    PagerdutyAcknowledge,
-    /// See [`Effect::PagerdutyResolve`].
-    PagerdutyResolve,
-    /// See [`Effect::PagerdutyEscalate`].
-    PagerdutyEscalate,
-    /// See [`Effect::PagerdutyNote`].
-    PagerdutyNote,
-    /// See [`Effect::ZendeskComment`].
-    ZendeskComment,
-    /// See [`Effect::SlackPost`].
-    SlackPost,
+    /// See [`Effect::Page`].
+    #[serde(rename = "pagerduty_trigger")]
+    Page,
+    /// See [`Effect::PageAcknowledge`].
+    #[serde(rename = "pagerduty_acknowledge")]
+    PageAcknowledge,
+    /// See [`Effect::PageResolve`].
+    #[serde(rename = "pagerduty_resolve")]
+    PageResolve,
+    /// See [`Effect::PageEscalate`].
+    #[serde(rename = "pagerduty_escalate")]
+    PageEscalate,
+    /// See [`Effect::PageNote`].
+    #[serde(rename = "pagerduty_note")]
+    PageNote,
+    /// See [`Effect::TicketComment`].
+    #[serde(rename = "zendesk_comment")]
+    TicketComment,
+    /// See [`Effect::ChatPost`].
+    #[serde(rename = "slack_post")]
+    ChatPost,
     /// See [`Effect::CreateDoc`].
     CreateDoc,
     /// See [`Effect::ShareDoc`].
     ShareDoc,
     /// See [`Effect::DeprecateDoc`].
     DeprecateDoc,
-    /// See [`Effect::Email`].
-    Email,
+    /// See [`Effect::Mail`].
+    #[serde(rename = "email")]
+    Mail,
 }
 
 impl Effect {
     /// The effect's kind.
     pub fn kind(&self) -> EffectKind {
         match self {
-            Effect::PagerdutyTrigger { .. } => EffectKind::PagerdutyTrigger,
-            Effect::PagerdutyAcknowledge => EffectKind::PagerdutyAcknowledge,
-            Effect::PagerdutyResolve => EffectKind::PagerdutyResolve,
-            Effect::PagerdutyEscalate { .. } => EffectKind::PagerdutyEscalate,
-            Effect::PagerdutyNote { .. } => EffectKind::PagerdutyNote,
-            Effect::ZendeskComment { .. } => EffectKind::ZendeskComment,
-            Effect::SlackPost { .. } => EffectKind::SlackPost,
+            Effect::Page { .. } => EffectKind::Page,
+            Effect::PageAcknowledge => EffectKind::PageAcknowledge,
+            Effect::PageResolve => EffectKind::PageResolve,
+            Effect::PageEscalate { .. } => EffectKind::PageEscalate,
+            Effect::PageNote { .. } => EffectKind::PageNote,
+            Effect::TicketComment { .. } => EffectKind::TicketComment,
+            Effect::ChatPost { .. } => EffectKind::ChatPost,
             Effect::CreateDoc { .. } => EffectKind::CreateDoc,
             Effect::ShareDoc => EffectKind::ShareDoc,
             Effect::DeprecateDoc { .. } => EffectKind::DeprecateDoc,
-            Effect::Email { .. } => EffectKind::Email,
+            Effect::Mail { .. } => EffectKind::Mail,
         }
     }
 
@@ -603,24 +636,100 @@ impl EffectKind {
     /// The lane effects of this kind are delivered in.
     pub fn lane(self) -> Lane {
         match self {
-            EffectKind::PagerdutyTrigger
-            | EffectKind::PagerdutyAcknowledge
-            | EffectKind::PagerdutyResolve
-            | EffectKind::PagerdutyEscalate
-            | EffectKind::PagerdutyNote => Lane::Pagerduty,
-            EffectKind::ZendeskComment => Lane::Zendesk,
-            EffectKind::SlackPost => Lane::Slack,
-            EffectKind::CreateDoc | EffectKind::ShareDoc | EffectKind::DeprecateDoc => Lane::Google,
-            EffectKind::Email => Lane::Email,
+            EffectKind::Page
+            | EffectKind::PageAcknowledge
+            | EffectKind::PageResolve
+            | EffectKind::PageEscalate
+            | EffectKind::PageNote => Lane::Pager,
+            EffectKind::TicketComment => Lane::Tickets,
+            EffectKind::ChatPost => Lane::Chat,
+            EffectKind::CreateDoc | EffectKind::ShareDoc | EffectKind::DeprecateDoc => Lane::Docs,
+            EffectKind::Mail => Lane::Mail,
         }
     }
 
     /// Whether this effect is what wakes a human (a page or an escalation):
     /// if it cannot be delivered, the e-mail fallback takes over.
     pub fn is_page(self) -> bool {
-        matches!(
-            self,
-            EffectKind::PagerdutyTrigger | EffectKind::PagerdutyEscalate
-        )
+        matches!(self, EffectKind::Page | EffectKind::PageEscalate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stores written by 0.1.0 hold these names, and the stores' SQL views
+    /// match on them: renaming a variant must not change them.
+    #[test]
+    fn stored_names_are_those_of_0_1_0() {
+        let cases = [
+            (
+                Effect::Page {
+                    summary: "s".into(),
+                },
+                "pagerduty_trigger",
+                "pagerduty",
+            ),
+            (
+                Effect::PageAcknowledge,
+                "pagerduty_acknowledge",
+                "pagerduty",
+            ),
+            (Effect::PageResolve, "pagerduty_resolve", "pagerduty"),
+            (
+                Effect::PageEscalate {
+                    level: 2,
+                    note: "n".into(),
+                },
+                "pagerduty_escalate",
+                "pagerduty",
+            ),
+            (
+                Effect::PageNote { text: "t".into() },
+                "pagerduty_note",
+                "pagerduty",
+            ),
+            (
+                Effect::TicketComment {
+                    body: "b".into(),
+                    public: true,
+                },
+                "zendesk_comment",
+                "zendesk",
+            ),
+            (
+                Effect::ChatPost {
+                    channel: "#c".into(),
+                    text: "t".into(),
+                    buttons: false,
+                },
+                "slack_post",
+                "slack",
+            ),
+            (Effect::ShareDoc, "share_doc", "google"),
+            (
+                Effect::Mail {
+                    subject: "s".into(),
+                    body: "b".into(),
+                },
+                "email",
+                "email",
+            ),
+        ];
+        for (effect, name, lane) in cases {
+            let v = serde_json::to_value(&effect).expect("serializes");
+            assert_eq!(v["type"], name);
+            assert_eq!(serde_json::to_value(effect.kind()).expect("kind"), name);
+            assert_eq!(serde_json::to_value(effect.lane()).expect("lane"), lane);
+            assert_eq!(effect.lane().as_str(), lane);
+            let back: Effect = serde_json::from_value(v).expect("loads");
+            assert_eq!(back, effect);
+        }
+        let o = Outcome::PagerIncident { id: "P1".into() };
+        assert_eq!(
+            serde_json::to_value(&o).expect("outcome")["type"],
+            "pagerduty_incident"
+        );
     }
 }

@@ -32,11 +32,11 @@ fn arb_source() -> impl Strategy<Value = Source> {
 
 fn arb_kind() -> impl Strategy<Value = EffectKind> {
     prop_oneof![
-        Just(EffectKind::PagerdutyTrigger),
-        Just(EffectKind::PagerdutyEscalate),
+        Just(EffectKind::Page),
+        Just(EffectKind::PageEscalate),
         Just(EffectKind::CreateDoc),
-        Just(EffectKind::SlackPost),
-        Just(EffectKind::Email),
+        Just(EffectKind::ChatPost),
+        Just(EffectKind::Mail),
     ]
 }
 
@@ -122,7 +122,7 @@ proptest! {
                 );
             }
             for e in &effects {
-                if e.kind() == EffectKind::PagerdutyEscalate && event == Event::Tick {
+                if e.kind() == EffectKind::PageEscalate && event == Event::Tick {
                     // A timer escalates only what nobody acknowledged.
                     prop_assert_eq!(before.status, Status::Triggered);
                 }
@@ -144,12 +144,12 @@ proptest! {
         }
         for (episode, (all, repages)) in &episodes {
             let count = |k| all.iter().filter(|e| **e == k).count();
-            let pages = count(EffectKind::PagerdutyTrigger);
+            let pages = count(EffectKind::Page);
             prop_assert!(
                 pages >= 1 && pages <= 1 + repages,
                 "episode {}: {} pages for {} re-sends", episode, pages, repages
             );
-            prop_assert!(count(EffectKind::Email) <= 1, "one fallback e-mail at most");
+            prop_assert!(count(EffectKind::Mail) <= 1, "one fallback e-mail at most");
             prop_assert!(count(EffectKind::CreateDoc) <= 1, "one crisis doc at most");
             prop_assert!(count(EffectKind::ShareDoc) <= 1);
             prop_assert!(count(EffectKind::DeprecateDoc) <= 1);

@@ -121,7 +121,7 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis, episode: u32) -> Decision
         undeliverable: None,
     };
     Decision::Apply {
-        effects: vec![Effect::PagerdutyTrigger {
+        effects: vec![Effect::Page {
             summary: summary(ticket),
         }],
         incident,
@@ -249,9 +249,9 @@ impl Step<'_> {
             .replace("{channels}", &channels)
             .replace("{requester}", &render::zendesk(requester))
             .replace("{ticket}", &self.inc.ticket.id);
-        self.fx.push(Effect::ZendeskComment { body, public: true });
+        self.fx.push(Effect::TicketComment { body, public: true });
         if via != Source::Pagerduty {
-            self.fx.push(Effect::PagerdutyAcknowledge);
+            self.fx.push(Effect::PageAcknowledge);
         }
         self.thread_update(&format!("Acknowledged by {by}."));
         self.add_responder(by);
@@ -267,7 +267,7 @@ impl Step<'_> {
         };
         self.inc.level = 2;
         self.inc.deadlines.ack = None;
-        self.fx.push(Effect::PagerdutyEscalate {
+        self.fx.push(Effect::PageEscalate {
             level: 2,
             note: render::pagerduty_note(&note),
         });
@@ -287,12 +287,12 @@ impl Step<'_> {
             return Err("nothing to re-send: PagerDuty has not refused the page".into());
         };
         if self.inc.paged_at.is_none() {
-            self.fx.push(Effect::PagerdutyTrigger {
+            self.fx.push(Effect::Page {
                 summary: summary(&self.inc.ticket),
             });
         }
         if self.inc.level >= 2 && self.inc.escalated_at.is_none() {
-            self.fx.push(Effect::PagerdutyEscalate {
+            self.fx.push(Effect::PageEscalate {
                 level: 2,
                 note: render::pagerduty_note(&format!(
                     "Escalated to level 2; re-sent by {} after PagerDuty refused it ({why}).",
@@ -313,7 +313,7 @@ impl Step<'_> {
         self.inc.deadlines = Deadlines::default();
         self.inc.page_pending = false;
         if via != Source::Pagerduty {
-            self.fx.push(Effect::PagerdutyResolve);
+            self.fx.push(Effect::PageResolve);
         }
         if let Some(crisis) = &self.inc.crisis {
             if crisis.doc.is_some() && !crisis.deprecated {
@@ -387,7 +387,7 @@ impl Step<'_> {
             self.inc.undeliverable = None;
         }
         match effect {
-            EffectKind::PagerdutyTrigger => {
+            EffectKind::Page => {
                 if self.inc.paged_at.is_none() {
                     self.inc.paged_at = Some(self.now);
                 }
@@ -401,7 +401,7 @@ impl Step<'_> {
                     self.inc.deadlines.ack = Some(self.now + self.policy.ack_timeout);
                 }
             }
-            EffectKind::PagerdutyEscalate if self.inc.escalated_at.is_none() => {
+            EffectKind::PageEscalate if self.inc.escalated_at.is_none() => {
                 self.inc.escalated_at = Some(self.now);
             }
             _ => {}
@@ -418,19 +418,19 @@ impl Step<'_> {
                 self.fx.push(Effect::ShareDoc);
                 self.announce();
                 let link = &doc.url;
-                self.fx.push(Effect::ZendeskComment {
+                self.fx.push(Effect::TicketComment {
                     body: format!(
                         "We have opened a shared crisis document for this emergency, where our engineers \
                          record what they find and do. You are welcome to follow and contribute: {link}"
                     ),
                     public: true,
                 });
-                self.fx.push(Effect::PagerdutyNote {
+                self.fx.push(Effect::PageNote {
                     text: format!("Crisis document: {link}"),
                 });
             }
-            Some(Outcome::PagerdutyIncident { id }) => self.inc.pagerduty_id = Some(id.clone()),
-            Some(Outcome::SlackThread { channel, thread }) => {
+            Some(Outcome::PagerIncident { id }) => self.inc.pagerduty_id = Some(id.clone()),
+            Some(Outcome::ChatThread { channel, thread }) => {
                 if let Some(crisis) = self.inc.crisis.as_mut() {
                     crisis.threads.insert(channel.clone(), thread.clone());
                 }
@@ -447,7 +447,7 @@ impl Step<'_> {
         self.inc.fallback_sent = true;
         let t = &self.inc.ticket;
         let line = render::email_line;
-        self.fx.push(Effect::Email {
+        self.fx.push(Effect::Mail {
             subject: render::email_subject(&format!(
                 "[pagerd] EMERGENCY ticket #{}: {} ({})",
                 t.id,
@@ -534,7 +534,7 @@ impl Step<'_> {
         } else {
             // No doc to wait for: announce right away.
             self.announce();
-            self.fx.push(Effect::PagerdutyNote {
+            self.fx.push(Effect::PageNote {
                 text: render::pagerduty_note(&format!("Crisis declared: {reason}")),
             });
         }
@@ -572,7 +572,7 @@ impl Step<'_> {
             doc
         );
         for channel in &self.policy.slack_channels {
-            self.fx.push(Effect::SlackPost {
+            self.fx.push(Effect::ChatPost {
                 channel: channel.clone(),
                 text: text.clone(),
                 buttons: true,
@@ -590,7 +590,7 @@ impl Step<'_> {
         }
         let text = render::slack_cut(&render::slack(text), render::SLACK_TEXT_MAX);
         for channel in &self.policy.slack_channels {
-            self.fx.push(Effect::SlackPost {
+            self.fx.push(Effect::ChatPost {
                 channel: channel.clone(),
                 text: text.clone(),
                 buttons: false,

@@ -120,7 +120,7 @@ fn placeholder() -> Incident {
 
 fn accepted() -> Event {
     Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     }
 }
@@ -173,7 +173,7 @@ fn an_undeliverable_page_says_nothing_pages_and_how_to_repage() {
     let b = Built::open(&p).step(
         &p,
         Event::DeliveryFailed {
-            effect: EffectKind::PagerdutyTrigger,
+            effect: EffectKind::Page,
             error: "400 invalid routing key".into(),
         },
         T0 + SEC,

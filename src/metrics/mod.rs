@@ -62,11 +62,11 @@ pub const RELOAD_RESULTS: [&str; 2] = ["applied", "refused"];
 
 /// Every delivery lane.
 pub const LANES: [Lane; 5] = [
-    Lane::Pagerduty,
-    Lane::Zendesk,
-    Lane::Slack,
-    Lane::Google,
-    Lane::Email,
+    Lane::Pager,
+    Lane::Tickets,
+    Lane::Chat,
+    Lane::Docs,
+    Lane::Mail,
 ];
 /// How one delivery attempt ended.
 pub const DELIVERY_RESULTS: [&str; 3] = ["delivered", "retried", "failed"];

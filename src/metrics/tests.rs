@@ -280,10 +280,10 @@ fn deliveries_and_timers_are_counted_by_lane_and_result() {
     let fail: Result<(), DeliveryError> = Err(DeliveryError::Permanent {
         reason: "invalid routing key".into(),
     });
-    m.observe_delivery(Lane::Pagerduty, &ok, Duration::from_millis(120));
-    m.observe_delivery(Lane::Pagerduty, &retry, Duration::from_millis(30));
-    m.observe_delivery(Lane::Pagerduty, &retry, Duration::from_millis(30));
-    m.observe_delivery(Lane::Slack, &fail, Duration::from_millis(10));
+    m.observe_delivery(Lane::Pager, &ok, Duration::from_millis(120));
+    m.observe_delivery(Lane::Pager, &retry, Duration::from_millis(30));
+    m.observe_delivery(Lane::Pager, &retry, Duration::from_millis(30));
+    m.observe_delivery(Lane::Chat, &fail, Duration::from_millis(10));
     m.observe_timer(10_000, 10_250);
     m.observe_timer(10_000, 9_000);
     m.observe_webhook("zendesk", "accepted");

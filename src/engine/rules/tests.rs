@@ -62,7 +62,7 @@ fn opened(p: &Policy) -> Incident {
     ));
     inc.id = 1;
     let accepted = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     applied(apply(p, Some(&inc), &accepted, T0)).0
@@ -106,7 +106,7 @@ fn emergency_ticket_pages_and_arms_ack_and_crisis_deadlines() {
     assert_eq!(inc.deadlines.fallback, None, "no e-mail configured");
     assert_eq!(
         fx,
-        vec![Effect::PagerdutyTrigger {
+        vec![Effect::Page {
             summary: "Emergency ticket #4711: Production instance down (Customer Corp)".into()
         }]
     );
@@ -189,9 +189,7 @@ fn no_ack_by_deadline_escalates_to_level_two_once() {
     let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 5 * MIN);
     assert_eq!(inc.level, 2);
     assert_eq!(inc.deadlines.ack, None);
-    assert!(
-        matches!(&fx[..], [Effect::PagerdutyEscalate { level: 2, note }] if note.contains("5m"))
-    );
+    assert!(matches!(&fx[..], [Effect::PageEscalate { level: 2, note }] if note.contains("5m")));
     // The crisis deadline is still armed; a tick in between does nothing.
     assert!(matches!(
         apply(&p, Some(&inc), &Event::Tick, T0 + 6 * MIN),
@@ -206,7 +204,7 @@ fn ack_disarms_escalation_and_asks_the_customer_how_to_reach_them() {
     let (inc, fx) = step(&p, &inc, ack("Ana", Source::Pagerduty), T0 + MIN);
     assert_eq!(inc.status, Status::Acknowledged);
     assert_eq!(inc.deadlines.ack, None);
-    let Effect::ZendeskComment { body, public } = &fx[0] else {
+    let Effect::TicketComment { body, public } = &fx[0] else {
         panic!("{fx:?}")
     };
     assert!(public);
@@ -234,7 +232,7 @@ fn ack_from_cli_also_acknowledges_in_pagerduty() {
     let (_, fx) = step(&p, &opened(&p), ack("ana", Source::Cli), T0 + MIN);
     assert_eq!(
         kinds(&fx),
-        vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]
+        vec![EffectKind::TicketComment, EffectKind::PageAcknowledge]
     );
 }
 
@@ -252,7 +250,7 @@ fn resolve_disarms_every_timer() {
         T0 + MIN,
     );
     assert_eq!(inc.deadlines, Deadlines::default());
-    assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyResolve]);
+    assert_eq!(kinds(&fx), vec![EffectKind::PageResolve]);
     assert!(matches!(
         apply(&p, Some(&inc), &Event::Tick, T0 + 100 * MIN),
         Decision::Ignore(_)
@@ -278,7 +276,7 @@ fn zendesk_solved_resolves() {
         T0 + MIN,
     );
     assert_eq!(inc.status, Status::Resolved);
-    assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyResolve]);
+    assert_eq!(kinds(&fx), vec![EffectKind::PageResolve]);
 }
 
 #[test]
@@ -293,7 +291,7 @@ fn manual_escalation_records_who_and_why() {
     assert_eq!(inc.level, 2);
     assert_eq!(inc.responders, vec![Who::named("ana")]);
     assert!(
-        matches!(&fx[..], [Effect::PagerdutyEscalate { level: 2, note }] if note == "Escalated to level 2 by ana: cluster is read-only")
+        matches!(&fx[..], [Effect::PageEscalate { level: 2, note }] if note == "Escalated to level 2 by ana: cluster is read-only")
     );
 }
 
@@ -321,13 +319,13 @@ fn crisis_after_an_hour_creates_the_doc_then_shares_and_announces() {
         kinds(&fx),
         vec![
             EffectKind::ShareDoc,
-            EffectKind::SlackPost,
-            EffectKind::SlackPost,
-            EffectKind::ZendeskComment,
-            EffectKind::PagerdutyNote
+            EffectKind::ChatPost,
+            EffectKind::ChatPost,
+            EffectKind::TicketComment,
+            EffectKind::PageNote
         ]
     );
-    let Effect::SlackPost { text, buttons, .. } = &fx[1] else {
+    let Effect::ChatPost { text, buttons, .. } = &fx[1] else {
         panic!()
     };
     assert!(
@@ -394,9 +392,9 @@ fn crisis_without_google_announces_at_once() {
     assert_eq!(
         kinds(&fx),
         vec![
-            EffectKind::SlackPost,
-            EffectKind::SlackPost,
-            EffectKind::PagerdutyNote
+            EffectKind::ChatPost,
+            EffectKind::ChatPost,
+            EffectKind::PageNote
         ]
     );
 }
@@ -434,8 +432,8 @@ fn resolution_posts_the_checklist_and_later_deprecates_the_doc() {
         &p,
         &inc,
         Event::Delivered {
-            effect: EffectKind::SlackPost,
-            outcome: Some(Outcome::SlackThread {
+            effect: EffectKind::ChatPost,
+            outcome: Some(Outcome::ChatThread {
                 channel: "#general".into(),
                 thread,
             }),
@@ -455,7 +453,7 @@ fn resolution_posts_the_checklist_and_later_deprecates_the_doc() {
     let texts: Vec<&str> = fx
         .iter()
         .filter_map(|e| match e {
-            Effect::SlackPost { text, .. } => Some(text.as_str()),
+            Effect::ChatPost { text, .. } => Some(text.as_str()),
             _ => None,
         })
         .collect();
@@ -475,8 +473,8 @@ fn resolution_posts_the_checklist_and_later_deprecates_the_doc() {
         kinds(&fx),
         vec![
             EffectKind::DeprecateDoc,
-            EffectKind::SlackPost,
-            EffectKind::SlackPost
+            EffectKind::ChatPost,
+            EffectKind::ChatPost
         ]
     );
 }
@@ -487,12 +485,12 @@ fn fallback_email_when_pagerduty_has_not_taken_the_page() {
     let inc = fresh(&p);
     assert_eq!(inc.deadlines.fallback, Some(T0 + 2 * MIN));
     let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 2 * MIN);
-    assert_eq!(kinds(&fx), vec![EffectKind::Email]);
+    assert_eq!(kinds(&fx), vec![EffectKind::Mail]);
     assert!(inc.fallback_sent);
     // PagerDuty comes back at T0 + 3m: level 1 gets its whole five minutes
     // from then, not from the ticket's arrival.
     let accepted = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     let (inc, _) = step(&p, &inc, accepted, T0 + 3 * MIN);
@@ -501,7 +499,7 @@ fn fallback_email_when_pagerduty_has_not_taken_the_page() {
     assert!(step_ignored(&p, &inc, Event::Tick, T0 + 5 * MIN));
     // The e-mail goes once only, even when the escalation also stalls.
     let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 8 * MIN);
-    assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyEscalate]);
+    assert_eq!(kinds(&fx), vec![EffectKind::PageEscalate]);
     assert_eq!(inc.deadlines.fallback, None);
 }
 
@@ -512,15 +510,12 @@ fn a_zero_fallback_sends_the_email_in_the_same_tick_as_the_escalation() {
         ..crisis_policy()
     };
     let ev = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     let (inc, _) = step(&p, &fresh(&p), ev, T0 + 100);
     let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 100 + 5 * MIN);
-    assert_eq!(
-        kinds(&fx),
-        vec![EffectKind::PagerdutyEscalate, EffectKind::Email]
-    );
+    assert_eq!(kinds(&fx), vec![EffectKind::PageEscalate, EffectKind::Mail]);
     assert_eq!(inc.deadlines.fallback, None);
 }
 
@@ -528,7 +523,7 @@ fn a_zero_fallback_sends_the_email_in_the_same_tick_as_the_escalation() {
 fn delivered_page_disarms_the_fallback() {
     let p = crisis_policy();
     let ev = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     let (inc, _) = step(&p, &fresh(&p), ev, T0 + 100);
@@ -540,11 +535,11 @@ fn delivered_page_disarms_the_fallback() {
 fn permanent_page_failure_sends_the_fallback_at_once() {
     let p = crisis_policy();
     let ev = Event::DeliveryFailed {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         error: "400 invalid routing key".into(),
     };
     let (inc, fx) = step(&p, &fresh(&p), ev, T0 + 100);
-    assert_eq!(kinds(&fx), vec![EffectKind::Email]);
+    assert_eq!(kinds(&fx), vec![EffectKind::Mail]);
     assert!(
         inc.last_error
             .as_deref()
@@ -600,7 +595,7 @@ fn a_reopened_ticket_opens_the_next_episode_with_its_own_key_and_clock() {
         assert_eq!(next.id, 0, "a new incident");
         assert_eq!(next.episode, 2);
         assert_eq!(next.dedup_key, "zendesk-4711-2");
-        assert_eq!(kinds(&fx), vec![EffectKind::PagerdutyTrigger]);
+        assert_eq!(kinds(&fx), vec![EffectKind::Page]);
         assert_eq!(next.deadlines.ack, None, "armed when PagerDuty accepts");
         assert_eq!(next.deadlines.crisis, Some(T0 + 3 * MIN + 60 * MIN));
         assert!(next.responders.is_empty() && next.paged_at.is_none());
@@ -634,7 +629,7 @@ fn resolved_elsewhere_pages_again_on_an_update_but_not_on_a_poll() {
 fn a_refused_page_is_undeliverable_until_repaged_and_then_sent_again() {
     let p = crisis_policy();
     let failed = Event::DeliveryFailed {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         error: "400 invalid routing key".into(),
     };
     let (inc, _) = step(&p, &fresh(&p), failed, T0 + 100);
@@ -652,10 +647,7 @@ fn a_refused_page_is_undeliverable_until_repaged_and_then_sent_again() {
         via: Source::Cli,
     };
     let (inc, fx) = step(&p, &inc, repage.clone(), T0 + 2 * MIN);
-    assert_eq!(
-        kinds(&fx),
-        vec![EffectKind::PagerdutyTrigger, EffectKind::PagerdutyEscalate]
-    );
+    assert_eq!(kinds(&fx), vec![EffectKind::Page, EffectKind::PageEscalate]);
     assert!(!inc.is_undeliverable() && inc.page_pending);
     // Nothing more to re-send until PagerDuty refuses again.
     assert!(step_ignored(&p, &inc, repage, T0 + 3 * MIN));

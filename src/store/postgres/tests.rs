@@ -103,7 +103,7 @@ async fn one_ticket_seen_at_once_on_two_instances_opens_one_incident_and_pages_o
     assert_eq!(incidents.len(), 1);
     let rows = b.outbox(incidents[0].id).await.unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].effect.kind(), EffectKind::PagerdutyTrigger);
+    assert_eq!(rows[0].effect.kind(), EffectKind::Page);
     assert_eq!(a.journal(incidents[0].id).await.unwrap().len(), 1);
     db.drop().await;
 }
@@ -203,7 +203,7 @@ async fn the_lease_elects_one_leader_and_fences_a_lapsed_one() {
     assert!(second > first, "{second} > {first}");
     // …nor settle the row it had claimed.
     let done = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     assert!(matches!(
@@ -263,7 +263,7 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     let (due, _) = s.due(10, 10, vec![]).await.unwrap();
     assert_eq!(
         kinds(&due),
-        vec![EffectKind::PagerdutyTrigger, EffectKind::ZendeskComment]
+        vec![EffectKind::Page, EffectKind::TicketComment]
     );
     let trigger = due[0].id;
     let (due, next) = s.due(10, 1, vec![]).await.unwrap();
@@ -271,7 +271,7 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     let (due, _) = s.due(10, 10, vec![trigger]).await.unwrap();
     assert_eq!(
         kinds(&due),
-        vec![EffectKind::ZendeskComment],
+        vec![EffectKind::TicketComment],
         "an in-flight head still blocks its lane"
     );
     s.retry_later(trigger, 100, "PagerDuty answered 503".into())
@@ -281,7 +281,7 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
     assert_eq!(next, Some(100));
     let done = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     assert!(
@@ -297,7 +297,7 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     let (due, _) = s.due(30, 10, vec![]).await.unwrap();
     assert_eq!(
         kinds(&due),
-        vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]
+        vec![EffectKind::TicketComment, EffectKind::PageAcknowledge]
     );
     let rows = s.outbox(id).await.unwrap();
     assert_eq!(rows[0].state, "delivered");
@@ -462,7 +462,7 @@ async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_t
         .unwrap();
     let first = s.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
     let done = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     let (due, _) = s.due(0, 10, vec![]).await.unwrap();

@@ -72,10 +72,7 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     // PagerDuty acknowledge waits behind the trigger.
     let (due, _) = s.due(10, 10, vec![]).await.unwrap();
     let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
-    assert_eq!(
-        kinds,
-        vec![EffectKind::PagerdutyTrigger, EffectKind::ZendeskComment]
-    );
+    assert_eq!(kinds, vec![EffectKind::Page, EffectKind::TicketComment]);
     let trigger = due[0].id;
     s.retry_later(trigger, 100, "PagerDuty answered 503".into())
         .await
@@ -84,7 +81,7 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
     assert_eq!(next, Some(100));
     let done = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     assert!(
@@ -101,7 +98,7 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
     assert_eq!(
         kinds,
-        vec![EffectKind::ZendeskComment, EffectKind::PagerdutyAcknowledge]
+        vec![EffectKind::TicketComment, EffectKind::PageAcknowledge]
     );
     let rows = s.outbox(1).await.unwrap();
     assert_eq!(rows[0].state, "delivered");
@@ -325,7 +322,7 @@ async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_t
     let (due, _) = s.due(0, 10, vec![]).await.unwrap();
     let trigger = due[0].id;
     let done = Event::Delivered {
-        effect: EffectKind::PagerdutyTrigger,
+        effect: EffectKind::Page,
         outcome: None,
     };
     s.complete(trigger, done.clone(), 100).await.unwrap();

@@ -19,7 +19,7 @@ pub struct Fallback {
 impl Vendor for Fallback {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
         match &p.effect {
-            Effect::Email { subject, body } => self
+            Effect::Mail { subject, body } => self
                 .mailer
                 .send(&self.level2, subject, body, &p.key())
                 .await

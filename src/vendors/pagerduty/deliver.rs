@@ -73,7 +73,7 @@ impl PagerDuty {
     ) -> Result<Option<Outcome>, DeliveryError> {
         let key = p.key();
         let (id, learned) = self.incident_id(&p.incident).await?;
-        let outcome = learned.then_some(Outcome::PagerdutyIncident { id: id.clone() });
+        let outcome = learned.then_some(Outcome::PagerIncident { id: id.clone() });
         // A redelivery first looks for what an earlier attempt did: the note
         // (written after the escalation, tagged with this effect's key)
         // means both happened; an API escalation in PagerDuty's log since
@@ -100,17 +100,17 @@ impl Vendor for PagerDuty {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
         let inc = &p.incident;
         match &p.effect {
-            Effect::PagerdutyTrigger { summary } => self.page(inc, summary).await.map(|()| None),
-            Effect::PagerdutyAcknowledge => self
+            Effect::Page { summary } => self.page(inc, summary).await.map(|()| None),
+            Effect::PageAcknowledge => self
                 .update(&inc.dedup_key, "acknowledge")
                 .await
                 .map(|()| None),
-            Effect::PagerdutyResolve => self.update(&inc.dedup_key, "resolve").await.map(|()| None),
-            Effect::PagerdutyEscalate { level, note } => self.escalate_once(p, *level, note).await,
-            Effect::PagerdutyNote { text } => {
+            Effect::PageResolve => self.update(&inc.dedup_key, "resolve").await.map(|()| None),
+            Effect::PageEscalate { level, note } => self.escalate_once(p, *level, note).await,
+            Effect::PageNote { text } => {
                 let (id, learned) = self.incident_id(inc).await?;
                 self.note(&id, text, &p.key()).await?;
-                Ok(learned.then_some(Outcome::PagerdutyIncident { id }))
+                Ok(learned.then_some(Outcome::PagerIncident { id }))
             }
             other => Err(wrong_lane("PagerDuty", other)),
         }

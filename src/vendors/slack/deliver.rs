@@ -12,7 +12,7 @@ use crate::vendors::{DeliveryError, Vendor, wrong_lane};
 #[async_trait]
 impl Vendor for Slack {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
-        let Effect::SlackPost {
+        let Effect::ChatPost {
             channel,
             text,
             buttons,
@@ -31,7 +31,7 @@ impl Vendor for Slack {
             marker: p.key(),
         };
         let posted = self.post(&msg, p.maybe_sent).await?;
-        Ok(thread.is_none().then(|| Outcome::SlackThread {
+        Ok(thread.is_none().then(|| Outcome::ChatThread {
             channel: channel.clone(),
             thread: SlackThread {
                 channel_id: posted.channel,

@@ -12,7 +12,7 @@ use crate::vendors::{DeliveryError, Vendor, wrong_lane};
 impl Vendor for Zendesk {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
         match &p.effect {
-            Effect::ZendeskComment { body, public } => self
+            Effect::TicketComment { body, public } => self
                 .comment(&p.incident.ticket.id, body, *public, &p.key(), p.maybe_sent)
                 .await
                 .map(|()| None),
