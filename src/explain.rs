@@ -540,6 +540,12 @@ impl Story {
                     (_, Some(Outcome::ChatThread { channel, .. })) => {
                         format!("crisis announced in Slack {channel}")
                     }
+                    (_, Some(Outcome::Handoff { handoff })) => {
+                        format!("hand-off call booked: {}", handoff.meet_url)
+                    }
+                    (_, Some(Outcome::FollowUp { url })) => {
+                        format!("follow-up issue opened: {url}")
+                    }
                     (_, Some(Outcome::PagerIncident { id })) => {
                         format!("PagerDuty accepted the escalation (its incident {id})")
                     }
@@ -643,6 +649,9 @@ fn kind_words(kind: EffectKind) -> &'static str {
         EffectKind::CreateDoc => "the crisis doc",
         EffectKind::ShareDoc => "sharing the crisis doc",
         EffectKind::DeprecateDoc => "the crisis doc's deprecation notice",
+        EffectKind::BookHandoff => "the hand-off call in Google Calendar",
+        EffectKind::OpenFollowUp => "the follow-up issue in GitLab",
+        EffectKind::AppendTimeline => "the timeline in the crisis doc",
         EffectKind::Mail => "the fallback e-mail to level 2",
     }
 }
@@ -670,6 +679,9 @@ fn effect_words(effect: &Value) -> String {
         "share_doc" => "sharing of the crisis doc".into(),
         "deprecate_doc" => "deprecation notice on the crisis doc".into(),
         "email" => "fallback e-mail to level 2".into(),
+        "book_handoff" => "hand-off call in Google Calendar".into(),
+        "open_follow_up" => "follow-up issue in GitLab".into(),
+        "append_timeline" => "timeline in the crisis doc".into(),
         other => other.to_string(),
     }
 }

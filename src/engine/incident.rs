@@ -226,6 +226,21 @@ pub struct Crisis {
     pub threads: BTreeMap<String, SlackThread>,
     /// Whether the doc has been marked deprecated.
     pub deprecated: bool,
+    /// The hand-off call, once booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+    /// The follow-up issue's link, once opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<String>,
+}
+
+/// The after-crisis hand-off call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// The video link (Google Meet).
+    pub meet_url: String,
+    /// The calendar event, for humans.
+    pub event_url: String,
 }
 
 /// Where an announcement landed in Slack.
@@ -442,6 +457,16 @@ pub enum Outcome {
         /// The id.
         id: String,
     },
+    /// The hand-off call, booked.
+    Handoff {
+        /// Its links.
+        handoff: Handoff,
+    },
+    /// The follow-up issue, opened.
+    FollowUp {
+        /// Its link.
+        url: String,
+    },
     /// An announcement in a chat channel (Slack).
     #[serde(rename = "slack_thread")]
     ChatThread {
@@ -478,6 +503,10 @@ pub enum Lane {
     /// Mail (SMTP).
     #[serde(rename = "email")]
     Mail,
+    /// Meetings (Google Calendar with Meet).
+    Calendar,
+    /// The issue tracker (GitLab).
+    Tracker,
 }
 
 impl Lane {
@@ -489,6 +518,8 @@ impl Lane {
             Lane::Chat => "slack",
             Lane::Docs => "google",
             Lane::Mail => "email",
+            Lane::Calendar => "calendar",
+            Lane::Tracker => "tracker",
         }
     }
 }
@@ -562,6 +593,32 @@ pub enum Effect {
         /// The notice put at its top.
         notice: String,
     },
+    /// Book the after-crisis hand-off call (a calendar event with a video
+    /// link) for everyone involved.
+    BookHandoff {
+        /// The event's title.
+        title: String,
+        /// The event's description.
+        description: String,
+        /// When it starts.
+        start: Millis,
+        /// How long it lasts, in minutes.
+        minutes: u32,
+        /// The attendees' e-mail addresses.
+        attendees: Vec<String>,
+    },
+    /// Open the follow-up issue in the issue tracker.
+    OpenFollowUp {
+        /// Its title.
+        title: String,
+        /// Its description (Markdown, with the after-crisis checklist).
+        description: String,
+    },
+    /// Append the incident's timeline to the crisis doc.
+    AppendTimeline {
+        /// The text appended.
+        text: String,
+    },
     /// The fallback page: an e-mail to level 2.
     #[serde(rename = "email")]
     Mail {
@@ -603,6 +660,12 @@ pub enum EffectKind {
     ShareDoc,
     /// See [`Effect::DeprecateDoc`].
     DeprecateDoc,
+    /// See [`Effect::BookHandoff`].
+    BookHandoff,
+    /// See [`Effect::OpenFollowUp`].
+    OpenFollowUp,
+    /// See [`Effect::AppendTimeline`].
+    AppendTimeline,
     /// See [`Effect::Mail`].
     #[serde(rename = "email")]
     Mail,
@@ -622,6 +685,9 @@ impl Effect {
             Effect::CreateDoc { .. } => EffectKind::CreateDoc,
             Effect::ShareDoc => EffectKind::ShareDoc,
             Effect::DeprecateDoc { .. } => EffectKind::DeprecateDoc,
+            Effect::BookHandoff { .. } => EffectKind::BookHandoff,
+            Effect::OpenFollowUp { .. } => EffectKind::OpenFollowUp,
+            Effect::AppendTimeline { .. } => EffectKind::AppendTimeline,
             Effect::Mail { .. } => EffectKind::Mail,
         }
     }
@@ -643,7 +709,12 @@ impl EffectKind {
             | EffectKind::PageNote => Lane::Pager,
             EffectKind::TicketComment => Lane::Tickets,
             EffectKind::ChatPost => Lane::Chat,
-            EffectKind::CreateDoc | EffectKind::ShareDoc | EffectKind::DeprecateDoc => Lane::Docs,
+            EffectKind::CreateDoc
+            | EffectKind::ShareDoc
+            | EffectKind::DeprecateDoc
+            | EffectKind::AppendTimeline => Lane::Docs,
+            EffectKind::BookHandoff => Lane::Calendar,
+            EffectKind::OpenFollowUp => Lane::Tracker,
             EffectKind::Mail => Lane::Mail,
         }
     }

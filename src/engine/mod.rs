@@ -14,8 +14,8 @@ mod rules;
 
 pub use crate::render::truncate;
 pub use incident::{
-    Crisis, Deadlines, Doc, Effect, EffectKind, Event, Incident, Lane, Outcome, SlackThread,
-    Source, Status, Ticket, Who,
+    Crisis, Deadlines, Doc, Effect, EffectKind, Event, Handoff, Incident, Lane, Outcome,
+    SlackThread, Source, Status, Ticket, Who,
 };
 pub use rules::{Decision, apply};
 

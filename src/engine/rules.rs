@@ -435,6 +435,16 @@ impl Step<'_> {
                     crisis.threads.insert(channel.clone(), thread.clone());
                 }
             }
+            Some(Outcome::Handoff { handoff }) => {
+                if let Some(crisis) = self.inc.crisis.as_mut() {
+                    crisis.handoff = Some(handoff.clone());
+                }
+            }
+            Some(Outcome::FollowUp { url }) => {
+                if let Some(crisis) = self.inc.crisis.as_mut() {
+                    crisis.follow_up = Some(url.clone());
+                }
+            }
             None => {}
         }
     }
@@ -519,6 +529,8 @@ impl Step<'_> {
             doc: None,
             threads: Default::default(),
             deprecated: false,
+            handoff: None,
+            follow_up: None,
         });
         if self.policy.crisis_docs {
             let t = &self.inc.ticket;
