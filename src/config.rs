@@ -242,6 +242,8 @@ struct RawPolicy {
     doc_deprecate_after: Option<String>,
     contact_channels: Option<Vec<String>>,
     ack_comment: Option<String>,
+    ack_lease: Option<String>,
+    timezone: Option<String>,
 }
 
 // ---- validation -----------------------------------------------------------
@@ -559,6 +561,30 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             );
         }
         policy.contact_channels = channels;
+    }
+    policy.ack_lease = match p.ack_lease.as_deref() {
+        None | Some("off") => None,
+        value => {
+            let d = c.duration("policy.ack_lease", value, "1h");
+            if d.is_zero() {
+                c.problem(
+                    "policy.ack_lease",
+                    "must be longer than 0s (\"off\", or leave it out, to let an acknowledgement last)",
+                );
+            }
+            Some(millis(d))
+        }
+    };
+    if let Some(tz) = p.timezone {
+        if jiff::tz::TimeZone::get(&tz).is_err() {
+            c.problem(
+                "policy.timezone",
+                format!(
+                    "{tz:?} is not an IANA time zone name (e.g. \"Europe/Amsterdam\", \"UTC\")"
+                ),
+            );
+        }
+        policy.timezone = tz;
     }
     if let Some(comment) = p.ack_comment {
         if !comment.contains("{channels}") {

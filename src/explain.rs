@@ -355,6 +355,19 @@ impl Story {
                 ),
             });
         }
+        if let Some(at) = d.lease
+            && i.status == Status::Acknowledged
+        {
+            let who = i.acked.as_ref().map_or("someone", |(by, _)| by.as_str());
+            timed.push(Next {
+                what: format!("re-pages level {} unless there is progress", i.level),
+                at: Some(at),
+                why: format!(
+                    "acknowledged by {who}; an acknowledgement without progress (a note, an action) \
+                     lasts policy.ack_lease"
+                ),
+            });
+        }
         if let Some(at) = d.deprecate {
             let why = match &i.resolved {
                 Some((_, resolved)) => format!(
@@ -533,6 +546,10 @@ impl Story {
             Event::Join { by, via } => acted("joined the response", by, via),
             Event::Resolve { by, via } => acted("resolved", by, via),
             Event::Repage { by, via } => acted("re-sent the page to PagerDuty", by, via),
+            Event::Progress { by, what, via } if what.is_empty() => acted("added a note", by, via),
+            Event::Progress { by, what, via } => {
+                acted(&format!("noted progress: \"{what}\""), by, via)
+            }
             Event::Tick => by_pagerd(self.tick_words(at, queued), "timer"),
             Event::Delivered { effect, outcome } => {
                 let what = match (effect, outcome) {
@@ -575,7 +592,16 @@ impl Story {
     fn tick_words(&self, at: Millis, queued: &[&Delivery]) -> String {
         let mut fired = Vec::new();
         let has = |kind: &str| queued.iter().any(|d| d.kind == kind);
-        if has("pagerduty_escalate") {
+        let acked_before = self
+            .incident
+            .acked
+            .as_ref()
+            .is_some_and(|(_, acked)| *acked <= at);
+        if has("pagerduty_escalate") && acked_before {
+            fired.push(
+                "the acknowledgement's lease ran out without progress: paged again".to_string(),
+            );
+        } else if has("pagerduty_escalate") {
             fired.push("the ack deadline passed unacknowledged: escalated to level 2".to_string());
         }
         if has("email") {

@@ -216,6 +216,15 @@ enum Incidents {
     Join(Act),
     /// Resolve: stops all timers and starts the after-crisis follow-up.
     Resolve(Act),
+    /// Note progress: renews the acknowledgement's lease (`policy.ack_lease`),
+    /// and goes to PagerDuty as a note and to the crisis threads.
+    Note {
+        #[command(flatten)]
+        act: Act,
+        /// What you found or did, in a sentence.
+        #[arg(long, short)]
+        message: String,
+    },
     /// Send again a page (and the escalation waiting on it) that PagerDuty
     /// refused for good (`NOT PAGED` in `incidents list`), once you have
     /// fixed the cause (e.g. the routing key).
@@ -472,6 +481,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Incidents::Join(a) => act(&client, a, "join", None).await?,
                 Incidents::Resolve(a) => act(&client, a, "resolve", None).await?,
                 Incidents::Repage(a) => act(&client, a, "repage", None).await?,
+                Incidents::Note { act: a, message } => {
+                    act(&client, a, "note", Some(&message)).await?
+                }
             };
             out!("{out}");
             Ok(ExitCode::SUCCESS)
@@ -608,7 +620,8 @@ impl Incidents {
             | Incidents::Crisis(a)
             | Incidents::Join(a)
             | Incidents::Resolve(a)
-            | Incidents::Repage(a) => Some(a),
+            | Incidents::Repage(a)
+            | Incidents::Note { act: a, .. } => Some(a),
         }
     }
 }

@@ -302,6 +302,27 @@ pub fn zendesk(s: &str) -> String {
     out
 }
 
+// ---- GitLab -----------------------------------------------------------------
+
+/// GitLab's limit on an issue title.
+pub const GITLAB_TITLE_MAX: usize = 255;
+/// pagerd's cap on one piece of customer text in an issue description.
+pub const GITLAB_FIELD_MAX: usize = 1_000;
+
+/// An issue title: one line, no controls, at most [`GITLAB_TITLE_MAX`]
+/// characters (titles are plain text in GitLab).
+pub fn gitlab_title(s: &str) -> String {
+    truncate(one_line(s).trim(), GITLAB_TITLE_MAX)
+}
+
+/// Customer text within a GitLab issue description (GitLab Flavored
+/// Markdown): escaped like [`zendesk`], and `@` followed by a word joiner
+/// (U+2060) so `@all` or `@someone` mention nobody (GitLab resolves
+/// references after Markdown, so a backslash would not stop them).
+pub fn gitlab(s: &str) -> String {
+    zendesk(&truncate(s, GITLAB_FIELD_MAX)).replace('@', "@\u{2060}")
+}
+
 // ---- Terminal ---------------------------------------------------------------
 
 fn terminal_char(c: char, keep_newline: bool) -> char {

@@ -435,3 +435,33 @@ mod props {
     }
     }
 }
+
+#[test]
+fn ack_lease_and_timezone_are_read_off_by_default_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pagerd.toml");
+    let c = Config::parse(&path, &minimal(dir.path())).unwrap();
+    assert_eq!(
+        c.policy.ack_lease, None,
+        "an acknowledgement lasts by default"
+    );
+    assert_eq!(c.policy.timezone, "UTC");
+    let text = format!(
+        "{}\n[policy]\nack_lease = \"45m\"\ntimezone = \"Europe/Amsterdam\"\n",
+        minimal(dir.path())
+    );
+    let c = Config::parse(&path, &text).unwrap();
+    assert_eq!(c.policy.ack_lease, Some(45 * 60_000));
+    assert_eq!(c.policy.timezone, "Europe/Amsterdam");
+    let text = format!(
+        "{}\n[policy]\nack_lease = \"0s\"\ntimezone = \"Mars/Olympus\"\n",
+        minimal(dir.path())
+    );
+    let e = Config::parse(&path, &text).unwrap_err();
+    assert!(
+        problem(&e, "policy.ack_lease").contains("longer than 0s"),
+        "{e}"
+    );
+    assert!(problem(&e, "policy.timezone").contains("IANA"), "{e}");
+    assert!(e.to_string().contains("pagerd.toml"), "{e}");
+}

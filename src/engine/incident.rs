@@ -191,15 +191,25 @@ pub struct Deadlines {
     pub fallback: Option<Millis>,
     /// Mark the crisis doc deprecated.
     pub deprecate: Option<Millis>,
+    /// Re-page an acknowledged incident that showed no progress
+    /// (`policy.ack_lease`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Millis>,
 }
 
 impl Deadlines {
     /// The earliest armed deadline.
     pub fn next(&self) -> Option<Millis> {
-        [self.ack, self.crisis, self.fallback, self.deprecate]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.ack,
+            self.crisis,
+            self.fallback,
+            self.deprecate,
+            self.lease,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -396,6 +406,16 @@ pub enum Event {
         /// From where.
         via: Source,
     },
+    /// A responder reports progress (a note from the CLI or Slack, a note
+    /// added in PagerDuty): renews the acknowledgement's lease.
+    Progress {
+        /// Who.
+        by: Who,
+        /// What, in their words.
+        what: String,
+        /// From where.
+        via: Source,
+    },
     /// A deadline may have passed: fire what is due.
     Tick,
     /// An effect was delivered; some deliveries report back what they made.
@@ -416,7 +436,7 @@ pub enum Event {
 
 impl Event {
     /// The event for an operator's action verb (`ack`, `escalate`, `crisis`,
-    /// `join`, `resolve`, `repage`), shared by the CLI/API and Slack.
+    /// `join`, `resolve`, `repage`, `note`), shared by the CLI/API and Slack.
     pub fn action(verb: &str, by: Who, reason: &str, via: Source) -> Option<Event> {
         Some(match verb {
             "ack" | "acknowledge" => Event::Acknowledge { by, via },
@@ -437,6 +457,11 @@ impl Event {
             "join" => Event::Join { by, via },
             "resolve" => Event::Resolve { by, via },
             "repage" => Event::Repage { by, via },
+            "note" => Event::Progress {
+                by,
+                what: reason.trim().to_string(),
+                via,
+            },
             _ => return None,
         })
     }

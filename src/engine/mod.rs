@@ -48,6 +48,17 @@ pub struct Policy {
     pub slack_channels: Vec<String>,
     /// Whether crisis docs are created (Google is configured).
     pub crisis_docs: bool,
+    /// Book the after-crisis hand-off call this long after the resolution;
+    /// `None` when no calendar is configured (`google.calendar_id`).
+    pub handoff_after: Option<Millis>,
+    /// Open a follow-up issue for each resolved crisis (`[gitlab]`).
+    pub follow_up: bool,
+    /// Re-page an acknowledged emergency that showed no progress for this
+    /// long (`policy.ack_lease`); `None`: an acknowledgement lasts.
+    pub ack_lease: Option<Millis>,
+    /// The IANA time zone of the times pagerd writes into the crisis doc
+    /// and the follow-up issue (`policy.timezone`).
+    pub timezone: String,
 }
 
 impl Default for Policy {
@@ -66,6 +77,10 @@ impl Default for Policy {
             emergency_tags: vec!["emergency".into()],
             slack_channels: Vec::new(),
             crisis_docs: false,
+            handoff_after: None,
+            follow_up: false,
+            ack_lease: None,
+            timezone: "UTC".into(),
         }
     }
 }

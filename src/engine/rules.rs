@@ -110,6 +110,7 @@ fn open(policy: &Policy, ticket: &Ticket, now: Millis, episode: u32) -> Decision
             crisis: Some(now + policy.crisis_after),
             fallback: policy.fallback_after.map(|f| now + f),
             deprecate: None,
+            lease: None,
         },
         page_pending: true,
         fallback_sent: false,
@@ -151,6 +152,7 @@ impl Step<'_> {
                 // count could declare a second crisis (found by proptest).
                 self.declare(format!("declared by {}", by.name));
                 self.add_responder(by);
+                self.renew_lease();
                 Ok(())
             }
             Event::Join { by, .. } => {
@@ -160,8 +162,10 @@ impl Step<'_> {
                 }
                 self.thread_update(&format!("{by} joined the response."));
                 self.add_responder(by);
+                self.renew_lease();
                 Ok(())
             }
+            Event::Progress { by, what, via } => self.progress(by, what, *via),
             Event::Resolve { by, via } => self.resolve(&by.name, *via),
             Event::Repage { by, .. } => self.repage(by),
             Event::Tick => self.tick(),
@@ -171,6 +175,9 @@ impl Step<'_> {
             }
             Event::DeliveryFailed { effect, error } => {
                 self.inc.last_error = Some(format!("{effect:?} failed: {error}"));
+                if *effect == EffectKind::BookHandoff {
+                    self.handoff_failed(error);
+                }
                 if effect.is_page() {
                     // Nobody was paged: shown as NOT PAGED and counted until
                     // the operator re-sends it (`pagerd incidents repage`).
@@ -224,11 +231,17 @@ impl Step<'_> {
         self.require_open()?;
         if self.inc.status == Status::Acknowledged {
             if self.inc.responders.iter().any(|r| r.same(by)) {
+                if self.policy.ack_lease.is_some() {
+                    // Acknowledging again (after a re-page) renews the lease.
+                    self.renew_lease();
+                    return Ok(());
+                }
                 return Err(format!("already acknowledged by {by}"));
             }
             // A second person acknowledging is a second responder.
             self.thread_update(&format!("{by} is on it too."));
             self.add_responder(by);
+            self.renew_lease();
             return Ok(());
         }
         self.inc.status = Status::Acknowledged;
@@ -255,6 +268,30 @@ impl Step<'_> {
         }
         self.thread_update(&format!("Acknowledged by {by}."));
         self.add_responder(by);
+        self.renew_lease();
+        Ok(())
+    }
+
+    /// A responder's progress note: renews the lease, and is passed on to
+    /// PagerDuty (unless it came from there) and the crisis threads.
+    fn progress(&mut self, by: &Who, what: &str, via: Source) -> Result<(), String> {
+        self.require_open()?;
+        let what = what.trim();
+        if what.is_empty() && via != Source::Pagerduty {
+            return Err("say what the progress is: the note is empty".into());
+        }
+        let line = if what.is_empty() {
+            format!("{by} added a note in PagerDuty.")
+        } else {
+            format!("Progress from {by}: {what}")
+        };
+        if via != Source::Pagerduty {
+            self.fx.push(Effect::PageNote {
+                text: render::pagerduty_note(&line),
+            });
+        }
+        self.thread_update(&line);
+        self.renew_lease();
         Ok(())
     }
 
@@ -275,6 +312,7 @@ impl Step<'_> {
         self.thread_update(&note);
         if via != Source::Timer {
             self.add_responder(by);
+            self.renew_lease();
         }
         Ok(())
     }
@@ -329,10 +367,16 @@ impl Step<'_> {
                 ":white_check_mark: Resolved by {by}. After-crisis checklist:\n\
                  1. Move the pertinent know-how from the crisis doc into documentation, handbooks or issue trackers.\n\
                  2. Deprecate the crisis doc as soon as possible (pagerd marks it deprecated in {}).\n\
-                 3. Schedule a hand-off call for everyone involved: {people}.",
-                human(self.policy.doc_deprecate_after)
+                 3. {call} for everyone involved: {people}.",
+                human(self.policy.doc_deprecate_after),
+                call = if self.policy.handoff_after.is_some() {
+                    "pagerd is booking the hand-off call"
+                } else {
+                    "Schedule a hand-off call"
+                },
             );
             self.thread_update(&text);
+            self.after_crisis();
         }
         Ok(())
     }
@@ -375,6 +419,10 @@ impl Step<'_> {
         if due(self.inc.deadlines.deprecate) {
             self.inc.deadlines.deprecate = None;
             self.deprecate();
+        }
+        if due(self.inc.deadlines.lease) {
+            self.inc.deadlines.lease = None;
+            self.lease_expired();
         }
         Ok(())
     }
@@ -435,16 +483,8 @@ impl Step<'_> {
                     crisis.threads.insert(channel.clone(), thread.clone());
                 }
             }
-            Some(Outcome::Handoff { handoff }) => {
-                if let Some(crisis) = self.inc.crisis.as_mut() {
-                    crisis.handoff = Some(handoff.clone());
-                }
-            }
-            Some(Outcome::FollowUp { url }) => {
-                if let Some(crisis) = self.inc.crisis.as_mut() {
-                    crisis.follow_up = Some(url.clone());
-                }
-            }
+            Some(Outcome::Handoff { handoff }) => self.handoff_booked(handoff),
+            Some(Outcome::FollowUp { url }) => self.follow_up_opened(url),
             None => {}
         }
     }
@@ -688,5 +728,6 @@ fn join_or(items: &[String]) -> String {
     }
 }
 
+mod after;
 #[cfg(test)]
 mod tests;

@@ -188,7 +188,7 @@ async fn act(
     let reason = body.reason.unwrap_or_default();
     let Some(event) = Event::action(&action, by, &reason, Source::Cli) else {
         return Err(ApiError::NotFound(format!(
-            "no action {action:?}; use ack, escalate, crisis, join, resolve or repage"
+            "no action {action:?}; use ack, escalate, crisis, join, resolve, repage or note"
         )));
     };
     let before = st.core.clock.now();

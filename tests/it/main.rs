@@ -54,3 +54,6 @@ mod upgrade;
 
 // The Debian package (packaging/build-deb.sh), when PAGERD_TEST_DEB names it.
 mod package;
+
+// The rest of the handbook: stale acknowledgements, the after-crisis hand-off.
+mod handbook;

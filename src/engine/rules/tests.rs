@@ -1,6 +1,8 @@
 //! Tests of rules.
 use super::*;
 
+mod after;
+
 const MIN: Millis = 60_000;
 const T0: Millis = 1_800_000_000_000;
 

@@ -16,7 +16,7 @@ pub const CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 pub const ACTION_PREFIX: &str = "pagerd_";
 
 /// What `/pagerd` takes, for its help answer.
-pub const SLASH_HELP: &str = "Usage: /pagerd status | ack ID | escalate ID [reason] | crisis ID | join ID | resolve ID | repage ID";
+pub const SLASH_HELP: &str = "Usage: /pagerd status | ack ID | escalate ID [reason] | crisis ID | join ID | resolve ID | repage ID | note ID text";
 
 /// Verifies a request's signature headers over its raw body.
 pub fn verify_request(
