@@ -55,7 +55,7 @@ impl Registry {
             Arc::new(Zendesk::from_config(&config.zendesk, http.clone())),
         );
         if let Some(s) = &config.slack {
-            let slack = Slack::new(s.api_url.clone(), s.bot_token.clone(), http.clone());
+            let slack = Slack::from_config(s, http.clone());
             by_lane.insert(Lane::Chat, Arc::new(slack));
         }
         if let Some(g) = &config.google {

@@ -146,7 +146,7 @@ impl Directory {
         let pagerduty = PagerDuty::from_config(&config.pagerduty, false, http.clone());
         let mut dir = Directory::new(config.people.clone()).with_pagerduty(Arc::new(pagerduty));
         if let Some(s) = &config.slack {
-            let slack = Slack::new(s.api_url.clone(), s.bot_token.clone(), http);
+            let slack = Slack::from_config(s, http);
             dir = dir.with_slack(Arc::new(slack));
         }
         dir

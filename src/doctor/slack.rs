@@ -14,7 +14,7 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
     let Some(sc) = &config.slack else {
         return vec![Check::pass("Slack", "not configured (no [slack])")];
     };
-    let client = Slack::new(sc.api_url.clone(), sc.bot_token.clone(), http);
+    let client = Slack::from_config(sc, http);
     let auth = match client.auth_test().await {
         Ok(a) => a,
         Err(ProbeError::Rejected { reason }) => {

@@ -69,3 +69,10 @@ pub(crate) fn check(
     }
     slack
 }
+
+impl super::Slack {
+    /// The client of `[slack]`.
+    pub fn from_config(c: &SlackConfig, http: reqwest::Client) -> Self {
+        super::Slack::new(c.api_url.clone(), c.bot_token.clone(), http)
+    }
+}
