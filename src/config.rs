@@ -301,7 +301,7 @@ impl Config {
             path: path.to_path_buf(),
             problems,
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| err(vec![toml_problem(&e, text)]))?;
+        let raw: RawFile = from_toml(text).map_err(|p| err(vec![p]))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut c = Check {
             base,
@@ -316,17 +316,47 @@ impl Config {
     }
 }
 
-fn toml_problem(e: &toml::de::Error, text: &str) -> Problem {
+/// Reads TOML text into `T`. A problem names the key at fault when there is
+/// one (a value of the wrong type: `policy.ack_timeout`; an unknown key:
+/// `server.max_conections`, as written) and its line, so a wrong type is as
+/// easy to find as a wrong value.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Problem> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_problem(&e, text, ""))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        toml_problem(e.inner(), text, &path)
+    })
+}
+
+/// One problem from a TOML error at `path` (`"."` or empty: the whole file).
+fn toml_problem(e: &toml::de::Error, text: &str, path: &str) -> Problem {
     let line = e
         .span()
         .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-    let key = match line {
-        Some(n) => format!("line {n}"),
-        None => "(syntax)".to_string(),
-    };
-    Problem {
-        key,
-        message: e.message().to_string(),
+    // serde names Rust types; an operator reads "a whole number".
+    let mut message = e.message().to_string();
+    for int in ["usize", "u64", "u32", "u16", "u8"] {
+        if let Some(head) = message.strip_suffix(&format!("expected {int}")) {
+            message = format!("{head}expected a whole number");
+        }
+    }
+    match (path, line) {
+        ("" | ".", Some(n)) => Problem {
+            key: format!("line {n}"),
+            message,
+        },
+        ("" | ".", None) => Problem {
+            key: "(syntax)".to_string(),
+            message,
+        },
+        (key, Some(n)) => Problem {
+            key: key.to_string(),
+            message: format!("line {n}: {message}"),
+        },
+        (key, None) => Problem {
+            key: key.to_string(),
+            message,
+        },
     }
 }
 
@@ -648,7 +678,7 @@ pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
         #[serde(default)]
         cli: RawCli,
     }
-    let raw: Partial = toml::from_str(&text).map_err(|e| err(vec![toml_problem(&e, &text)]))?;
+    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
     let mut c = Check {
         base: PathBuf::new(),
         problems: Vec::new(),
@@ -681,7 +711,7 @@ pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError
         path: path.to_path_buf(),
         problems,
     };
-    let raw: Partial = toml::from_str(&text).map_err(|e| err(vec![toml_problem(&e, &text)]))?;
+    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Check {
         base,

@@ -51,6 +51,52 @@ fn unknown_key_is_named_with_its_line() {
 }
 
 #[test]
+fn a_value_of_the_wrong_type_is_named_by_its_key_line_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = minimal(dir.path());
+    let file = dir.path().join("p.toml");
+    for (edit, key, line) in [
+        // An integer where a duration string is expected.
+        (
+            format!("{base}\n[policy]\nack_timeout = 5\n"),
+            "policy.ack_timeout",
+            14,
+        ),
+        // A string where a number is expected.
+        (
+            format!("{base}\n[server]\nmax_connections = \"many\"\n"),
+            "server.max_connections",
+            14,
+        ),
+        // Inside a vendor's section, before other keys of it.
+        (
+            base.replace(
+                "routing_key_file = \"pd-key\"",
+                "events_per_minute = \"fast\"\nrouting_key_file = \"pd-key\"",
+            ),
+            "pagerduty.events_per_minute",
+            9,
+        ),
+        // An item of a list.
+        (
+            format!("{base}\n[policy]\ncontact_channels = [\"Phone\", 5]\n"),
+            "policy.contact_channels[1]",
+            14,
+        ),
+    ] {
+        let e = Config::parse(&file, &edit).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].key, key, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("line {line}: invalid type")) && text.contains("p.toml"),
+            "{text}"
+        );
+        assert!(!text.contains("usize") && !text.contains("u32"), "{text}");
+    }
+}
+
+#[test]
 fn every_problem_is_listed_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let text = r#"

@@ -161,6 +161,20 @@ async fn check_config_exits_zero_when_valid_and_two_naming_each_problem() {
         "{t}"
     );
     assert!(t.contains("bad.toml"), "{t}");
+    // A value of the wrong type names its key, not only its line.
+    let typed = h.dir.path().join("typed.toml");
+    std::fs::write(
+        &typed,
+        original.replace("[policy]\n", "[policy]\nack_timeout = 5\n"),
+    )
+    .unwrap();
+    let out = pagerd(&typed, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("typed.toml: policy.ack_timeout: line ") && t.contains("expected a string"),
+        "{t}"
+    );
     // `run` refuses the same file the same way, before touching anything.
     let run = pagerd(&bad, &["run"]);
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
