@@ -77,6 +77,9 @@ pub struct Config {
     pub people: HashMap<String, String>,
     /// `[cli]`.
     pub cli: CliConfig,
+    /// What is valid but probably not meant, by key (a secret file every
+    /// user can read): `pagerd check-config` prints them and exits 0.
+    pub warnings: Vec<Problem>,
 }
 
 /// `[cli]`: defaults of the command line on this host.
@@ -303,11 +306,9 @@ impl Config {
         };
         let raw: RawFile = from_toml(text).map_err(|p| err(vec![p]))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut c = Check {
-            base,
-            problems: Vec::new(),
-        };
-        let config = validate(&mut c, path, raw);
+        let mut c = Check::new(base);
+        let mut config = validate(&mut c, path, raw);
+        config.warnings = c.warnings;
         if c.problems.is_empty() {
             Ok(config)
         } else {
@@ -619,6 +620,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         email,
         people,
         cli,
+        warnings: Vec::new(),
     }
 }
 
@@ -679,10 +681,7 @@ pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
         cli: RawCli,
     }
     let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
-    let mut c = Check {
-        base: PathBuf::new(),
-        problems: Vec::new(),
-    };
+    let mut c = Check::new(PathBuf::new());
     let cli = cli(&mut c, raw.cli);
     if c.problems.is_empty() {
         Ok(cli.operator)
@@ -713,10 +712,7 @@ pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError
     };
     let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut c = Check {
-        base,
-        problems: Vec::new(),
-    };
+    let mut c = Check::new(base);
     let s = raw.server;
     let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
     let listen = listen_text.parse().unwrap_or_else(|_| {

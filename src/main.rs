@@ -358,6 +358,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for w in url_warnings(&c) {
                     outln!("warning: {}", render::terminal(&w));
                 }
+                for w in &c.warnings {
+                    outln!("warning: {}: {}", w.key, render::terminal(&w.message));
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

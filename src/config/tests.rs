@@ -97,6 +97,45 @@ fn a_value_of_the_wrong_type_is_named_by_its_key_line_and_file() {
 }
 
 #[test]
+fn a_secret_file_others_can_read_is_a_warning_naming_key_file_and_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let text = minimal(dir.path());
+    let chmod = |name: &str, mode: u32| {
+        std::fs::set_permissions(dir.path().join(name), std::fs::Permissions::from_mode(mode))
+            .unwrap()
+    };
+    let file = dir.path().join("p.toml");
+    // Owner only, and group-readable (the Debian package's 0640
+    // root:pagerd): fine.
+    for (name, mode) in [("zd-token", 0o600), ("zd-secret", 0o640), ("pd-key", 0o640)] {
+        chmod(name, mode);
+    }
+    chmod("pd-token", 0o600);
+    let c = Config::parse(&file, &text).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // Any permission for others: a warning, and the config still loads.
+    chmod("zd-secret", 0o644);
+    chmod("pd-token", 0o602);
+    let c = Config::parse(&file, &text).unwrap();
+    let keys: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["zendesk.webhook_secret_file", "pagerduty.api_token_file"]
+    );
+    let path = dir.path().join("zd-secret").display().to_string();
+    let w = &c.warnings[0].message;
+    assert!(
+        w.contains(&path)
+            && w.contains("0644")
+            && w.contains(&format!("chmod 0640 {path}; chown root:pagerd {path}")),
+        "{w}"
+    );
+    // Never the secret itself.
+    assert!(!w.contains("s3cr3t"), "{w}");
+}
+
+#[test]
 fn every_problem_is_listed_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let text = r#"
@@ -238,10 +277,7 @@ fn the_example_config_documents_people_and_cli() {
     let raw: RawFile = toml::from_str(text).unwrap();
     let people = raw.people.unwrap();
     assert!(!people.is_empty());
-    let mut c = Check {
-        base: PathBuf::new(),
-        problems: Vec::new(),
-    };
+    let mut c = Check::new(PathBuf::new());
     let people = super::people(&mut c, people);
     assert!(c.problems.is_empty(), "{:?}", c.problems);
     assert!(people.keys().all(|k| k == &k.to_lowercase()));
