@@ -458,48 +458,9 @@ fn store_tls(
     (mode, ca_file)
 }
 
-fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
-    let server = {
-        let s = raw.server;
-        let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
-        let listen = listen_text.parse().unwrap_or_else(|_| {
-            c.problem(
-                "server.listen",
-                format!("{listen_text:?} is not an address like \"127.0.0.1:8780\""),
-            );
-            SocketAddr::from(([127, 0, 0, 1], 8780))
-        });
-        let max_connections = match s.max_connections {
-            None => MAX_CONNECTIONS.0,
-            Some(n) if (1..=MAX_CONNECTIONS.1).contains(&n) => n,
-            Some(n) => {
-                c.problem(
-                    "server.max_connections",
-                    format!(
-                        "{n} is out of range: 1 to {} (keep it under the file descriptor limit)",
-                        MAX_CONNECTIONS.1
-                    ),
-                );
-                MAX_CONNECTIONS.0
-            }
-        };
-        let header_timeout =
-            c.duration("server.header_timeout", s.header_timeout.as_deref(), "10s");
-        if header_timeout.is_zero() || header_timeout > MAX_HEADER_TIMEOUT {
-            c.problem(
-                "server.header_timeout",
-                "must be more than 0s and at most 60s (default 10s)",
-            );
-        }
-        ServerConfig {
-            listen,
-            admin_token: admin_token(c, s.admin_token_file, s.admin_token_env),
-            shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
-            max_connections,
-            header_timeout,
-        }
-    };
-    let s = raw.store;
+/// `[store]`: SQLite (`path`) or PostgreSQL (`url` and its companions),
+/// and retention.
+fn store(c: &mut Check, s: RawStore) -> StoreConfig {
     let postgres = match s.url {
         None => {
             for (key, set) in [
@@ -558,11 +519,55 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             Some(d)
         }
     };
-    let store = StoreConfig {
+    StoreConfig {
         path: s.path.unwrap_or_else(|| "/var/lib/pagerd/pagerd.db".into()),
         postgres,
         retention,
+    }
+}
+
+fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
+    let server = {
+        let s = raw.server;
+        let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
+        let listen = listen_text.parse().unwrap_or_else(|_| {
+            c.problem(
+                "server.listen",
+                format!("{listen_text:?} is not an address like \"127.0.0.1:8780\""),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8780))
+        });
+        let max_connections = match s.max_connections {
+            None => MAX_CONNECTIONS.0,
+            Some(n) if (1..=MAX_CONNECTIONS.1).contains(&n) => n,
+            Some(n) => {
+                c.problem(
+                    "server.max_connections",
+                    format!(
+                        "{n} is out of range: 1 to {} (keep it under the file descriptor limit)",
+                        MAX_CONNECTIONS.1
+                    ),
+                );
+                MAX_CONNECTIONS.0
+            }
+        };
+        let header_timeout =
+            c.duration("server.header_timeout", s.header_timeout.as_deref(), "10s");
+        if header_timeout.is_zero() || header_timeout > MAX_HEADER_TIMEOUT {
+            c.problem(
+                "server.header_timeout",
+                "must be more than 0s and at most 60s (default 10s)",
+            );
+        }
+        ServerConfig {
+            listen,
+            admin_token: admin_token(c, s.admin_token_file, s.admin_token_env),
+            shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
+            max_connections,
+            header_timeout,
+        }
     };
+    let store = store(c, raw.store);
 
     let p = raw.policy;
     let mut policy = Policy {
@@ -685,6 +690,35 @@ pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
     let cli = cli(&mut c, raw.cli);
     if c.problems.is_empty() {
         Ok(cli.operator)
+    } else {
+        Err(err(c.problems))
+    }
+}
+
+/// `[store]` alone, checked as `run` checks it, for `pagerd backup`: the
+/// store can be backed up while a vendor secret is missing or unreadable
+/// (only the PostgreSQL password is read, when one is set).
+pub fn load_store(path: &Path) -> Result<StoreConfig, ConfigError> {
+    let err = |problems| ConfigError {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(vec![Problem {
+            key: "(file)".into(),
+            message: format!("cannot read it: {e}"),
+        }])
+    })?;
+    #[derive(Deserialize)]
+    struct Partial {
+        #[serde(default)]
+        store: RawStore,
+    }
+    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
+    let mut c = Check::new(path.parent().map(Path::to_path_buf).unwrap_or_default());
+    let store = store(&mut c, raw.store);
+    if c.problems.is_empty() {
+        Ok(store)
     } else {
         Err(err(c.problems))
     }

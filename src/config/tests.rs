@@ -288,6 +288,32 @@ fn the_example_config_documents_people_and_cli() {
 }
 
 #[test]
+fn backup_reads_only_the_store_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    // A vendor secret that cannot be read does not stop a backup.
+    std::fs::write(
+        &path,
+        "[store]\npath = \"/var/lib/pagerd/pagerd.db\"\n\
+         [zendesk]\napi_token_file = \"missing\"\n",
+    )
+    .unwrap();
+    let store = load_store(&path).unwrap();
+    assert_eq!(store.path, Path::new("/var/lib/pagerd/pagerd.db"));
+    assert!(store.postgres.is_none());
+    // The store section is checked as `run` checks it.
+    std::fs::write(&path, "[store]\nlease_ttl = \"10s\"\n").unwrap();
+    let e = load_store(&path).unwrap_err();
+    assert_eq!(e.problems[0].key, "store.lease_ttl", "{e}");
+    std::fs::write(
+        &path,
+        "[store]\nurl = \"postgres://pagerd@db.internal/pagerd\"\n",
+    )
+    .unwrap();
+    assert!(load_store(&path).unwrap().postgres.is_some());
+}
+
+#[test]
 fn store_retention_defaults_to_90_days_and_can_be_off() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pagerd.toml");
