@@ -275,7 +275,7 @@ fn admin_token(c: &mut Check, file: Option<PathBuf>, env: Option<String>) -> Opt
                 key,
                 format!(
                     "the admin token in {source} has {len} characters; it needs at least \
-                     {MIN_ADMIN_TOKEN_LEN} (e.g. `head -c 32 /dev/urandom | base64`)"
+                     {MIN_ADMIN_TOKEN_LEN} (e.g. `openssl rand -hex 32`)"
                 ),
             );
         }
