@@ -77,6 +77,9 @@ pub struct Config {
     pub people: HashMap<String, String>,
     /// `[cli]`.
     pub cli: CliConfig,
+    /// What is valid but probably not meant, by key (a secret file every
+    /// user can read): `pagerd check-config` prints them and exits 0.
+    pub warnings: Vec<Problem>,
 }
 
 /// `[cli]`: defaults of the command line on this host.
@@ -274,7 +277,7 @@ fn admin_token(c: &mut Check, file: Option<PathBuf>, env: Option<String>) -> Opt
                 key,
                 format!(
                     "the admin token in {source} has {len} characters; it needs at least \
-                     {MIN_ADMIN_TOKEN_LEN} (e.g. `head -c 32 /dev/urandom | base64`)"
+                     {MIN_ADMIN_TOKEN_LEN} (e.g. `openssl rand -hex 32`)"
                 ),
             );
         }
@@ -303,13 +306,11 @@ impl Config {
             path: path.to_path_buf(),
             problems,
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| err(vec![toml_problem(&e, text)]))?;
+        let raw: RawFile = from_toml(text).map_err(|p| err(vec![p]))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut c = Check {
-            base,
-            problems: Vec::new(),
-        };
-        let config = validate(&mut c, path, raw);
+        let mut c = Check::new(base);
+        let mut config = validate(&mut c, path, raw);
+        config.warnings = c.warnings;
         if c.problems.is_empty() {
             Ok(config)
         } else {
@@ -318,17 +319,47 @@ impl Config {
     }
 }
 
-fn toml_problem(e: &toml::de::Error, text: &str) -> Problem {
+/// Reads TOML text into `T`. A problem names the key at fault when there is
+/// one (a value of the wrong type: `policy.ack_timeout`; an unknown key:
+/// `server.max_conections`, as written) and its line, so a wrong type is as
+/// easy to find as a wrong value.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Problem> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_problem(&e, text, ""))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        toml_problem(e.inner(), text, &path)
+    })
+}
+
+/// One problem from a TOML error at `path` (`"."` or empty: the whole file).
+fn toml_problem(e: &toml::de::Error, text: &str, path: &str) -> Problem {
     let line = e
         .span()
         .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-    let key = match line {
-        Some(n) => format!("line {n}"),
-        None => "(syntax)".to_string(),
-    };
-    Problem {
-        key,
-        message: e.message().to_string(),
+    // serde names Rust types; an operator reads "a whole number".
+    let mut message = e.message().to_string();
+    for int in ["usize", "u64", "u32", "u16", "u8"] {
+        if let Some(head) = message.strip_suffix(&format!("expected {int}")) {
+            message = format!("{head}expected a whole number");
+        }
+    }
+    match (path, line) {
+        ("" | ".", Some(n)) => Problem {
+            key: format!("line {n}"),
+            message,
+        },
+        ("" | ".", None) => Problem {
+            key: "(syntax)".to_string(),
+            message,
+        },
+        (key, Some(n)) => Problem {
+            key: key.to_string(),
+            message: format!("line {n}: {message}"),
+        },
+        (key, None) => Problem {
+            key: key.to_string(),
+            message,
+        },
     }
 }
 
@@ -429,48 +460,9 @@ fn store_tls(
     (mode, ca_file)
 }
 
-fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
-    let server = {
-        let s = raw.server;
-        let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
-        let listen = listen_text.parse().unwrap_or_else(|_| {
-            c.problem(
-                "server.listen",
-                format!("{listen_text:?} is not an address like \"127.0.0.1:8780\""),
-            );
-            SocketAddr::from(([127, 0, 0, 1], 8780))
-        });
-        let max_connections = match s.max_connections {
-            None => MAX_CONNECTIONS.0,
-            Some(n) if (1..=MAX_CONNECTIONS.1).contains(&n) => n,
-            Some(n) => {
-                c.problem(
-                    "server.max_connections",
-                    format!(
-                        "{n} is out of range: 1 to {} (keep it under the file descriptor limit)",
-                        MAX_CONNECTIONS.1
-                    ),
-                );
-                MAX_CONNECTIONS.0
-            }
-        };
-        let header_timeout =
-            c.duration("server.header_timeout", s.header_timeout.as_deref(), "10s");
-        if header_timeout.is_zero() || header_timeout > MAX_HEADER_TIMEOUT {
-            c.problem(
-                "server.header_timeout",
-                "must be more than 0s and at most 60s (default 10s)",
-            );
-        }
-        ServerConfig {
-            listen,
-            admin_token: admin_token(c, s.admin_token_file, s.admin_token_env),
-            shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
-            max_connections,
-            header_timeout,
-        }
-    };
-    let s = raw.store;
+/// `[store]`: SQLite (`path`) or PostgreSQL (`url` and its companions),
+/// and retention.
+fn store(c: &mut Check, s: RawStore) -> StoreConfig {
     let postgres = match s.url {
         None => {
             for (key, set) in [
@@ -529,11 +521,55 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             Some(d)
         }
     };
-    let store = StoreConfig {
+    StoreConfig {
         path: s.path.unwrap_or_else(|| "/var/lib/pagerd/pagerd.db".into()),
         postgres,
         retention,
+    }
+}
+
+fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
+    let server = {
+        let s = raw.server;
+        let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
+        let listen = listen_text.parse().unwrap_or_else(|_| {
+            c.problem(
+                "server.listen",
+                format!("{listen_text:?} is not an address like \"127.0.0.1:8780\""),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8780))
+        });
+        let max_connections = match s.max_connections {
+            None => MAX_CONNECTIONS.0,
+            Some(n) if (1..=MAX_CONNECTIONS.1).contains(&n) => n,
+            Some(n) => {
+                c.problem(
+                    "server.max_connections",
+                    format!(
+                        "{n} is out of range: 1 to {} (keep it under the file descriptor limit)",
+                        MAX_CONNECTIONS.1
+                    ),
+                );
+                MAX_CONNECTIONS.0
+            }
+        };
+        let header_timeout =
+            c.duration("server.header_timeout", s.header_timeout.as_deref(), "10s");
+        if header_timeout.is_zero() || header_timeout > MAX_HEADER_TIMEOUT {
+            c.problem(
+                "server.header_timeout",
+                "must be more than 0s and at most 60s (default 10s)",
+            );
+        }
+        ServerConfig {
+            listen,
+            admin_token: admin_token(c, s.admin_token_file, s.admin_token_env),
+            shutdown_grace: c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "10s"),
+            max_connections,
+            header_timeout,
+        }
     };
+    let store = store(c, raw.store);
 
     let p = raw.policy;
     let mut policy = Policy {
@@ -615,6 +651,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         email,
         people,
         cli,
+        warnings: Vec::new(),
     }
 }
 
@@ -674,14 +711,40 @@ pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
         #[serde(default)]
         cli: RawCli,
     }
-    let raw: Partial = toml::from_str(&text).map_err(|e| err(vec![toml_problem(&e, &text)]))?;
-    let mut c = Check {
-        base: PathBuf::new(),
-        problems: Vec::new(),
-    };
+    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
+    let mut c = Check::new(PathBuf::new());
     let cli = cli(&mut c, raw.cli);
     if c.problems.is_empty() {
         Ok(cli.operator)
+    } else {
+        Err(err(c.problems))
+    }
+}
+
+/// `[store]` alone, checked as `run` checks it, for `pagerd backup`: the
+/// store can be backed up while a vendor secret is missing or unreadable
+/// (only the PostgreSQL password is read, when one is set).
+pub fn load_store(path: &Path) -> Result<StoreConfig, ConfigError> {
+    let err = |problems| ConfigError {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(vec![Problem {
+            key: "(file)".into(),
+            message: format!("cannot read it: {e}"),
+        }])
+    })?;
+    #[derive(Deserialize)]
+    struct Partial {
+        #[serde(default)]
+        store: RawStore,
+    }
+    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
+    let mut c = Check::new(path.parent().map(Path::to_path_buf).unwrap_or_default());
+    let store = store(&mut c, raw.store);
+    if c.problems.is_empty() {
+        Ok(store)
     } else {
         Err(err(c.problems))
     }
@@ -707,12 +770,9 @@ pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError
         path: path.to_path_buf(),
         problems,
     };
-    let raw: Partial = toml::from_str(&text).map_err(|e| err(vec![toml_problem(&e, &text)]))?;
+    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut c = Check {
-        base,
-        problems: Vec::new(),
-    };
+    let mut c = Check::new(base);
     let s = raw.server;
     let listen_text = s.listen.unwrap_or_else(|| "127.0.0.1:8780".into());
     let listen = listen_text.parse().unwrap_or_else(|_| {

@@ -5,7 +5,8 @@
 //! - [`engine`]: every rule of the mission as a pure function of
 //!   `(incident, event, now)`; no I/O.
 //! - [`store`]: incidents, deadlines, journal and outbox, one transaction per
-//!   event (SQLite by default, PostgreSQL for several instances).
+//!   event (SQLite by default, PostgreSQL for several instances);
+//!   `store::sqlite::backup` is `pagerd backup` (a checked online copy).
 //! - [`intake`]: submit an event, then arm its deadline and wake delivery.
 //! - [`timers`] and [`scheduler`]: the armed deadlines in memory, and the
 //!   task that fires them on time.

@@ -122,6 +122,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the SQLite store (store.path of the config) to FILE, safely
+    /// while the daemon runs.
+    ///
+    /// SQLite's online backup, a few megabytes per step over a read-only
+    /// connection (the daemon keeps writing); the copy is written beside
+    /// FILE, checked (integrity_check, schema version, incidents counted)
+    /// and only then renamed to FILE, mode 0600. Prints what it wrote.
+    /// Run it as root or the pagerd user. Restore: stop pagerd, copy FILE
+    /// to store.path, delete the stale store.path-wal and -shm files, start
+    /// pagerd. A PostgreSQL store is backed up with pg_dump (this prints the
+    /// command). Exit 0 when FILE was written, 1 when not, 2 when the config
+    /// does not load.
+    Backup {
+        /// The backup file to write (a new file; see --force).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists (only once the new copy has passed its
+        /// check).
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the real daemon against built-in local stand-ins of PagerDuty,
     /// Zendesk, Slack, Google and SMTP, on a compressed clock, and print the
     /// whole story of an emergency.
@@ -367,6 +388,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for w in url_warnings(&c) {
                     outln!("warning: {}", render::terminal(&w));
                 }
+                for w in &c.warnings {
+                    outln!("warning: {}: {}", w.key, render::terminal(&w.message));
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -397,6 +421,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Backup { file, force } => {
+            let store = match config::load_store(&cli.config) {
+                Ok(s) => s,
+                Err(e) => {
+                    errln!("pagerd: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if let Some(pg) = &store.postgres {
+                let commands =
+                    pagerd::store::postgres::dump::commands(pg, &file.display().to_string());
+                errln!(
+                    "pagerd: the store is PostgreSQL (store.url in {}); pagerd backup copies a \
+                     SQLite store only. Back up the database with pg_dump:\n{}",
+                    cli.config.display(),
+                    render::terminal_lines(&commands)
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            let (path, dest) = (store.path.clone(), file.clone());
+            let report = tokio::task::spawn_blocking(move || {
+                pagerd::store::sqlite::backup::backup(&path, &dest, force)
+            })
+            .await
+            .context("the backup thread failed")?
+            .context("backup not written")?;
+            outln!(
+                "wrote {}: {} bytes ({:.1} MiB), {} incidents, schema version {}, integrity_check ok",
+                render::terminal(&report.path.display().to_string()),
+                report.bytes,
+                report.bytes as f64 / (1024.0 * 1024.0),
+                report.incidents,
+                report.schema_version
+            );
+            outln!(
+                "  (copied from {}; restore: stop pagerd, copy it there, delete any -wal and -shm beside it, start pagerd)",
+                render::terminal(&store.path.display().to_string())
+            );
+            Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "demo")]
         Command::Demo { speed, keep } => {
@@ -676,6 +740,8 @@ mod tests {
         for word in [
             "incidents",
             "check-config",
+            "backup",
+            "--force",
             "status",
             "repage",
             "--config",
@@ -718,6 +784,7 @@ mod tests {
             "pagerd.1",
             "pagerd-run.1",
             "pagerd-check-config.1",
+            "pagerd-backup.1",
             "pagerd-incidents.1",
             "pagerd-incidents-ack.1",
             "pagerd-incidents-escalate.1",

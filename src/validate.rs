@@ -1,10 +1,11 @@
 //! What every section of the config file is checked with: collecting
 //! problems (each named by its key) instead of stopping at the first,
 //! durations, URLs, required values, e-mail addresses, and secrets read
-//! from `*_file` or `*_env`. `crate::config` assembles the sections; each
+//! from `*_file` or `*_env` (with a warning when a secret file is open to
+//! every user of the machine). `crate::config` assembles the sections; each
 //! vendor's section is checked in its own folder (`vendors/*/config.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::secret::Secret;
@@ -24,9 +25,21 @@ pub struct Check {
     pub base: PathBuf,
     /// Everything wrong so far.
     pub problems: Vec<Problem>,
+    /// What is valid but probably not meant (a secret file others can
+    /// read): `check-config` prints these and still exits 0.
+    pub warnings: Vec<Problem>,
 }
 
 impl Check {
+    /// A check of a file in `base` (relative paths are read from it).
+    pub fn new(base: PathBuf) -> Check {
+        Check {
+            base,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
     pub fn problem(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             key: key.to_string(),
@@ -107,7 +120,10 @@ impl Check {
                     path
                 };
                 match std::fs::read_to_string(&path) {
-                    Ok(v) if !v.trim().is_empty() => Some(Secret::new(v)),
+                    Ok(v) if !v.trim().is_empty() => {
+                        self.private_file(&fkey, &path);
+                        Some(Secret::new(v))
+                    }
                     Ok(_) => {
                         self.problem(&fkey, format!("{} is empty", path.display()));
                         None
@@ -129,6 +145,28 @@ impl Check {
                 }
             },
             (None, None) => None,
+        }
+    }
+
+    /// Warns when the secret file at `path` (named by `key`) gives any
+    /// permission to users outside its owner and group (`mode & 0o007`):
+    /// every account on the machine could read the credential. Group access
+    /// is fine: the Debian package installs secrets 0640 `root:pagerd`.
+    pub fn private_file(&mut self, key: &str, path: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o007 != 0 {
+            let p = path.display();
+            self.warnings.push(Problem {
+                key: key.to_string(),
+                message: format!(
+                    "{p} is open to every user on this machine (mode {mode:04o}); \
+                     fix: chmod 0640 {p}; chown root:pagerd {p}"
+                ),
+            });
         }
     }
 

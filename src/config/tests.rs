@@ -51,6 +51,91 @@ fn unknown_key_is_named_with_its_line() {
 }
 
 #[test]
+fn a_value_of_the_wrong_type_is_named_by_its_key_line_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = minimal(dir.path());
+    let file = dir.path().join("p.toml");
+    for (edit, key, line) in [
+        // An integer where a duration string is expected.
+        (
+            format!("{base}\n[policy]\nack_timeout = 5\n"),
+            "policy.ack_timeout",
+            14,
+        ),
+        // A string where a number is expected.
+        (
+            format!("{base}\n[server]\nmax_connections = \"many\"\n"),
+            "server.max_connections",
+            14,
+        ),
+        // Inside a vendor's section, before other keys of it.
+        (
+            base.replace(
+                "routing_key_file = \"pd-key\"",
+                "events_per_minute = \"fast\"\nrouting_key_file = \"pd-key\"",
+            ),
+            "pagerduty.events_per_minute",
+            9,
+        ),
+        // An item of a list.
+        (
+            format!("{base}\n[policy]\ncontact_channels = [\"Phone\", 5]\n"),
+            "policy.contact_channels[1]",
+            14,
+        ),
+    ] {
+        let e = Config::parse(&file, &edit).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].key, key, "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("line {line}: invalid type")) && text.contains("p.toml"),
+            "{text}"
+        );
+        assert!(!text.contains("usize") && !text.contains("u32"), "{text}");
+    }
+}
+
+#[test]
+fn a_secret_file_others_can_read_is_a_warning_naming_key_file_and_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let text = minimal(dir.path());
+    let chmod = |name: &str, mode: u32| {
+        std::fs::set_permissions(dir.path().join(name), std::fs::Permissions::from_mode(mode))
+            .unwrap()
+    };
+    let file = dir.path().join("p.toml");
+    // Owner only, and group-readable (the Debian package's 0640
+    // root:pagerd): fine.
+    for (name, mode) in [("zd-token", 0o600), ("zd-secret", 0o640), ("pd-key", 0o640)] {
+        chmod(name, mode);
+    }
+    chmod("pd-token", 0o600);
+    let c = Config::parse(&file, &text).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // Any permission for others: a warning, and the config still loads.
+    chmod("zd-secret", 0o644);
+    chmod("pd-token", 0o602);
+    let c = Config::parse(&file, &text).unwrap();
+    let keys: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["zendesk.webhook_secret_file", "pagerduty.api_token_file"]
+    );
+    let path = dir.path().join("zd-secret").display().to_string();
+    let w = &c.warnings[0].message;
+    assert!(
+        w.contains(&path)
+            && w.contains("0644")
+            && w.contains(&format!("chmod 0640 {path}; chown root:pagerd {path}")),
+        "{w}"
+    );
+    // Never the secret itself.
+    assert!(!w.contains("s3cr3t"), "{w}");
+}
+
+#[test]
 fn every_problem_is_listed_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let text = r#"
@@ -192,10 +277,7 @@ fn the_example_config_documents_people_and_cli() {
     let raw: RawFile = toml::from_str(text).unwrap();
     let people = raw.people.unwrap();
     assert!(!people.is_empty());
-    let mut c = Check {
-        base: PathBuf::new(),
-        problems: Vec::new(),
-    };
+    let mut c = Check::new(PathBuf::new());
     let people = super::people(&mut c, people);
     assert!(c.problems.is_empty(), "{:?}", c.problems);
     assert!(people.keys().all(|k| k == &k.to_lowercase()));
@@ -203,6 +285,32 @@ fn the_example_config_documents_people_and_cli() {
     // shows it commented out, so nobody acts under someone else's name.
     assert!(raw.cli.is_none());
     assert!(text.contains("# operator = \"ana@acme.example\""));
+}
+
+#[test]
+fn backup_reads_only_the_store_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    // A vendor secret that cannot be read does not stop a backup.
+    std::fs::write(
+        &path,
+        "[store]\npath = \"/var/lib/pagerd/pagerd.db\"\n\
+         [zendesk]\napi_token_file = \"missing\"\n",
+    )
+    .unwrap();
+    let store = load_store(&path).unwrap();
+    assert_eq!(store.path, Path::new("/var/lib/pagerd/pagerd.db"));
+    assert!(store.postgres.is_none());
+    // The store section is checked as `run` checks it.
+    std::fs::write(&path, "[store]\nlease_ttl = \"10s\"\n").unwrap();
+    let e = load_store(&path).unwrap_err();
+    assert_eq!(e.problems[0].key, "store.lease_ttl", "{e}");
+    std::fs::write(
+        &path,
+        "[store]\nurl = \"postgres://pagerd@db.internal/pagerd\"\n",
+    )
+    .unwrap();
+    assert!(load_store(&path).unwrap().postgres.is_some());
 }
 
 #[test]

@@ -850,6 +850,7 @@ fn reclaim(conn: &Connection) -> Result<i64, StoreError> {
     Ok(free)
 }
 
+pub mod backup;
 pub mod probe;
 mod schema;
 #[cfg(test)]

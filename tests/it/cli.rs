@@ -161,6 +161,20 @@ async fn check_config_exits_zero_when_valid_and_two_naming_each_problem() {
         "{t}"
     );
     assert!(t.contains("bad.toml"), "{t}");
+    // A value of the wrong type names its key, not only its line.
+    let typed = h.dir.path().join("typed.toml");
+    std::fs::write(
+        &typed,
+        original.replace("[policy]\n", "[policy]\nack_timeout = 5\n"),
+    )
+    .unwrap();
+    let out = pagerd(&typed, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("typed.toml: policy.ack_timeout: line ") && t.contains("expected a string"),
+        "{t}"
+    );
     // `run` refuses the same file the same way, before touching anything.
     let run = pagerd(&bad, &["run"]);
     assert_eq!(run.status.code(), Some(2), "{}", text(&run));
@@ -183,6 +197,44 @@ async fn check_config_exits_zero_when_valid_and_two_naming_each_problem() {
         "{}",
         text(&out)
     );
+}
+
+#[tokio::test]
+async fn check_config_warns_about_secret_files_every_user_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let opts = pagerd::fakes::stand_ins::Options {
+        google: true,
+        ..Default::default()
+    };
+    let h = Harness::new(opts, Default::default()).await;
+    let chmod = |name: &str, mode: u32| {
+        let path = h.dir.path().join(name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    };
+    // The stand-ins write 0600; group-readable is what the package installs.
+    chmod("pagerduty-api-token", 0o640);
+    let quiet = pagerd(&h.config_path, &["check-config"]);
+    assert!(quiet.status.success(), "{}", text(&quiet));
+    assert!(!text(&quiet).contains("chmod"), "{}", text(&quiet));
+    let admin = chmod("admin-token", 0o644);
+    let google = chmod("google-service-account.json", 0o604);
+    let out = pagerd(&h.config_path, &["check-config"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    for (key, file, mode) in [
+        ("server.admin_token_file", &admin, "0644"),
+        ("google.service_account_file", &google, "0604"),
+    ] {
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with(&format!("warning: {key}: {file} "))
+                    && l.contains(mode)
+                    && l.contains(&format!("chmod 0640 {file}; chown root:pagerd {file}"))),
+            "no warning for {key}:\n{t}"
+        );
+    }
+    assert!(!t.contains("pagerduty.api_token_file"), "{t}");
 }
 
 #[test]

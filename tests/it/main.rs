@@ -20,6 +20,9 @@ mod ha;
 /// The `pagerd` command line against a running daemon.
 mod cli;
 
+/// `pagerd backup` beside a running daemon, and restoring its copy.
+mod backup;
+
 /// `pagerd doctor` against the stand-ins: passes, writes nothing, names
 /// what is wrong.
 mod doctor;

@@ -69,6 +69,7 @@
 //!   App times (`now: Millis`) do come from each instance's clock, as with
 //!   SQLite: skew there shifts deadlines, never leadership.
 
+pub mod dump;
 mod lease;
 mod ops;
 mod schema;

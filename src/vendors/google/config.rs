@@ -68,10 +68,11 @@ pub(crate) fn check(
                 PathBuf::new()
             }
         };
-        if !file.as_os_str().is_empty()
-            && let Err(e) = crate::vendors::google::ServiceAccountKey::from_file(&file)
-        {
-            c.problem("google.service_account_file", e);
+        if !file.as_os_str().is_empty() {
+            match crate::vendors::google::ServiceAccountKey::from_file(&file) {
+                Ok(_) => c.private_file("google.service_account_file", &file),
+                Err(e) => c.problem("google.service_account_file", e),
+            }
         }
         GoogleConfig {
             token_url: c.url(
