@@ -13,7 +13,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +23,48 @@ use crate::fakes::zendesk::TicketSpec;
 use crate::fakes::{Fault, Timeline, slack};
 
 const TICKET: u64 = 4711;
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// `--speed` out of range.
+    #[error("--speed must be at least 1 (1 is real time)")]
+    Speed,
+    /// A file, directory or socket of the demo.
+    #[error("{what}")]
+    Io {
+        /// What the demo was doing.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step of the story did not happen in time.
+    #[error("the demo waited {limit:?} for {what}; see the daemon's log")]
+    Timeout {
+        /// What it waited for.
+        what: &'static str,
+        /// How long.
+        limit: Duration,
+    },
+    /// A stand-in or the daemon answered something unexpected.
+    #[error("{0}")]
+    Step(String),
+    /// The generated config does not load.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The admin API refused or failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    /// The daemon failed.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
 
 /// Prints a line, ignoring a closed stdout (`pagerd demo | head`).
 macro_rules! say_out {
@@ -40,7 +81,7 @@ fn stamp(ms: Millis) -> String {
 }
 
 /// Waits (in real time, at most `limit`) for `cond`, or fails saying `what`.
-async fn until<F, Fut>(what: &str, limit: Duration, cond: F) -> anyhow::Result<()>
+async fn until<F, Fut>(what: &'static str, limit: Duration, cond: F) -> Result<(), DemoError>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
@@ -48,16 +89,16 @@ where
     let start = tokio::time::Instant::now();
     while !cond().await {
         if start.elapsed() > limit {
-            bail!("the demo waited {limit:?} for {what}; see the daemon's log");
+            return Err(DemoError::Timeout { what, limit });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
-fn log_to(path: &Path) -> anyhow::Result<()> {
+fn log_to(path: &Path) -> Result<(), DemoError> {
     let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        std::fs::File::create(path).map_err(io(format!("cannot create {}", path.display())))?;
     let filter = tracing_subscriber::EnvFilter::new("pagerd=info");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -79,21 +120,20 @@ pub struct DemoOptions {
 /// Runs the demo in a fresh private temporary directory (mode 0700, secret
 /// files 0600). The directory is removed at the end unless `keep` is set or
 /// the demo failed (then its log is what the operator needs).
-pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     if opts.speed == 0 {
-        bail!("--speed must be at least 1 (1 is real time)");
+        return Err(DemoError::Speed);
     }
     let tmp = tempfile::Builder::new()
         .prefix("pagerd-demo-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
-        .context("cannot create the demo's temporary directory")?;
+        .map_err(io("cannot create the demo's temporary directory"))?;
     let result = story(opts.speed, tmp.path()).await;
     match (&result, opts.keep) {
         (Ok(()), false) => {
             let dir = tmp.path().display().to_string();
-            tmp.close()
-                .with_context(|| format!("cannot remove {dir}"))?;
+            tmp.close().map_err(io(format!("cannot remove {dir}")))?;
             say_out!(
                 "The demo's temporary files (config, secrets, store, log) are removed; \
                  `pagerd demo --keep` keeps them."
@@ -120,7 +160,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 }
 
 /// The story itself, with every file in `dir`.
-async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
+async fn story(speed: u32, dir: &Path) -> Result<(), DemoError> {
     let log = dir.join("pagerd.log");
     log_to(&log)?;
 
@@ -152,9 +192,14 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         email: true,
         timeline: timeline.clone(),
     })
-    .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    .await
+    .map_err(io("cannot start the stand-ins"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io("cannot listen on 127.0.0.1"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("cannot read the listening address"))?;
     let extra = Extra {
         policy: "doc_deprecate_after = \"30m\"".into(),
         pagerduty: "poll_interval = \"off\"".into(),
@@ -165,7 +210,9 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         people: "\"ana@acme.example\" = \"Ana Engineer\"".into(),
     };
     let store = dir.join("pagerd.db");
-    let config_path = vendors.write_config(dir, &addr.to_string(), &store, &extra)?;
+    let config_path = vendors
+        .write_config(dir, &addr.to_string(), &store, &extra)
+        .map_err(io("cannot write the demo's config"))?;
     let config = Config::load(&config_path)?;
     let shutdown = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(
@@ -193,7 +240,7 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
     let (Some(slack_fake), Some(google), Some(smtp)) =
         (&vendors.slack, &vendors.google, &vendors.smtp)
     else {
-        bail!("the demo needs every stand-in");
+        return Err(DemoError::Step("the demo needs every stand-in".into()));
     };
     slack_fake.add_user("U0BO00001", "Bo Builder", "bo@acme.example");
     let sleep_until = |at_ms: Millis| {
@@ -218,9 +265,11 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         .zendesk
         .send_webhook(&format!("{base}/webhooks/zendesk"), TICKET)
         .await
-        .map_err(anyhow::Error::msg)?;
+        .map_err(DemoError::Step)?;
     if status != 200 {
-        bail!("pagerd answered the Zendesk webhook with {status}");
+        return Err(DemoError::Step(format!(
+            "pagerd answered the Zendesk webhook with {status}"
+        )));
     }
     until("the page", limit, || async { pd.opened_for(KEY) == 1 }).await?;
 
@@ -247,7 +296,7 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
     say("Ana (level 2) taps Acknowledge in the PagerDuty app.");
     pd.acknowledge(KEY, "Ana Engineer")
         .await
-        .map_err(anyhow::Error::msg)?;
+        .map_err(DemoError::Step)?;
     until("the comment to the customer", limit, || async {
         !vendors.zendesk.comments(TICKET).is_empty()
     })
@@ -267,9 +316,7 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
 
     say("Bo from the database team clicks Join on the announcement in #infrastructure.");
     let body = slack::block_action_body("pagerd_join", "1", "U0BO00001", "bo");
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
+    let now_secs = crate::clock::SystemClock.now() / 1000;
     slack::send_signed(
         &format!("{base}/webhooks/slack"),
         secrets::SLACK_SIGNING,
@@ -277,7 +324,7 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         now_secs,
     )
     .await
-    .map_err(anyhow::Error::msg)?;
+    .map_err(DemoError::Step)?;
     until("Bo in the thread", limit, || async {
         slack_fake
             .replies_in("infrastructure")
@@ -308,7 +355,9 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
 
     let show = client.show(1).await?;
     shutdown.cancel();
-    daemon.await.context("daemon task")??;
+    daemon
+        .await
+        .map_err(|e| DemoError::Step(format!("the daemon task failed: {e}")))??;
     drop(timeline);
     drop(vendors);
     let _ = printer.await;
