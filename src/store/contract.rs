@@ -305,3 +305,210 @@ pub(crate) async fn retention(s: &dyn Store) {
     assert!(!kept(s, pending).await && !kept(s, armed).await && !kept(s, recent).await);
     assert!(kept(s, open).await && kept(s, unsolved).await && kept(s, second).await);
 }
+
+// ---- the outbox, deliveries and decisions -----------------------------------
+
+fn kinds(due: &[Pending]) -> Vec<EffectKind> {
+    due.iter().map(|p| p.effect.kind()).collect()
+}
+
+/// Takes the leader lease (PostgreSQL needs it to claim outbox rows; SQLite
+/// always grants it).
+async fn lead(s: &dyn Store) {
+    s.lease("contract", Duration::from_secs(600))
+        .await
+        .expect("lease")
+        .expect("the leader");
+}
+
+/// A ticket seen for the first time opens one incident and queues one page;
+/// seen again, nothing. The crisis deadline is armed; the ack clock waits
+/// for PagerDuty. `s` must be opened with `Policy::default()`.
+pub(crate) async fn first_sight(s: &dyn Store) {
+    lead(s).await;
+    let a = s.apply(seen("1", "new"), 1000).await.expect("apply");
+    assert_eq!(a.result, Change::Created);
+    assert_eq!(a.effects, 1);
+    let id = id_of(&a);
+    let b = s.apply(seen("1", "new"), 2000).await.expect("apply");
+    assert!(matches!(b.result, Change::Ignored(_)), "{b:?}");
+    let (due, _) = s.due(2000, 10, vec![]).await.expect("due");
+    assert_eq!(kinds(&due), vec![EffectKind::Page]);
+    assert_eq!(
+        s.deadlines().await.expect("deadlines"),
+        vec![(id, 1000 + 3_600_000)],
+        "the crisis deadline; the ack clock waits for PagerDuty"
+    );
+    assert_eq!(s.journal(id).await.expect("journal").len(), 1);
+}
+
+/// Effects of one incident in one lane go in order (a head that is in
+/// flight or waiting to be retried blocks its lane); lanes do not wait for
+/// each other; a second delivery report is a no-op. `s` must be opened with
+/// `Policy::default()`.
+pub(crate) async fn lanes(s: &dyn Store) {
+    lead(s).await;
+    let id = id_of(&s.apply(seen("1", "new"), 0).await.expect("apply"));
+    let from_cli = Event::Acknowledge {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(on(id, from_cli), 1).await.expect("ack");
+    // The page (pager lane) and the comment (tickets lane) are due; the
+    // PagerDuty acknowledge waits behind the page.
+    let (due, _) = s.due(10, 10, vec![]).await.expect("due");
+    assert_eq!(
+        kinds(&due),
+        vec![EffectKind::Page, EffectKind::TicketComment]
+    );
+    let page = due[0].id;
+    let (due, next) = s.due(10, 1, vec![]).await.expect("due");
+    assert_eq!((due.len(), next), (1, Some(10)), "more due than the limit");
+    let (due, _) = s.due(10, 10, vec![page]).await.expect("due");
+    assert_eq!(
+        kinds(&due),
+        vec![EffectKind::TicketComment],
+        "an in-flight head still blocks its lane"
+    );
+    s.retry_later(page, 100, "PagerDuty answered 503".into())
+        .await
+        .expect("retry later");
+    let (due, next) = s.due(10, 10, vec![]).await.expect("due");
+    assert_eq!(due.len(), 1, "the retrying page still blocks its lane");
+    assert_eq!(next, Some(100));
+    let done = Event::Delivered {
+        effect: EffectKind::Page,
+        outcome: None,
+    };
+    assert!(
+        s.complete(page, done.clone(), 20)
+            .await
+            .expect("complete")
+            .is_some()
+    );
+    assert!(
+        s.complete(page, done, 21)
+            .await
+            .expect("complete")
+            .is_none(),
+        "a second report is a no-op"
+    );
+    let (due, _) = s.due(30, 10, vec![]).await.expect("due");
+    assert_eq!(
+        kinds(&due),
+        vec![EffectKind::TicketComment, EffectKind::PageAcknowledge]
+    );
+    let rows = s.outbox(id).await.expect("outbox");
+    assert_eq!(rows[0].state, "delivered");
+    assert_eq!(rows[0].attempts, 2);
+    let stats = s.stats(30).await.expect("stats");
+    assert_eq!(
+        (stats.incidents, stats.open_incidents, stats.pending_effects),
+        (1, 1, 2)
+    );
+    assert_eq!(stats.oldest_pending_ms, 29);
+    assert_eq!(s.get(id).await.expect("get").map(|i| i.id), Some(id));
+}
+
+/// A delivery given up is recorded as failed, once.
+pub(crate) async fn given_up(s: &dyn Store) {
+    lead(s).await;
+    let id = id_of(&s.apply(seen("1", "new"), 0).await.expect("apply"));
+    let (due, _) = s.due(10, 10, vec![]).await.expect("due");
+    assert!(
+        s.fail(due[0].id, "410 Gone".into(), 20)
+            .await
+            .expect("fail")
+            .is_some()
+    );
+    assert!(
+        s.fail(due[0].id, "again".into(), 21)
+            .await
+            .expect("fail")
+            .is_none()
+    );
+    let rows = s.outbox(id).await.expect("outbox");
+    assert_eq!(rows[0].state, "failed");
+    assert_eq!(rows[0].last_error.as_deref(), Some("410 Gone"));
+    assert_eq!(s.stats(30).await.expect("stats").failed_effects, 1);
+}
+
+/// A vendor's delivery id is applied once; a delivery for no incident is
+/// not recorded (so it is not "seen" when the incident comes later).
+pub(crate) async fn replayed_delivery(s: &dyn Store) {
+    lead(s).await;
+    let id = id_of(&s.apply(seen("1", "new"), 0).await.expect("apply"));
+    let by_key = |key: &str, delivery: &str| Intake {
+        target: Target::DedupKey(key.into()),
+        event: ack("ana"),
+        delivery: Some(("pagerduty".into(), delivery.into())),
+    };
+    let first = s
+        .apply(by_key("zendesk-1", "wh-1"), 1)
+        .await
+        .expect("apply");
+    assert_eq!(first.result, Change::Updated);
+    let again = s
+        .apply(by_key("zendesk-1", "wh-1"), 2)
+        .await
+        .expect("apply");
+    assert_eq!(again.result, Change::Replayed);
+    assert_eq!(s.journal(id).await.expect("journal").len(), 2);
+    for now in [3, 4] {
+        let r = s
+            .apply(by_key("zendesk-404", "wh-9"), now)
+            .await
+            .expect("apply");
+        assert!(matches!(r.result, Change::Ignored(_)), "{r:?}");
+    }
+}
+
+/// Each decision reads the policy current when it is made (a reload);
+/// deadlines armed before keep their time. `s` must read `policy`, which
+/// starts with `ack_timeout = 2s` and `crisis_after = 10s`.
+pub(crate) async fn policy_reload(s: &dyn Store, policy: &crate::shared::Shared<Policy>) {
+    lead(s).await;
+    let first = id_of(&s.apply(seen("1", "new"), 0).await.expect("apply"));
+    let done = Event::Delivered {
+        effect: EffectKind::Page,
+        outcome: None,
+    };
+    let (due, _) = s.due(0, 10, vec![]).await.expect("due");
+    s.complete(due[0].id, done.clone(), 100)
+        .await
+        .expect("complete");
+    assert_eq!(
+        s.get(first).await.expect("get").map(|i| i.deadlines.ack),
+        Some(Some(2_100)),
+        "the ack clock armed under the first policy"
+    );
+    policy.store(std::sync::Arc::new(Policy {
+        ack_timeout: 3_600_000,
+        crisis_after: 50_000,
+        ..Policy::default()
+    }));
+    let second = id_of(&s.apply(seen("2", "new"), 1_000).await.expect("apply"));
+    let (due, _) = s.due(1_000, 10, vec![]).await.expect("due");
+    let page = due
+        .iter()
+        .find(|p| p.incident.id == second)
+        .expect("the second page")
+        .id;
+    s.complete(page, done, 1_100).await.expect("complete");
+    let a = s.get(first).await.expect("get").expect("first");
+    let b = s.get(second).await.expect("get").expect("second");
+    assert_eq!(
+        (a.deadlines.ack, a.deadlines.crisis),
+        (Some(2_100), Some(10_000)),
+        "deadlines armed before the swap keep their time"
+    );
+    assert_eq!(
+        (b.deadlines.ack, b.deadlines.crisis),
+        (Some(1_100 + 3_600_000), Some(51_000)),
+        "the new incident's deadlines follow the new policy"
+    );
+    assert_eq!(
+        s.deadlines().await.expect("deadlines"),
+        vec![(first, 2_100), (second, 51_000)]
+    );
+}

@@ -77,10 +77,6 @@ fn seen(id: &str) -> Intake {
     }
 }
 
-fn kinds(due: &[Pending]) -> Vec<EffectKind> {
-    due.iter().map(|p| p.effect.kind()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_ticket_seen_at_once_on_two_instances_opens_one_incident_and_pages_once() {
     let Some(db) = Db::fresh().await else { return };
@@ -137,26 +133,6 @@ async fn one_webhook_delivery_on_two_instances_is_applied_once() {
     }
     assert_eq!((updated, replayed), (1, 19));
     assert_eq!(a.journal(id).await.unwrap().len(), 2);
-    db.drop().await;
-}
-
-#[tokio::test]
-async fn an_ignored_delivery_is_not_recorded() {
-    let Some(db) = Db::fresh().await else { return };
-    let s = db.store().await;
-    let ack = Intake {
-        target: Target::DedupKey("zendesk-404".into()),
-        event: Event::Acknowledge {
-            by: "ana".into(),
-            via: Source::Pagerduty,
-        },
-        delivery: Some(("pagerduty".into(), "wh-9".into())),
-    };
-    // No such incident: ignored, and the delivery stays unseen (as SQLite).
-    let r = s.apply(ack.clone(), 1).await.unwrap();
-    assert!(matches!(r.result, Change::Ignored(_)), "{r:?}");
-    let r = s.apply(ack, 2).await.unwrap();
-    assert!(matches!(r.result, Change::Ignored(_)), "{r:?}");
     db.drop().await;
 }
 
@@ -232,109 +208,6 @@ async fn the_lease_elects_one_leader_and_fences_a_lapsed_one() {
         b.lease_holder().await.unwrap().map(|(h, _)| h),
         Some("b".into())
     );
-    db.drop().await;
-}
-
-#[tokio::test]
-async fn lanes_are_fifo_per_incident_and_independent() {
-    let Some(db) = Db::fresh().await else { return };
-    let s = db.store().await;
-    s.lease("me", Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
-    let id = s.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
-    let ack = Event::Acknowledge {
-        by: "ana".into(),
-        via: Source::Cli,
-    };
-    s.apply(
-        Intake {
-            target: Target::Incident(id),
-            event: ack,
-            delivery: None,
-        },
-        1,
-    )
-    .await
-    .unwrap();
-    // Trigger (PagerDuty lane) and the comment (Zendesk lane) are due; the
-    // PagerDuty acknowledge waits behind the trigger.
-    let (due, _) = s.due(10, 10, vec![]).await.unwrap();
-    assert_eq!(
-        kinds(&due),
-        vec![EffectKind::Page, EffectKind::TicketComment]
-    );
-    let trigger = due[0].id;
-    let (due, next) = s.due(10, 1, vec![]).await.unwrap();
-    assert_eq!((due.len(), next), (1, Some(10)), "more due than the limit");
-    let (due, _) = s.due(10, 10, vec![trigger]).await.unwrap();
-    assert_eq!(
-        kinds(&due),
-        vec![EffectKind::TicketComment],
-        "an in-flight head still blocks its lane"
-    );
-    s.retry_later(trigger, 100, "PagerDuty answered 503".into())
-        .await
-        .unwrap();
-    let (due, next) = s.due(10, 10, vec![]).await.unwrap();
-    assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
-    assert_eq!(next, Some(100));
-    let done = Event::Delivered {
-        effect: EffectKind::Page,
-        outcome: None,
-    };
-    assert!(
-        s.complete(trigger, done.clone(), 20)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        s.complete(trigger, done, 21).await.unwrap().is_none(),
-        "a second report is a no-op"
-    );
-    let (due, _) = s.due(30, 10, vec![]).await.unwrap();
-    assert_eq!(
-        kinds(&due),
-        vec![EffectKind::TicketComment, EffectKind::PageAcknowledge]
-    );
-    let rows = s.outbox(id).await.unwrap();
-    assert_eq!(rows[0].state, "delivered");
-    assert_eq!(rows[0].attempts, 2);
-    let stats = s.stats(30).await.unwrap();
-    assert_eq!(
-        (stats.incidents, stats.open_incidents, stats.pending_effects),
-        (1, 1, 2)
-    );
-    assert_eq!(stats.oldest_pending_ms, 29);
-    assert_eq!(s.deadlines().await.unwrap(), vec![(id, 3_600_000)]);
-    assert_eq!(s.get(id).await.unwrap().map(|i| i.id), Some(id));
-    db.drop().await;
-}
-
-#[tokio::test]
-async fn a_delivery_given_up_is_recorded_as_failed() {
-    let Some(db) = Db::fresh().await else { return };
-    let s = db.store().await;
-    s.lease("me", Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
-    let id = s.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
-    let (due, _) = s.due(10, 10, vec![]).await.unwrap();
-    let applied = s.fail(due[0].id, "410 Gone".into(), 20).await.unwrap();
-    assert!(applied.is_some());
-    assert!(
-        s.fail(due[0].id, "again".into(), 21)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let rows = s.outbox(id).await.unwrap();
-    assert_eq!(rows[0].state, "failed");
-    assert_eq!(rows[0].last_error.as_deref(), Some("410 Gone"));
-    assert_eq!(s.stats(30).await.unwrap().failed_effects, 1);
     db.drop().await;
 }
 
@@ -445,8 +318,38 @@ async fn retention_keeps_what_is_needed_and_deletes_the_rest() {
     db.drop().await;
 }
 
+// ---- the store contract (src/store/contract.rs) ----------------------------
+
 #[tokio::test]
-async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_time() {
+async fn contract_first_sight() {
+    let Some(db) = Db::fresh().await else { return };
+    crate::store::contract::first_sight(&db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn contract_lanes() {
+    let Some(db) = Db::fresh().await else { return };
+    crate::store::contract::lanes(&db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn contract_given_up() {
+    let Some(db) = Db::fresh().await else { return };
+    crate::store::contract::given_up(&db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn contract_replayed_delivery() {
+    let Some(db) = Db::fresh().await else { return };
+    crate::store::contract::replayed_delivery(&db.store().await).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn contract_policy_reload() {
     let Some(db) = Db::fresh().await else { return };
     let policy = crate::shared::Shared::new(Policy {
         ack_timeout: 2_000,
@@ -456,46 +359,7 @@ async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_t
     let s = PostgresStore::connect(&config(&db.url), policy.clone())
         .await
         .unwrap();
-    s.lease("me", Duration::from_secs(30))
-        .await
-        .unwrap()
-        .unwrap();
-    let first = s.apply(seen("1"), 0).await.unwrap().incident.unwrap().id;
-    let done = Event::Delivered {
-        effect: EffectKind::Page,
-        outcome: None,
-    };
-    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
-    s.complete(due[0].id, done.clone(), 100).await.unwrap();
-
-    // A reload: the next decisions follow the new policy.
-    policy.store(Arc::new(Policy {
-        ack_timeout: 3_600_000,
-        crisis_after: 50_000,
-        ..Policy::default()
-    }));
-    let second = s
-        .apply(seen("2"), 1_000)
-        .await
-        .unwrap()
-        .incident
-        .unwrap()
-        .id;
-    let (due, _) = s.due(1_000, 10, vec![]).await.unwrap();
-    let trigger = due.iter().find(|p| p.incident.id == second).unwrap().id;
-    s.complete(trigger, done, 1_100).await.unwrap();
-    let a = s.get(first).await.unwrap().unwrap();
-    let b = s.get(second).await.unwrap().unwrap();
-    assert_eq!(
-        (a.deadlines.ack, a.deadlines.crisis),
-        (Some(2_100), Some(10_000)),
-        "deadlines armed before the swap keep their time"
-    );
-    assert_eq!(
-        (b.deadlines.ack, b.deadlines.crisis),
-        (Some(1_100 + 3_600_000), Some(51_000)),
-        "the new incident's deadlines follow the new policy"
-    );
+    crate::store::contract::policy_reload(&s, &policy).await;
     db.drop().await;
 }
 

@@ -1,6 +1,6 @@
 //! Tests of sqlite.
 use super::*;
-use crate::engine::{Source, Ticket};
+use crate::engine::Ticket;
 
 fn ticket(id: &str) -> Ticket {
     Ticket {
@@ -31,95 +31,6 @@ fn seen(id: &str) -> Intake {
         },
         delivery: None,
     }
-}
-
-#[tokio::test]
-async fn first_sight_creates_and_queues_the_page_once() {
-    let (_d, s) = open();
-    let a = s.apply(seen("1"), 1000).await.unwrap();
-    assert_eq!(a.result, Change::Created);
-    assert_eq!(a.effects, 1);
-    let b = s.apply(seen("1"), 2000).await.unwrap();
-    assert!(matches!(b.result, Change::Ignored(_)));
-    let (due, _) = s.due(2000, 10, vec![]).await.unwrap();
-    assert_eq!(due.len(), 1);
-    assert_eq!(
-        s.deadlines().await.unwrap(),
-        vec![(1, 1000 + 3_600_000)],
-        "the crisis deadline; the ack clock waits for PagerDuty"
-    );
-}
-
-#[tokio::test]
-async fn lanes_are_fifo_per_incident_and_independent() {
-    let (_d, s) = open();
-    s.apply(seen("1"), 0).await.unwrap();
-    let ack = Event::Acknowledge {
-        by: "ana".into(),
-        via: Source::Cli,
-    };
-    s.apply(
-        Intake {
-            target: Target::Incident(1),
-            event: ack,
-            delivery: None,
-        },
-        1,
-    )
-    .await
-    .unwrap();
-    // Trigger (PagerDuty lane) and the comment (Zendesk lane) are due; the
-    // PagerDuty acknowledge waits behind the trigger.
-    let (due, _) = s.due(10, 10, vec![]).await.unwrap();
-    let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
-    assert_eq!(kinds, vec![EffectKind::Page, EffectKind::TicketComment]);
-    let trigger = due[0].id;
-    s.retry_later(trigger, 100, "PagerDuty answered 503".into())
-        .await
-        .unwrap();
-    let (due, next) = s.due(10, 10, vec![]).await.unwrap();
-    assert_eq!(due.len(), 1, "the retrying trigger still blocks its lane");
-    assert_eq!(next, Some(100));
-    let done = Event::Delivered {
-        effect: EffectKind::Page,
-        outcome: None,
-    };
-    assert!(
-        s.complete(trigger, done.clone(), 20)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        s.complete(trigger, done, 21).await.unwrap().is_none(),
-        "a second report is a no-op"
-    );
-    let (due, _) = s.due(30, 10, vec![]).await.unwrap();
-    let kinds: Vec<_> = due.iter().map(|p| p.effect.kind()).collect();
-    assert_eq!(
-        kinds,
-        vec![EffectKind::TicketComment, EffectKind::PageAcknowledge]
-    );
-    let rows = s.outbox(1).await.unwrap();
-    assert_eq!(rows[0].state, "delivered");
-    assert_eq!(rows[0].attempts, 2);
-}
-
-#[tokio::test]
-async fn a_replayed_delivery_is_applied_once() {
-    let (_d, s) = open();
-    s.apply(seen("1"), 0).await.unwrap();
-    let ack = || Intake {
-        target: Target::DedupKey("zendesk-1".into()),
-        event: Event::Acknowledge {
-            by: "ana".into(),
-            via: Source::Pagerduty,
-        },
-        delivery: Some(("pagerduty".into(), "wh-1".into())),
-    };
-    assert_eq!(s.apply(ack(), 1).await.unwrap().result, Change::Updated);
-    assert_eq!(s.apply(ack(), 2).await.unwrap().result, Change::Replayed);
-    assert_eq!(s.journal(1).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -309,8 +220,34 @@ fn the_prune_query_walks_the_resolved_index() {
     assert!(!plan.contains("SCAN o"), "pending rows by index: {plan}");
 }
 
+// ---- the store contract (src/store/contract.rs) ----------------------------
+
 #[tokio::test]
-async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_time() {
+async fn contract_first_sight() {
+    let (_d, s) = open();
+    crate::store::contract::first_sight(&s).await;
+}
+
+#[tokio::test]
+async fn contract_lanes() {
+    let (_d, s) = open();
+    crate::store::contract::lanes(&s).await;
+}
+
+#[tokio::test]
+async fn contract_given_up() {
+    let (_d, s) = open();
+    crate::store::contract::given_up(&s).await;
+}
+
+#[tokio::test]
+async fn contract_replayed_delivery() {
+    let (_d, s) = open();
+    crate::store::contract::replayed_delivery(&s).await;
+}
+
+#[tokio::test]
+async fn contract_policy_reload() {
     let dir = tempfile::tempdir().unwrap();
     let policy = crate::shared::Shared::new(Policy {
         ack_timeout: 2_000,
@@ -318,45 +255,5 @@ async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_t
         ..Policy::default()
     });
     let s = SqliteStore::open(&dir.path().join("p.db"), policy.clone()).unwrap();
-    s.apply(seen("1"), 0).await.unwrap();
-    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
-    let trigger = due[0].id;
-    let done = Event::Delivered {
-        effect: EffectKind::Page,
-        outcome: None,
-    };
-    s.complete(trigger, done.clone(), 100).await.unwrap();
-    assert_eq!(
-        s.get(1).await.unwrap().unwrap().deadlines.ack,
-        Some(2_100),
-        "the ack clock armed under the first policy"
-    );
-
-    // A reload: the next decisions follow the new policy.
-    policy.store(Arc::new(Policy {
-        ack_timeout: 3_600_000,
-        crisis_after: 50_000,
-        ..Policy::default()
-    }));
-    s.apply(seen("2"), 1_000).await.unwrap();
-    let (due, _) = s.due(1_000, 10, vec![]).await.unwrap();
-    let trigger2 = due
-        .iter()
-        .find(|p| p.incident.id == 2)
-        .expect("the second page")
-        .id;
-    s.complete(trigger2, done, 1_100).await.unwrap();
-    let first = s.get(1).await.unwrap().unwrap();
-    let second = s.get(2).await.unwrap().unwrap();
-    assert_eq!(
-        (first.deadlines.ack, first.deadlines.crisis),
-        (Some(2_100), Some(10_000)),
-        "deadlines armed before the swap keep their time"
-    );
-    assert_eq!(
-        (second.deadlines.ack, second.deadlines.crisis),
-        (Some(1_100 + 3_600_000), Some(1_000 + 50_000)),
-        "the new incident's deadlines follow the new policy"
-    );
-    assert_eq!(s.deadlines().await.unwrap(), vec![(1, 2_100), (2, 51_000)]);
+    crate::store::contract::policy_reload(&s, &policy).await;
 }
