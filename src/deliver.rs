@@ -16,8 +16,10 @@ use crate::shared::Shared;
 use crate::store::Pending;
 use crate::vendors::email::Mailer;
 use crate::vendors::email::deliver::Fallback;
+use crate::vendors::gitlab::GitLab;
+use crate::vendors::google::calendar::Calendar;
 use crate::vendors::google::deliver::Docs;
-use crate::vendors::google::{Google, GoogleSettings, ServiceAccountKey};
+use crate::vendors::google::{Google, ServiceAccountKey};
 use crate::vendors::pagerduty::PagerDuty;
 use crate::vendors::slack::Slack;
 use crate::vendors::zendesk::Zendesk;
@@ -64,19 +66,21 @@ impl Registry {
                     key: "google.service_account_file",
                     message: e.to_string(),
                 })?;
-            let settings = GoogleSettings {
-                token_url: g.token_url.clone(),
-                drive_url: g.drive_url.clone(),
-                docs_url: g.docs_url.clone(),
-                template_id: g.template_id.clone(),
-                folder_id: g.folder_id.clone(),
-            };
+            if let Some(calendar) = Calendar::from_config(g, key.clone(), http.clone()) {
+                by_lane.insert(Lane::Calendar, Arc::new(calendar));
+            }
             let docs = Docs {
-                google: Google::new(settings, key, http.clone()),
+                google: Google::from_config(g, key, http.clone()),
                 share_domain: g.share_domain.clone(),
                 customer_role: g.customer_role.clone(),
             };
             by_lane.insert(Lane::Docs, Arc::new(docs));
+        }
+        if let Some(gl) = &config.gitlab {
+            by_lane.insert(
+                Lane::Tracker,
+                Arc::new(GitLab::from_config(gl, http.clone())),
+            );
         }
         if let Some(e) = &config.email {
             let mailer = Mailer::new(&e.smtp_url, &e.from, e.password.clone(), e.username.clone())
