@@ -400,6 +400,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn calendar_and_gitlab_text_is_shown_not_run() {
+        assert_eq!(
+            calendar_description("<a href=\"https://evil.example\">join</a> & \u{1b}[2Jbye\n"),
+            "&lt;a href=\"https://evil.example\"&gt;join&lt;/a&gt; &amp; [2Jbye\n"
+        );
+        assert_eq!(
+            calendar_title("Hand-off\nincident 4"),
+            "Hand-off incident 4"
+        );
+        let long = "x".repeat(300);
+        assert_eq!(gitlab_title(&long).chars().count(), GITLAB_TITLE_MAX);
+        assert_eq!(gitlab_description("- [ ] a\r\n- [ ] b"), "- [ ] a\n- [ ] b");
+    }
+
+    #[test]
     fn slack_shows_special_sequences_instead_of_running_them() {
         let t = slack("<!channel> DB down <https://evil.example/ack|Click here> & <@U123>");
         assert_eq!(

@@ -248,5 +248,8 @@ fn api_error(
         DeliveryError::Permanent { reason }
     }
 }
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
+mod after_crisis_tests;
 #[cfg(all(test, feature = "demo"))]
 mod tests;
