@@ -13,6 +13,7 @@ use reqwest::header::HeaderMap;
 pub mod email;
 pub mod gitlab;
 pub mod google;
+pub mod hackerone;
 pub mod pagerduty;
 pub mod signing;
 pub mod slack;
