@@ -314,8 +314,8 @@ pub async fn json_response<T: serde::de::DeserializeOwned>(
 
 /// An outbox row of `effect` for incident `incident_id` (ticket 4711,
 /// with a crisis doc `doc-1`), row `row`: what the vendors' delivery tests
-/// hand their vendor.
-#[cfg(test)]
+/// hand their vendor (those run against the stand-ins).
+#[cfg(all(test, feature = "demo"))]
 pub(crate) fn test_pending(
     incident_id: i64,
     row: i64,
