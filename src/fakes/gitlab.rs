@@ -406,7 +406,7 @@ async fn create_issue(
             .collect(),
         Some(_) => return bad_request("labels is invalid"),
     };
-    let (issue, v) = {
+    let (issue, mut v) = {
         let mut issues = sh.lock();
         let iid = issues.len() as u64 + 1;
         let issue = FakeIssue {
@@ -421,7 +421,6 @@ async fn create_issue(
         let v = issue_json(&sh, &issue);
         (issue, v)
     };
-    let mut v = v;
     v["created_at"] = json!(humantime::format_rfc3339_millis(SystemTime::now()).to_string());
     sh.timeline.say(format!(
         "GitLab: opened issue #{} \"{}\" in {} (labels {})",
