@@ -19,6 +19,7 @@ use crate::engine::Policy;
 use crate::secret::Secret;
 pub use crate::validate::{Check, Problem, looks_like_email};
 pub use crate::vendors::email::config::{EmailConfig, RawEmail};
+pub use crate::vendors::gitlab::config::{GitLabConfig, RawGitLab};
 pub use crate::vendors::google::config::{GoogleConfig, RawGoogle};
 pub use crate::vendors::pagerduty::config::{PagerDutyConfig, RawPagerDuty};
 pub use crate::vendors::slack::config::{RawSlack, SlackConfig};
@@ -72,6 +73,8 @@ pub struct Config {
     pub google: Option<GoogleConfig>,
     /// `[email]`, when configured.
     pub email: Option<EmailConfig>,
+    /// `[gitlab]`, when configured: the follow-up issues.
+    pub gitlab: Option<GitLabConfig>,
     /// `[people]`: real names by e-mail (keys lower-cased), which win over
     /// the names PagerDuty and Slack hold. Empty when absent.
     pub people: HashMap<String, String>,
@@ -201,6 +204,7 @@ struct RawFile {
     slack: Option<RawSlack>,
     google: Option<RawGoogle>,
     email: Option<RawEmail>,
+    gitlab: Option<RawGitLab>,
     people: Option<HashMap<String, String>>,
     cli: Option<RawCli>,
 }
@@ -246,6 +250,7 @@ struct RawPolicy {
     contact_channels: Option<Vec<String>>,
     ack_comment: Option<String>,
     ack_lease: Option<String>,
+    handoff_after: Option<String>,
     timezone: Option<String>,
 }
 
@@ -611,6 +616,8 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
             Some(millis(d))
         }
     };
+    let handoff_after =
+        millis(c.duration("policy.handoff_after", p.handoff_after.as_deref(), "1h"));
     if let Some(tz) = p.timezone {
         if jiff::tz::TimeZone::get(&tz).is_err() {
             c.problem(
@@ -637,6 +644,14 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
     let slack = crate::vendors::slack::config::check(c, raw.slack, &mut policy);
     let google = crate::vendors::google::config::check(c, raw.google, &mut policy);
     let email = crate::vendors::email::config::check(c, raw.email, &mut policy);
+    let gitlab = crate::vendors::gitlab::config::check(c, raw.gitlab);
+    // The after-crisis hand-off: booked when a calendar is configured; the
+    // follow-up issue opened when an issue tracker is.
+    policy.handoff_after = google
+        .as_ref()
+        .and_then(|g| g.calendar_id.as_ref())
+        .map(|_| handoff_after);
+    policy.follow_up = gitlab.is_some();
     let people = people(c, raw.people.unwrap_or_default());
     let cli = cli(c, raw.cli.unwrap_or_default());
     Config {
@@ -649,6 +664,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         slack,
         google,
         email,
+        gitlab,
         people,
         cli,
         warnings: Vec::new(),

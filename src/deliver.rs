@@ -16,8 +16,10 @@ use crate::shared::Shared;
 use crate::store::Pending;
 use crate::vendors::email::Mailer;
 use crate::vendors::email::deliver::Fallback;
+use crate::vendors::gitlab::GitLab;
+use crate::vendors::google::calendar::Calendar;
 use crate::vendors::google::deliver::Docs;
-use crate::vendors::google::{Google, GoogleSettings, ServiceAccountKey};
+use crate::vendors::google::{Google, ServiceAccountKey};
 use crate::vendors::pagerduty::PagerDuty;
 use crate::vendors::slack::Slack;
 use crate::vendors::zendesk::Zendesk;
@@ -64,19 +66,21 @@ impl Registry {
                     key: "google.service_account_file",
                     message: e.to_string(),
                 })?;
-            let settings = GoogleSettings {
-                token_url: g.token_url.clone(),
-                drive_url: g.drive_url.clone(),
-                docs_url: g.docs_url.clone(),
-                template_id: g.template_id.clone(),
-                folder_id: g.folder_id.clone(),
-            };
+            if let Some(calendar) = Calendar::from_config(g, key.clone(), http.clone()) {
+                by_lane.insert(Lane::Calendar, Arc::new(calendar));
+            }
             let docs = Docs {
-                google: Google::new(settings, key, http.clone()),
+                google: Google::from_config(g, key, http.clone()),
                 share_domain: g.share_domain.clone(),
                 customer_role: g.customer_role.clone(),
             };
             by_lane.insert(Lane::Docs, Arc::new(docs));
+        }
+        if let Some(gl) = &config.gitlab {
+            by_lane.insert(
+                Lane::Tracker,
+                Arc::new(GitLab::from_config(gl, http.clone())),
+            );
         }
         if let Some(e) = &config.email {
             let mailer = Mailer::new(&e.smtp_url, &e.from, e.password.clone(), e.username.clone())
@@ -101,10 +105,24 @@ impl Deliver for Registry {
         match self.by_lane.get(&lane) {
             Some(vendor) => vendor.deliver(p).await,
             None => Err(DeliveryError::permanent(format!(
-                "[{}] is not configured, but an effect for it was queued; add the section",
-                lane.as_str()
+                "{} is not configured, but an effect for it was queued; add it",
+                setting_of(lane)
             ))),
         }
+    }
+}
+
+/// What configures the vendor of `lane`, for the error of an effect no
+/// vendor takes.
+fn setting_of(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Pager => "[pagerduty]",
+        Lane::Tickets => "[zendesk]",
+        Lane::Chat => "[slack]",
+        Lane::Docs => "[google]",
+        Lane::Mail => "[email]",
+        Lane::Calendar => "google.calendar_id (the hand-off calendar)",
+        Lane::Tracker => "[gitlab]",
     }
 }
 
@@ -116,5 +134,119 @@ impl Deliver for Shared<Registry> {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
         let registry = self.load();
         registry.deliver(p).await
+    }
+}
+
+// The tests run against the stand-ins (the `demo` feature).
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    use super::*;
+    use crate::engine::{Doc, Effect};
+    use crate::fakes::stand_ins::{CALENDAR_USER, Extra, Options, StandIns};
+    use crate::vendors::test_pending;
+
+    /// The stand-ins' generated config routes every after-crisis effect to
+    /// its vendor: the hand-off to Calendar, the follow-up to GitLab, the
+    /// timeline to Docs.
+    #[tokio::test]
+    async fn the_stand_ins_config_routes_the_after_crisis_lanes() {
+        let vendors = StandIns::start(Options {
+            google: true,
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = vendors
+            .write_config(
+                dir.path(),
+                "127.0.0.1:0",
+                &dir.path().join("pagerd.db"),
+                &Extra::default(),
+            )
+            .unwrap();
+        let config = Config::load(&path).unwrap();
+        let registry = Registry::from_config(&config).unwrap();
+
+        let created = registry
+            .deliver(&test_pending(
+                5,
+                1,
+                Effect::CreateDoc {
+                    title: "Incident 5".into(),
+                    body: "Summary".into(),
+                },
+                false,
+            ))
+            .await
+            .unwrap();
+        let Some(Outcome::Doc { doc }) = created else {
+            panic!("{created:?}")
+        };
+        let mut timeline = test_pending(
+            5,
+            2,
+            Effect::AppendTimeline {
+                text: "14:00 paged".into(),
+            },
+            false,
+        );
+        if let Some(c) = timeline.incident.crisis.as_mut() {
+            c.doc = Some(Doc {
+                id: doc.id.clone(),
+                url: doc.url.clone(),
+            });
+        }
+        assert_eq!(registry.deliver(&timeline).await.unwrap(), None);
+        let google = vendors.google.as_ref().unwrap();
+        assert!(google.docs()[0].text.ends_with("\n14:00 paged"));
+
+        let handoff = test_pending(
+            5,
+            3,
+            Effect::BookHandoff {
+                title: "Hand-off".into(),
+                description: "d".into(),
+                start: 1_893_492_000_000,
+                minutes: 30,
+                attendees: vec!["ana@acme.example".into()],
+            },
+            false,
+        );
+        assert!(matches!(
+            registry.deliver(&handoff).await.unwrap(),
+            Some(Outcome::Handoff { .. })
+        ));
+        assert_eq!(google.events()[0].organizer, CALENDAR_USER);
+
+        let follow_up = test_pending(
+            5,
+            4,
+            Effect::OpenFollowUp {
+                title: "Follow-up".into(),
+                description: "- [ ] docs".into(),
+            },
+            false,
+        );
+        assert!(matches!(
+            registry.deliver(&follow_up).await.unwrap(),
+            Some(Outcome::FollowUp { .. })
+        ));
+        assert_eq!(vendors.gitlab.issues().len(), 1);
+
+        // Without [gitlab], the follow-up is refused for good, saying why.
+        let mut bare = config.clone();
+        bare.gitlab = None;
+        if let Some(g) = bare.google.as_mut() {
+            g.calendar_id = None;
+        }
+        let registry = Registry::from_config(&bare).unwrap();
+        let e = registry.deliver(&follow_up).await.unwrap_err();
+        assert!(
+            !e.is_retryable() && e.to_string().contains("[gitlab]"),
+            "{e}"
+        );
+        let e = registry.deliver(&handoff).await.unwrap_err();
+        assert!(e.to_string().contains("google.calendar_id"), "{e}");
     }
 }

@@ -14,7 +14,9 @@
 //!   keys, "maybe sent" checks) and the registry that routes each effect to
 //!   the vendor of its lane.
 //! - [`vendors`]: one folder per vendor (`pagerduty`, `zendesk`, `slack`,
-//!   `google`, `email`), each owning its wire protocol: the client, the
+//!   `google` (Drive, Docs, Calendar), `gitlab`, `email`, and `hackerone`'s
+//!   webhook, not yet routed), each owning its
+//!   wire protocol: the client, the
 //!   delivery of its effects (`deliver.rs`), its webhook's signature and
 //!   parsing (`webhook.rs`, Slack's `actions.rs`), what the poller asks it
 //!   (`poll.rs`) and its config section (`config.rs`); [`vendors::signing`]

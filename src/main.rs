@@ -379,13 +379,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     on(c.server.admin_token.is_some()),
                     on(c.pagerduty.webhook_secret.is_some())
                 );
+                outln!(
+                    "  hand-off calendar {}  GitLab follow-up issues {}",
+                    on(c.google.as_ref().is_some_and(|g| g.calendar_id.is_some())),
+                    on(c.gitlab.is_some())
+                );
                 if c.email.is_none() {
                     outln!(
                         "warning: no [email] section: if PagerDuty refuses or cannot take a page, \
                          no human is reached by any other path; configure the e-mail fallback"
                     );
                 }
-                for w in url_warnings(&c) {
+                let google = c
+                    .google
+                    .as_ref()
+                    .map(pagerd::vendors::google::config::warnings)
+                    .unwrap_or_default();
+                for w in url_warnings(&c).into_iter().chain(google) {
                     outln!("warning: {}", render::terminal(&w));
                 }
                 for w in &c.warnings {
@@ -645,6 +655,12 @@ fn url_warnings(c: &Config) -> Vec<String> {
         urls.push(("google.token_url", &g.token_url));
         urls.push(("google.drive_url", &g.drive_url));
         urls.push(("google.docs_url", &g.docs_url));
+        if g.calendar_id.is_some() {
+            urls.push(("google.calendar_url", &g.calendar_url));
+        }
+    }
+    if let Some(g) = &c.gitlab {
+        urls.push(("gitlab.url", &g.url));
     }
     let mut out = Vec::new();
     for (key, url) in urls {

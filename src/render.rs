@@ -12,6 +12,8 @@
 //! | cutting Slack text | [`slack_cut`] | never halves `&amp;` or a `<…>` of pagerd's | any |
 //! | Google Drive file name | [`drive_name`] | one line, no controls | [`DRIVE_NAME_MAX`] |
 //! | Google Docs body | [`doc_text`], [`doc_line`] | plain text, controls other than newline and tab removed | — |
+//! | Google Calendar event | [`calendar_title`], [`calendar_description`] | one-line title; the description (which Calendar reads as HTML) with `&`, `<`, `>` escaped | [`CALENDAR_TITLE_MAX`], [`CALENDAR_DESCRIPTION_MAX`] |
+//! | GitLab issue | [`gitlab_title`], [`gitlab_description`] | one-line title; the description is pagerd's Markdown, controls removed | [`GITLAB_TITLE_MAX`], [`GITLAB_DESCRIPTION_MAX`] |
 //! | e-mail | [`email_subject`], [`email_line`], [`email_body`] | no CR/LF in the subject (header injection) | [`EMAIL_SUBJECT_MAX`] |
 //! | PagerDuty | [`pagerduty_summary`], [`pagerduty_note`], [`pagerduty_detail`] | plain text | [`PAGERDUTY_SUMMARY_MAX`], [`PAGERDUTY_NOTE_MAX`], [`PAGERDUTY_DETAIL_MAX`] |
 //! | Zendesk comment `body` | [`zendesk`] | Markdown (Zendesk renders `body` as Markdown) backslash-escaped, one line | [`ZENDESK_FIELD_MAX`] |
@@ -37,6 +39,15 @@ pub const SLACK_TITLE_MAX: usize = 1_000;
 pub const SLACK_NAME_MAX: usize = 200;
 /// Google Drive: longest file name.
 pub const DRIVE_NAME_MAX: usize = 255;
+/// pagerd's cap on a Google Calendar event title.
+pub const CALENDAR_TITLE_MAX: usize = 1_024;
+/// pagerd's cap on a Google Calendar event description (before escaping;
+/// Calendar keeps about 8 000 characters).
+pub const CALENDAR_DESCRIPTION_MAX: usize = 6_000;
+/// GitLab: longest issue title.
+pub const GITLAB_TITLE_MAX: usize = 255;
+/// GitLab: longest issue description.
+pub const GITLAB_DESCRIPTION_MAX: usize = 1_048_576;
 /// E-mail: longest subject pagerd sends.
 pub const EMAIL_SUBJECT_MAX: usize = 200;
 /// PagerDuty Events API: longest `payload.summary`.
@@ -228,6 +239,40 @@ pub fn doc_line(s: &str) -> String {
     doc_text(&one_line(s))
 }
 
+// ---- Google Calendar ---------------------------------------------------------
+
+/// A Calendar event title: one line, no controls, at most
+/// [`CALENDAR_TITLE_MAX`] characters.
+pub fn calendar_title(s: &str) -> String {
+    truncate(one_line(s).trim(), CALENDAR_TITLE_MAX)
+}
+
+/// A Calendar event description. Calendar reads it as HTML, so `&`, `<`
+/// and `>` are escaped: text stays text, no link or markup can be
+/// smuggled in. Controls other than newline and tab are removed; at most
+/// [`CALENDAR_DESCRIPTION_MAX`] characters before escaping.
+pub fn calendar_description(s: &str) -> String {
+    truncate(&text_block(s), CALENDAR_DESCRIPTION_MAX)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+// ---- GitLab -----------------------------------------------------------------
+
+/// A GitLab issue title: one line, no controls, at most
+/// [`GITLAB_TITLE_MAX`] characters.
+pub fn gitlab_title(s: &str) -> String {
+    truncate(one_line(s).trim(), GITLAB_TITLE_MAX)
+}
+
+/// A GitLab issue description: pagerd's own Markdown (customer text in it
+/// was escaped where it was written), controls other than newline and tab
+/// removed, at most [`GITLAB_DESCRIPTION_MAX`] characters.
+pub fn gitlab_description(s: &str) -> String {
+    truncate(&text_block(s), GITLAB_DESCRIPTION_MAX)
+}
+
 // ---- E-mail -----------------------------------------------------------------
 
 /// An e-mail subject: no CR, LF or other control (no header injection), at
@@ -302,18 +347,8 @@ pub fn zendesk(s: &str) -> String {
     out
 }
 
-// ---- GitLab -----------------------------------------------------------------
-
-/// GitLab's limit on an issue title.
-pub const GITLAB_TITLE_MAX: usize = 255;
 /// pagerd's cap on one piece of customer text in an issue description.
 pub const GITLAB_FIELD_MAX: usize = 1_000;
-
-/// An issue title: one line, no controls, at most [`GITLAB_TITLE_MAX`]
-/// characters (titles are plain text in GitLab).
-pub fn gitlab_title(s: &str) -> String {
-    truncate(one_line(s).trim(), GITLAB_TITLE_MAX)
-}
 
 /// Customer text within a GitLab issue description (GitLab Flavored
 /// Markdown): escaped like [`zendesk`], and `@` followed by a word joiner
@@ -374,6 +409,21 @@ pub fn terminal_json(v: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calendar_and_gitlab_text_is_shown_not_run() {
+        assert_eq!(
+            calendar_description("<a href=\"https://evil.example\">join</a> & \u{1b}[2Jbye\n"),
+            "&lt;a href=\"https://evil.example\"&gt;join&lt;/a&gt; &amp; [2Jbye\n"
+        );
+        assert_eq!(
+            calendar_title("Hand-off\nincident 4"),
+            "Hand-off incident 4"
+        );
+        let long = "x".repeat(300);
+        assert_eq!(gitlab_title(&long).chars().count(), GITLAB_TITLE_MAX);
+        assert_eq!(gitlab_description("- [ ] a\r\n- [ ] b"), "- [ ] a\n- [ ] b");
+    }
 
     #[test]
     fn slack_shows_special_sequences_instead_of_running_them() {

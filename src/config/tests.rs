@@ -573,3 +573,74 @@ fn ack_lease_and_timezone_are_read_off_by_default_and_checked() {
     assert!(problem(&e, "policy.timezone").contains("IANA"), "{e}");
     assert!(e.to_string().contains("pagerd.toml"), "{e}");
 }
+
+// The demo service-account key comes with the stand-ins.
+#[cfg(feature = "demo")]
+#[test]
+fn gitlab_and_the_hand_off_calendar_are_read_with_their_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "gl-token", "glpat-abc\n");
+    write(
+        dir.path(),
+        "sa.json",
+        &crate::fakes::google::demo_service_account_json(
+            "pagerd@x.iam.gserviceaccount.com",
+            "https://oauth2.googleapis.com/token",
+        ),
+    );
+    let text = format!(
+        "{}\n[gitlab]\nurl = \"https://gitlab.example.com/\"\nproject = \"support/crises\"\n\
+         token_file = \"gl-token\"\n\n[google]\nservice_account_file = \"sa.json\"\n\
+         calendar_id = \"handoffs@acme.example\"\nimpersonate = \"Oncall-Bot@acme.example\"\n",
+        minimal(dir.path())
+    );
+    let c = Config::parse(&dir.path().join("pagerd.toml"), &text).unwrap();
+    let gl = c.gitlab.as_ref().unwrap();
+    assert_eq!(gl.url, "https://gitlab.example.com");
+    assert_eq!(gl.project, "support/crises");
+    assert_eq!(gl.token.expose(), "glpat-abc");
+    assert_eq!(gl.labels, ["crisis", "follow-up"]);
+    let g = c.google.as_ref().unwrap();
+    assert_eq!(g.calendar_id.as_deref(), Some("handoffs@acme.example"));
+    assert_eq!(g.calendar_url, "https://www.googleapis.com/calendar/v3");
+    assert_eq!(g.impersonate.as_deref(), Some("oncall-bot@acme.example"));
+    assert!(crate::vendors::google::config::warnings(g).is_empty());
+    assert!(!format!("{c:?}").contains("glpat-abc"));
+}
+
+#[cfg(feature = "demo")]
+#[test]
+fn gitlab_and_calendar_mistakes_are_named_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "sa.json",
+        &crate::fakes::google::demo_service_account_json(
+            "pagerd@x.iam.gserviceaccount.com",
+            "https://oauth2.googleapis.com/token",
+        ),
+    );
+    let text = format!(
+        "{}\n[gitlab]\nurl = \"gitlab\"\nproject = \"/support/\"\nlabels = [\"a,b\"]\n\n\
+         [google]\nservice_account_file = \"sa.json\"\nimpersonate = \"not-an-email\"\n",
+        minimal(dir.path())
+    );
+    let e = Config::parse(&dir.path().join("pagerd.toml"), &text).unwrap_err();
+    for key in [
+        "gitlab.url",
+        "gitlab.project",
+        "gitlab.labels",
+        "gitlab.token_file",
+        "google.impersonate",
+    ] {
+        assert!(e.problems.iter().any(|p| p.key == key), "no {key} in {e}");
+    }
+    // A calendar without impersonation is valid, with a warning.
+    let text = format!(
+        "{}\n[google]\nservice_account_file = \"sa.json\"\ncalendar_id = \"c@acme.example\"\n",
+        minimal(dir.path())
+    );
+    let c = Config::parse(&dir.path().join("pagerd.toml"), &text).unwrap();
+    let w = crate::vendors::google::config::warnings(c.google.as_ref().unwrap());
+    assert!(w[0].contains("google.impersonate"), "{w:?}");
+}

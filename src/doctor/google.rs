@@ -1,16 +1,18 @@
-//! Google: the service account's token (the JWT grant at `token_url`), and
-//! the template doc and folder (`files.get` with `fields=id,name,mimeType`).
+//! Google: the service account's token (the JWT grant at `token_url`), the
+//! template doc and folder (`files.get` with `fields=id,name,mimeType`), and
+//! the hand-off calendar (`calendars.get`, with the Calendar token: as
+//! `google.impersonate` when set).
 
 use super::Check;
 use crate::config::Config;
 use crate::vendors::ProbeError;
-use crate::vendors::google::{
-    FOLDER_MIME, GOOGLE_DOC_MIME, Google, GoogleSettings, ServiceAccountKey,
-};
+use crate::vendors::google::calendar::Calendar;
+use crate::vendors::google::{FOLDER_MIME, GOOGLE_DOC_MIME, Google, ServiceAccountKey};
 
 const TOKEN: &str = "Google service account";
 const TEMPLATE: &str = "Google template doc";
 const FOLDER: &str = "Google folder";
+const CALENDAR: &str = "Google Calendar";
 
 pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check> {
     let Some(gc) = &config.google else {
@@ -27,14 +29,8 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
             )];
         }
     };
-    let settings = GoogleSettings {
-        token_url: gc.token_url.clone(),
-        drive_url: gc.drive_url.clone(),
-        docs_url: gc.docs_url.clone(),
-        template_id: gc.template_id.clone(),
-        folder_id: gc.folder_id.clone(),
-    };
-    let client = Google::new(settings, key, http);
+    let calendar = Calendar::from_config(gc, key.clone(), http.clone());
+    let client = Google::from_config(gc, key, http);
     let account = client.account().to_string();
     match client.check_token().await {
         Ok(()) => {}
@@ -91,7 +87,49 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
             .await,
         );
     }
+    if let Some(calendar) = &calendar {
+        out.push(calendar_check(calendar).await);
+    }
     out
+}
+
+/// `calendars.get` of `google.calendar_id` with the Calendar token (as the
+/// impersonated user when `google.impersonate` is set).
+async fn calendar_check(calendar: &Calendar) -> Check {
+    let id = calendar.calendar_id();
+    let who = calendar.acting_as();
+    match calendar.check().await {
+        Ok(meta) => Check::pass(
+            CALENDAR,
+            format!(
+                "{id} ({:?}) is visible to {who} (calendars.get)",
+                meta.summary
+            ),
+        ),
+        Err(ProbeError::NotFound { .. }) => Check::fail(
+            CALENDAR,
+            format!("{who} cannot see {id} (google.calendar_id): Calendar answers 404"),
+            format!(
+                "share the calendar with {who} (\"Make changes to events\"), or fix \
+                 google.calendar_id"
+            ),
+        ),
+        Err(ProbeError::Rejected { reason }) => Check::fail(
+            CALENDAR,
+            format!("no Calendar access as {who}: {reason}"),
+            "with google.impersonate, the Workspace admin must grant the service account's \
+             client ID domain-wide delegation for the scopes \
+             https://www.googleapis.com/auth/calendar.events and \
+             https://www.googleapis.com/auth/calendar.readonly (Admin console → Security → \
+             API controls → Domain-wide delegation); without it, share the calendar with the \
+             service account",
+        ),
+        Err(e) => Check::fail(
+            CALENDAR,
+            format!("cannot check {id} (google.calendar_id): {e}"),
+            "check google.calendar_url and that this host reaches it",
+        ),
+    }
 }
 
 async fn file_check(

@@ -10,8 +10,8 @@
 //!
 //! One file per vendor builds its checks; they run concurrently (each
 //! request is bounded by [`crate::vendors::REQUEST_TIMEOUT`]) and are
-//! reported in a fixed order: PagerDuty, Zendesk, Slack, Google, e-mail,
-//! webhooks, store.
+//! reported in a fixed order: PagerDuty, Zendesk, Slack, Google (Drive,
+//! Docs, Calendar), GitLab, e-mail, webhooks, store.
 
 use serde::Serialize;
 
@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::render;
 
 mod email;
+mod gitlab;
 mod google;
 mod pagerduty;
 mod slack;
@@ -128,11 +129,12 @@ impl Report {
 /// Runs every check of `config`, the vendors concurrently.
 pub async fn run(config: &Config) -> Report {
     let http = crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT);
-    let (pd, zd, slack, google, email, store) = tokio::join!(
+    let (pd, zd, slack, google, gitlab, email, store) = tokio::join!(
         pagerduty::checks(config, http.clone()),
         zendesk::checks(config, http.clone()),
         slack::checks(config, http.clone()),
         google::checks(config, http.clone()),
+        gitlab::checks(config, http.clone()),
         email::checks(config),
         store::checks(config),
     );
@@ -142,6 +144,7 @@ pub async fn run(config: &Config) -> Report {
         zd,
         slack,
         google,
+        gitlab,
         email,
         webhooks::checks(config),
         store,

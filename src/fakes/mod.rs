@@ -1,5 +1,5 @@
-//! Local stand-ins for the vendors: PagerDuty, Zendesk, Slack, Google and an
-//! SMTP sink.
+//! Local stand-ins for the vendors: PagerDuty, Zendesk, Slack, Google
+//! (Drive, Docs, Calendar), GitLab and an SMTP sink.
 //!
 //! They speak the real wire protocols (as described in `../shared/specs/`),
 //! check what the real services check (auth headers, content types, required
@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
+pub mod gitlab;
 pub mod google;
 pub mod pagerduty;
 pub mod sign;

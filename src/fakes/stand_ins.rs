@@ -8,6 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::Timeline;
+use super::gitlab::{FakeGitLab, GitLabOptions};
 use super::google::{FakeGoogle, FakeGoogleOptions};
 use super::pagerduty::{FakePagerDuty, PagerDutyOptions};
 use super::slack::{FakeSlack, FakeSlackOptions};
@@ -35,12 +36,23 @@ pub mod secrets {
     pub const SLACK_SIGNING: &str = "SECRET-slack-signing-7e8f9a";
     /// pagerd's admin API token.
     pub const ADMIN: &str = "SECRET-admin-token-2c3d4e5f6a7b8c9d0e1f";
+    /// GitLab access token.
+    pub const GITLAB_TOKEN: &str = "glpat-SECRET-gitlab-8a9b0c";
 }
 
 /// The Zendesk agent e-mail of the API token.
 pub const ZENDESK_EMAIL: &str = "pagerd@acme.example";
 /// The Google service account.
 pub const GOOGLE_ACCOUNT: &str = "pagerd@acme-demo.iam.gserviceaccount.com";
+/// The user Google Calendar acts as (`google.impersonate`): the stand-in
+/// grants the service account domain-wide delegation for its domain.
+pub const CALENDAR_USER: &str = "oncall-bot@acme.example";
+/// The hand-off calendar (`google.calendar_id`).
+pub const CALENDAR_ID: &str = "crisis-handoffs@acme.example";
+/// The GitLab project of the follow-up issues (`gitlab.project`).
+pub const GITLAB_PROJECT: &str = "support/crises";
+/// Its numeric id.
+pub const GITLAB_PROJECT_ID: u64 = 4242;
 /// The Slack channels: (name, ID).
 pub const SLACK_CHANNELS: [(&str, &str); 3] = [
     ("infrastructure", "C0INFRA001"),
@@ -48,7 +60,9 @@ pub const SLACK_CHANNELS: [(&str, &str); 3] = [
     ("general", "C0GENERAL1"),
 ];
 
-/// Which optional stand-ins to start.
+/// Which optional stand-ins to start (GitLab is always there, like
+/// PagerDuty and Zendesk: it is cheap, and nothing reaches it unless a
+/// follow-up issue is opened).
 #[derive(Clone, Default)]
 pub struct Options {
     /// Slack.
@@ -88,8 +102,10 @@ pub struct StandIns {
     pub zendesk: FakeZendesk,
     /// Slack, when asked for.
     pub slack: Option<FakeSlack>,
-    /// Google, when asked for.
+    /// Google (Drive, Docs, Calendar), when asked for.
     pub google: Option<FakeGoogle>,
+    /// GitLab.
+    pub gitlab: FakeGitLab,
     /// SMTP, when asked for.
     pub smtp: Option<FakeSmtp>,
 }
@@ -128,15 +144,28 @@ impl StandIns {
         } else {
             None
         };
+        let gitlab = FakeGitLab::start(GitLabOptions {
+            token: secrets::GITLAB_TOKEN.into(),
+            project_path: GITLAB_PROJECT.into(),
+            project_id: GITLAB_PROJECT_ID,
+            timeline: t.clone(),
+        })
+        .await?;
         let google = if opts.google {
-            Some(
-                FakeGoogle::start(FakeGoogleOptions {
-                    client_email: GOOGLE_ACCOUNT.into(),
-                    public_key_pem: super::google::DEMO_PUBLIC_KEY_PEM.into(),
-                    timeline: t.clone(),
-                })
-                .await?,
-            )
+            let google = FakeGoogle::start(FakeGoogleOptions {
+                client_email: GOOGLE_ACCOUNT.into(),
+                public_key_pem: super::google::DEMO_PUBLIC_KEY_PEM.into(),
+                timeline: t.clone(),
+            })
+            .await?;
+            let domain = CALENDAR_USER.rsplit('@').next().unwrap_or_default();
+            google.allow_delegation(domain);
+            google.add_calendar(
+                CALENDAR_ID,
+                "Crisis hand-offs",
+                &[CALENDAR_USER, GOOGLE_ACCOUNT],
+            );
+            Some(google)
         } else {
             None
         };
@@ -150,6 +179,7 @@ impl StandIns {
             zendesk,
             slack,
             google,
+            gitlab,
             smtp,
         })
     }
@@ -191,6 +221,12 @@ impl StandIns {
             pd_hook = secret("pagerduty-webhook-secret", secrets::PD_WEBHOOK)?,
             pagerduty = extra.pagerduty,
         );
+        toml.push_str(&format!(
+            "\n[gitlab]\nurl = {:?}\nproject = {:?}\ntoken_file = {:?}\n",
+            self.gitlab.url(),
+            GITLAB_PROJECT,
+            secret("gitlab-token", secrets::GITLAB_TOKEN)?,
+        ));
         if !extra.people.is_empty() {
             toml.push_str(&format!("\n[people]\n{}\n", extra.people));
         }
@@ -212,11 +248,15 @@ impl StandIns {
             )?;
             toml.push_str(&format!(
                 "\n[google]\ntoken_url = {:?}\ndrive_url = {:?}\ndocs_url = {:?}\nservice_account_file = {:?}\n\
-                 share_domain = \"acme.example\"\ncustomer_role = \"commenter\"\n",
+                 share_domain = \"acme.example\"\ncustomer_role = \"commenter\"\n\
+                 calendar_url = {:?}\ncalendar_id = {:?}\nimpersonate = {:?}\n",
                 google.token_url(),
                 google.drive_url(),
                 google.docs_url(),
                 key.display().to_string(),
+                google.calendar_url(),
+                CALENDAR_ID,
+                CALENDAR_USER,
             ));
         }
         if let Some(smtp) = &self.smtp {

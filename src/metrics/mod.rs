@@ -61,12 +61,14 @@ pub const EVENT_RESULTS: [&str; 4] = ["created", "updated", "ignored", "replayed
 pub const RELOAD_RESULTS: [&str; 2] = ["applied", "refused"];
 
 /// Every delivery lane.
-pub const LANES: [Lane; 5] = [
+pub const LANES: [Lane; 7] = [
     Lane::Pager,
     Lane::Tickets,
     Lane::Chat,
     Lane::Docs,
     Lane::Mail,
+    Lane::Calendar,
+    Lane::Tracker,
 ];
 /// How one delivery attempt ended.
 pub const DELIVERY_RESULTS: [&str; 3] = ["delivered", "retried", "failed"];

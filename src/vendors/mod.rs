@@ -11,7 +11,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 pub mod email;
+pub mod gitlab;
 pub mod google;
+pub mod hackerone;
 pub mod pagerduty;
 pub mod signing;
 pub mod slack;
@@ -182,6 +184,21 @@ pub async fn probe_response<T: serde::de::DeserializeOwned>(
     Ok((value, headers))
 }
 
+/// Percent-encodes `segment` for one URL path segment: everything but
+/// ASCII letters, digits and `-_.~` (so `support/crises` becomes
+/// `support%2Fcrises`, as GitLab wants a project path).
+pub fn path_segment(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Timeout of one outbound request: connect, send, and read the response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -293,6 +310,69 @@ pub async fn json_response<T: serde::de::DeserializeOwned>(
             "{service} answered {status} with a body that does not parse: {e}"
         ))
     })
+}
+
+/// An outbox row of `effect` for incident `incident_id` (ticket 4711,
+/// with a crisis doc `doc-1`), row `row`: what the vendors' delivery tests
+/// hand their vendor (those run against the stand-ins).
+#[cfg(all(test, feature = "demo"))]
+pub(crate) fn test_pending(
+    incident_id: i64,
+    row: i64,
+    effect: crate::engine::Effect,
+    maybe_sent: bool,
+) -> crate::store::Pending {
+    use crate::engine::{Crisis, Doc, Incident, Status, Ticket};
+    let incident = Incident {
+        id: incident_id,
+        dedup_key: "zendesk-4711".into(),
+        episode: 1,
+        ticket: Ticket {
+            id: "4711".into(),
+            title: "Production instance down".into(),
+            priority: "urgent".into(),
+            status: "open".into(),
+            tags: vec![],
+            url: String::new(),
+            requester_name: "Dana Customer".into(),
+            requester_email: "dana@customer.test".into(),
+            organization: "Customer Corp".into(),
+        },
+        status: Status::Resolved,
+        opened_at: 0,
+        level: 1,
+        acked: None,
+        resolved: None,
+        responders: vec![],
+        deadlines: Default::default(),
+        page_pending: false,
+        fallback_sent: false,
+        pagerduty_id: None,
+        crisis: Some(Crisis {
+            declared_at: 0,
+            reason: "test".into(),
+            doc: Some(Doc {
+                id: "doc-1".into(),
+                url: String::new(),
+            }),
+            threads: Default::default(),
+            deprecated: false,
+            handoff: None,
+            follow_up: None,
+        }),
+        last_error: None,
+        paged_at: None,
+        escalated_at: None,
+        undeliverable: None,
+    };
+    crate::store::Pending {
+        id: row,
+        effect,
+        attempts: u32::from(maybe_sent),
+        maybe_sent,
+        created_at: 0,
+        incident,
+    }
 }
 
 #[cfg(test)]

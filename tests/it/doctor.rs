@@ -84,6 +84,7 @@ fn secret_free(out: &str) {
         secrets::SLACK_BOT,
         secrets::SLACK_SIGNING,
         secrets::ADMIN,
+        secrets::GITLAB_TOKEN,
     ] {
         assert!(!out.contains(s), "a secret in the output:\n{out}");
     }
@@ -122,10 +123,13 @@ async fn doctor_passes_on_a_good_setup_and_writes_nothing() {
         "✓ Google service account: pagerd@acme-demo.iam.gserviceaccount.com got an access token",
         "✓ Google template doc: 1TemplateDoc",
         "✓ Google folder: 0FolderOfCrisisDocs",
+        "✓ Google Calendar: crisis-handoffs@acme.example (\"Crisis hand-offs\") is visible to oncall-bot@acme.example (calendars.get)",
+        "✓ GitLab token: accepted by http://127.0.0.1:",
+        "✓ GitLab project: support/crises (id 4242) is visible",
         "✓ SMTP relay: connected, EHLO and NOOP accepted; no mail sent",
         "✓ Webhooks: on: Zendesk (/webhooks/zendesk), PagerDuty (/webhooks/pagerduty), Slack (/webhooks/slack)",
         "✓ Store: SQLite ",
-        "all 16 checks passed",
+        "all 19 checks passed",
     ] {
         assert!(shown.contains(line), "no {line:?} in:\n{shown}");
     }
@@ -184,8 +188,23 @@ async fn doctor_passes_on_a_good_setup_and_writes_nothing() {
             .any(|r| r == &format!("GET /drive/v3/files/{TEMPLATE_ID}")),
         "{gr:?}"
     );
+    assert!(
+        gr[google_before..]
+            .iter()
+            .any(|r| r == "GET /calendar/v3/calendars/crisis-handoffs@acme.example"),
+        "{gr:?}"
+    );
     assert_eq!(writes(gr, google_before), Vec::<String>::new(), "Google");
     assert!(google.docs().is_empty(), "no doc created");
+    assert!(google.events().is_empty(), "no event booked");
+    let gl = h.vendors.gitlab.requests.all();
+    assert!(
+        gl.iter()
+            .any(|r| r == "GET /api/v4/projects/support%2Fcrises"),
+        "{gl:?}"
+    );
+    assert_eq!(writes(gl, 0), Vec::<String>::new(), "GitLab");
+    assert!(h.vendors.gitlab.issues().is_empty(), "no issue opened");
     let commands = smtp.commands();
     assert!(commands.contains(&"EHLO".to_string()), "{commands:?}");
     assert!(commands.contains(&"NOOP".to_string()), "{commands:?}");
@@ -252,7 +271,9 @@ async fn doctor_names_the_vendor_and_key_of_each_failure() {
         "✓ Slack channel #infrastructure",
         "✓ Google folder",
         "✓ SMTP relay",
-        "4 of 15 checks failed",
+        "✓ Google Calendar",
+        "✓ GitLab project",
+        "4 of 18 checks failed",
     ] {
         assert!(shown.contains(line), "no {line:?} in:\n{shown}");
     }
@@ -292,7 +313,7 @@ async fn doctor_json_has_the_documented_shape() {
     assert_eq!(top, ["checks", "ok"]);
     assert_eq!(v["ok"], false);
     let checks = v["checks"].as_array().expect("checks");
-    assert_eq!(checks.len(), 15);
+    assert_eq!(checks.len(), 18);
     for c in checks {
         assert_eq!(keys(c), ["detail", "fix", "name", "ok"], "{c}");
         assert!(c["name"].is_string() && c["detail"].is_string(), "{c}");
@@ -315,6 +336,41 @@ async fn doctor_json_has_the_documented_shape() {
             "Google template doc",
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_gitlab_token_file_when_gitlab_refuses_the_token() {
+    let h = good_setup().await;
+    let copy = tempfile::tempdir().expect("tempdir");
+    let wrong = copy.path().join("gitlab-token");
+    std::fs::write(&wrong, "glpat-wrong-token-of-someone\n").expect("token");
+    let original = h.dir.path().join("gitlab-token");
+    let toml = std::fs::read_to_string(&h.config_path)
+        .expect("config")
+        .replace(
+            &format!("{:?}", original.display().to_string()),
+            &format!("{:?}", wrong.display().to_string()),
+        );
+    assert!(
+        toml.contains(&*wrong.display().to_string()),
+        "the token file was replaced: {toml}"
+    );
+    let config = copy.path().join("pagerd.toml");
+    std::fs::write(&config, toml).expect("config");
+    let out = doctor(&config, false).await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    for line in [
+        "✗ GitLab token: the token in gitlab.token_file (or _env) is rejected: GitLab project support/crises answered 401 Unauthorized",
+        "    fix: create a project access token",
+        "✓ Google Calendar",
+        "1 of 16 checks failed",
+    ] {
+        assert!(shown.contains(line), "no {line:?} in:\n{shown}");
+    }
+    assert!(!shown.contains("glpat-wrong"), "{shown}");
+    secret_free(&shown);
+    assert!(h.vendors.gitlab.issues().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

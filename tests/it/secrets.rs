@@ -172,6 +172,7 @@ async fn no_secret_appears_in_logs_metrics_errors_or_cli_output() {
         secrets::SLACK_BOT,
         secrets::SLACK_SIGNING,
         secrets::ADMIN,
+        secrets::GITLAB_TOKEN,
         &key_line,
     ];
     for text in &outputs {

@@ -159,12 +159,11 @@ impl Step<'_> {
     }
 
     /// The timeline appended to the crisis doc: one line per fact, in
-    /// `policy.timezone`.
+    /// `policy.timezone`, and who was involved.
     fn timeline(&self) -> String {
-        let mut out = format!(
-            "\nTimeline (pagerd, incident {}; times in {})\n",
-            self.inc.id, self.policy.timezone
-        );
+        // The vendor heads it with its marker line ("Timeline of incident
+        // N (pagerd, …)"), by which a redelivery finds it.
+        let mut out = format!("Times in {}.\n", self.policy.timezone);
         for (at, what) in self.events() {
             out.push_str(&format!(
                 "{}  {}\n",

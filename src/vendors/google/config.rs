@@ -26,6 +26,13 @@ pub struct GoogleConfig {
     pub share_domain: Option<String>,
     /// The customer's role: `writer`, `commenter` or `reader`.
     pub customer_role: String,
+    /// The calendar hand-off calls are booked on; booking is off without it.
+    pub calendar_id: Option<String>,
+    /// Calendar v3 base.
+    pub calendar_url: String,
+    /// The user the service account acts as for Calendar (the JWT `sub`,
+    /// domain-wide delegation): needed to invite attendees.
+    pub impersonate: Option<String>,
 }
 
 /// The section as written in the file (unknown keys refused).
@@ -40,6 +47,9 @@ pub struct RawGoogle {
     pub(crate) folder_id: Option<String>,
     pub(crate) share_domain: Option<String>,
     pub(crate) customer_role: Option<String>,
+    pub(crate) calendar_id: Option<String>,
+    pub(crate) calendar_url: Option<String>,
+    pub(crate) impersonate: Option<String>,
 }
 
 /// Checks `[google]` (optional: `None` when absent), recording every problem
@@ -74,6 +84,23 @@ pub(crate) fn check(
                 Err(e) => c.problem("google.service_account_file", e),
             }
         }
+        let calendar_id = g
+            .calendar_id
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let impersonate = g
+            .impersonate
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty());
+        if let Some(who) = &impersonate {
+            c.email("google.impersonate", who);
+            if calendar_id.is_none() {
+                c.problem(
+                    "google.impersonate",
+                    "only applies with google.calendar_id (Calendar acts as this user)",
+                );
+            }
+        }
         GoogleConfig {
             token_url: c.url(
                 "google.token_url",
@@ -95,8 +122,65 @@ pub(crate) fn check(
             folder_id: g.folder_id.filter(|t| !t.is_empty()),
             share_domain: g.share_domain.filter(|t| !t.is_empty()),
             customer_role: role,
+            calendar_url: c.url(
+                "google.calendar_url",
+                g.calendar_url,
+                Some(super::calendar::DEFAULT_CALENDAR_URL),
+            ),
+            calendar_id,
+            impersonate,
         }
     });
     policy.crisis_docs = google.is_some();
     google
+}
+
+/// What `check-config` warns about in `[google]` (valid, but probably not
+/// meant).
+pub fn warnings(g: &GoogleConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if g.calendar_id.is_some() && g.impersonate.is_none() {
+        out.push(
+            "google.calendar_id is set without google.impersonate: hand-off calls are booked \
+             without attendees (a service account cannot invite anyone without domain-wide \
+             delegation); their addresses go in the event's description"
+                .to_string(),
+        );
+    }
+    out
+}
+
+impl super::calendar::Calendar {
+    /// The hand-off calendar of `[google]`, when `calendar_id` is set.
+    pub fn from_config(
+        g: &GoogleConfig,
+        key: super::ServiceAccountKey,
+        http: reqwest::Client,
+    ) -> Option<Self> {
+        let settings = super::calendar::CalendarSettings {
+            token_url: g.token_url.clone(),
+            calendar_url: g.calendar_url.clone(),
+            calendar_id: g.calendar_id.clone()?,
+            impersonate: g.impersonate.clone(),
+        };
+        Some(super::calendar::Calendar::new(settings, key, http))
+    }
+}
+
+impl super::Google {
+    /// The Drive/Docs client of `[google]`.
+    pub fn from_config(
+        g: &GoogleConfig,
+        key: super::ServiceAccountKey,
+        http: reqwest::Client,
+    ) -> Self {
+        let settings = super::GoogleSettings {
+            token_url: g.token_url.clone(),
+            drive_url: g.drive_url.clone(),
+            docs_url: g.docs_url.clone(),
+            template_id: g.template_id.clone(),
+            folder_id: g.folder_id.clone(),
+        };
+        super::Google::new(settings, key, http)
+    }
 }

@@ -1,10 +1,13 @@
-//! The crisis doc's effects, delivered through Google Drive and Docs:
-//! create it, share it with the company and the customer, deprecate it.
+//! Google's lanes. The crisis doc's effects, delivered through Drive and
+//! Docs: create it, share it with the company and the customer, append the
+//! timeline, deprecate it. The hand-off call, booked in Calendar with a
+//! Meet link.
 
 use async_trait::async_trait;
 
-use super::{Google, Grantee};
-use crate::engine::{Doc, Effect, Incident, Outcome};
+use super::calendar::{Calendar, HandoffRequest};
+use super::{Google, Grantee, timeline_marker};
+use crate::engine::{Doc, Effect, Handoff, Incident, Outcome};
 use crate::store::Pending;
 use crate::vendors::{DeliveryError, Vendor, wrong_lane};
 
@@ -59,12 +62,53 @@ impl Vendor for Docs {
                 }
                 Ok(None)
             }
+            Effect::AppendTimeline { text } => {
+                let marker = timeline_marker(inc.id, &p.key());
+                self.google
+                    .append_timeline(&doc(inc)?.id, &marker, text, p.maybe_sent)
+                    .await
+                    .map(|()| None)
+            }
             Effect::DeprecateDoc { notice } => self
                 .google
                 .deprecate(&doc(inc)?.id, DEPRECATED_PREFIX, notice)
                 .await
                 .map(|()| None),
             other => Err(wrong_lane("Google", other)),
+        }
+    }
+}
+
+/// Calendar as the hand-off call's home.
+#[async_trait]
+impl Vendor for Calendar {
+    async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
+        match &p.effect {
+            Effect::BookHandoff {
+                title,
+                description,
+                start,
+                minutes,
+                attendees,
+            } => {
+                let request = HandoffRequest {
+                    title,
+                    description,
+                    start: *start,
+                    minutes: *minutes,
+                    attendees,
+                };
+                // Always looks first (one read): cheap, and safe even when
+                // `maybe_sent` is wrong.
+                let booked = self.book(&request, p.incident.id, &p.key()).await?;
+                Ok(Some(Outcome::Handoff {
+                    handoff: Handoff {
+                        meet_url: booked.meet_url,
+                        event_url: booked.event_url,
+                    },
+                }))
+            }
+            other => Err(wrong_lane("Google Calendar", other)),
         }
     }
 }
