@@ -44,19 +44,13 @@ async fn a_stale_ack_is_re_paged_once_per_lease_and_a_note_renews_it() {
     let first = h.vendors.pagerduty.escalations();
     assert_eq!(first.len(), 1, "one re-page per lease: {first:?}");
     assert_eq!(first[0].1, 1, "re-paged at the current level");
-    let incident = h
-        .vendors
-        .pagerduty
-        .incident_by_key("zendesk-8101")
-        .expect("incident");
-    assert!(
-        incident
-            .notes
-            .iter()
-            .any(|n| n.contains("no progress for 2s")),
-        "the note says why: {:?}",
-        incident.notes
-    );
+    eventually("the re-page's note says why", || async {
+        h.vendors
+            .pagerduty
+            .incident_by_key("zendesk-8101")
+            .is_some_and(|i| i.notes.iter().any(|n| n.contains("no progress for 2s")))
+    })
+    .await;
     assert_eq!(h.incident(1).await["incident"]["status"], "acknowledged");
 
     // A progress note from the CLI renews the lease and reaches PagerDuty.
@@ -119,4 +113,170 @@ async fn a_stale_ack_is_re_paged_once_per_lease_and_a_note_renews_it() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(h.vendors.pagerduty.escalations().len(), escalations);
     assert_eq!(lease(&h).await, None);
+}
+
+// ---- after the crisis --------------------------------------------------------
+
+const KEY: &str = "zendesk-4711";
+const CHANNELS: [&str; 3] = ["infrastructure", "development", "general"];
+
+fn with_everything() -> pagerd::fakes::stand_ins::Options {
+    pagerd::fakes::stand_ins::Options {
+        slack: true,
+        google: true,
+        email: true,
+        ..Default::default()
+    }
+}
+
+fn after_crisis_extra() -> pagerd::fakes::stand_ins::Extra {
+    pagerd::fakes::stand_ins::Extra {
+        policy: "ack_timeout = \"1h\"\nhandoff_after = \"1h\"\ntimezone = \"Europe/Amsterdam\""
+            .into(),
+        pagerduty: "poll_interval = \"off\"".into(),
+        zendesk: "poll_interval = \"off\"".into(),
+        people: "\"ana@acme.example\" = \"Ana Engineer\"\n\"bo@acme.example\" = \"Bo Builder\""
+            .into(),
+        ..Default::default()
+    }
+}
+
+/// Posts an admin action on incident 1 to the daemon at `base`.
+async fn act_on(base: &str, verb: &str, by: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/v1/incidents/1/{verb}"))
+        .bearer_auth(pagerd::fakes::stand_ins::secrets::ADMIN)
+        .json(&serde_json::json!({ "by": by }))
+        .send()
+        .await
+        .expect("admin API");
+    assert_eq!(resp.status(), 200, "{verb}");
+}
+
+/// Everything the after-crisis hand-off made, once each: one calendar event
+/// with a Meet link and both responders, one follow-up issue linking the
+/// call and the doc, the timeline once in the doc, the links in every
+/// thread.
+async fn assert_after_care_once(vendors: &pagerd::fakes::stand_ins::StandIns) {
+    let google = vendors.google.as_ref().expect("google");
+    let slack = vendors.slack.as_ref().expect("slack");
+    eventually(
+        "the hand-off call and the follow-up issue are linked in every thread",
+        || async {
+            CHANNELS.iter().all(|c| {
+                let replies = slack.replies_in(c);
+                replies.iter().any(|m| m.text.contains("Hand-off call"))
+                    && replies.iter().any(|m| m.text.contains("Follow-up issue"))
+            })
+        },
+    )
+    .await;
+    let events = google.events();
+    assert_eq!(events.len(), 1, "one hand-off call: {events:?}");
+    let call = &events[0];
+    let meet = call.hangout_link.clone().expect("a Meet link");
+    let mut attendees = call.attendees.clone();
+    attendees.sort();
+    assert_eq!(attendees, vec!["ana@acme.example", "bo@acme.example"]);
+    let issues = vendors.gitlab.issues();
+    assert_eq!(issues.len(), 1, "one follow-up issue: {issues:?}");
+    let issue = &issues[0];
+    assert!(
+        issue.title.starts_with("Crisis follow-up: #4711"),
+        "{}",
+        issue.title
+    );
+    assert!(issue.description.contains(&meet), "{}", issue.description);
+    assert!(
+        issue
+            .description
+            .contains("- [ ] Move the pertinent know-how")
+    );
+    let doc = &google.docs()[0];
+    assert_eq!(
+        doc.text.matches("Timeline of incident 1").count(),
+        1,
+        "the timeline once in the doc:\n{}",
+        doc.text
+    );
+    assert!(
+        doc.text.contains("Times in Europe/Amsterdam."),
+        "{}",
+        doc.text
+    );
+    assert!(
+        doc.text.contains("resolved by Ana Engineer"),
+        "{}",
+        doc.text
+    );
+    let notes = vendors
+        .pagerduty
+        .incident_by_key(KEY)
+        .expect("incident")
+        .notes;
+    assert_eq!(
+        notes.iter().filter(|n| n.contains(&meet)).count(),
+        1,
+        "the call on the PagerDuty incident once: {notes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_crisis_books_the_handoff_opens_the_follow_up_and_writes_the_timeline() {
+    let mut h = Harness::new(with_everything(), after_crisis_extra()).await;
+    h.start().await;
+    h.ticket(4711, "urgent", &[]).await;
+    h.paged(4711).await;
+    let base = h.url("");
+    act_on(&base, "ack", "ana@acme.example").await;
+    act_on(&base, "join", "bo@acme.example").await;
+    let google = h.vendors.google.as_ref().expect("google");
+    eventually("the crisis doc", || async { !google.docs().is_empty() }).await;
+    act_on(&base, "resolve", "ana@acme.example").await;
+    assert_after_care_once(&h.vendors).await;
+    // The follow-up issue and the call are on the incident too.
+    let inc = h.incident(1).await;
+    let crisis = &inc["incident"]["crisis"];
+    assert!(crisis["handoff"]["meet_url"].is_string(), "{inc}");
+    assert!(crisis["follow_up"].is_string(), "{inc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_after_care_happens_once_across_kill_dash_nine() {
+    use pagerd::fakes::stand_ins::StandIns;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vendors = StandIns::start(with_everything()).await.expect("stand-ins");
+    let mut p = crate::util::Proc::for_stand_ins(&vendors, dir.path(), &after_crisis_extra());
+    p.start().await;
+    vendors.pagerduty.set_webhook(
+        format!("http://{}/webhooks/pagerduty", p.addr),
+        pagerd::fakes::stand_ins::secrets::PD_WEBHOOK.into(),
+    );
+    let base = format!("http://{}", p.addr);
+    vendors
+        .zendesk
+        .upsert_ticket(crate::util::urgent(4711, "Production instance down"));
+    let status = vendors
+        .zendesk
+        .send_webhook(&format!("{base}/webhooks/zendesk"), 4711)
+        .await
+        .expect("webhook");
+    assert_eq!(status, 200);
+    eventually("paged", || async { vendors.pagerduty.opened_for(KEY) == 1 }).await;
+    act_on(&base, "ack", "ana@acme.example").await;
+    act_on(&base, "join", "bo@acme.example").await;
+    let google = vendors.google.as_ref().expect("google");
+    eventually("the crisis doc", || async { !google.docs().is_empty() }).await;
+    // Slow the vendors down so that the kills land mid-delivery.
+    for faults in [&google.faults, &vendors.gitlab.faults] {
+        faults.push(pagerd::fakes::Fault::Delay(Duration::from_millis(150)), 6);
+    }
+    act_on(&base, "resolve", "ana@acme.example").await;
+    for pause in [40, 120, 200] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        p.kill().await;
+        p.start().await;
+    }
+    assert_after_care_once(&vendors).await;
+    p.kill().await;
 }
