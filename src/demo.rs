@@ -183,7 +183,8 @@ async fn story(speed: u32, dir: &Path) -> Result<(), DemoError> {
         { humantime::format_duration(Duration::from_secs(u64::from(speed))) }
     );
     say_out!(
-        "Policy: ack within 5m, else level 2; crisis doc after 1h; e-mail to level 2 if PagerDuty is down for 2m.\n"
+        "Policy: ack within 5m, else level 2; crisis doc after 1h; e-mail to level 2 if PagerDuty is down for 2m;\n\
+         after the crisis: the timeline into the doc, a hand-off call 1h later, a follow-up issue.\n"
     );
 
     let vendors = StandIns::start(Options {
@@ -207,7 +208,7 @@ async fn story(speed: u32, dir: &Path) -> Result<(), DemoError> {
         email: "fallback_after = \"2m\"".into(),
         server: String::new(),
         store: String::new(),
-        people: "\"ana@acme.example\" = \"Ana Engineer\"".into(),
+        people: "\"ana@acme.example\" = \"Ana Engineer\"\n\"bo@acme.example\" = \"Bo Builder\"".into(),
     };
     let store = dir.join("pagerd.db");
     let config_path = vendors
@@ -342,6 +343,14 @@ async fn story(speed: u32, dir: &Path) -> Result<(), DemoError> {
             .replies_in("general")
             .iter()
             .any(|m| m.text.contains("hand-off call"))
+    })
+    .await?;
+    until("the hand-off call", limit, || async {
+        google.events().iter().any(|e| e.hangout_link.is_some())
+    })
+    .await?;
+    until("the follow-up issue", limit, || async {
+        !vendors.gitlab.issues().is_empty()
     })
     .await?;
     until("the doc's deprecation", limit, || async {
