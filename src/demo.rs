@@ -208,7 +208,8 @@ async fn story(speed: u32, dir: &Path) -> Result<(), DemoError> {
         email: "fallback_after = \"2m\"".into(),
         server: String::new(),
         store: String::new(),
-        people: "\"ana@acme.example\" = \"Ana Engineer\"\n\"bo@acme.example\" = \"Bo Builder\"".into(),
+        people: "\"ana@acme.example\" = \"Ana Engineer\"\n\"bo@acme.example\" = \"Bo Builder\""
+            .into(),
     };
     let store = dir.join("pagerd.db");
     let config_path = vendors

@@ -302,9 +302,24 @@ impl Pruned {
 /// A store failure. The daemon answers 503 and the sender retries.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The database refused or failed.
+    /// The database refused or failed: what pagerd was doing, and the
+    /// database's own error, kept whole.
+    #[error("store: {context}: {cause}")]
+    Db {
+        /// What pagerd was doing (and on which file or server).
+        context: String,
+        /// What the database (or the system under it) said.
+        cause: DbError,
+    },
+    /// The store cannot be used as configured or as found (a missing
+    /// directory, another daemon on the file, a schema newer than this
+    /// build, a `store.url` that does not parse): a human must act.
     #[error("store: {0}")]
-    Db(String),
+    Unusable(String),
+    /// The database did not answer in time, or another instance kept
+    /// winning a race: nothing was written; try again.
+    #[error("store: {0}")]
+    Unavailable(String),
     /// The database is locked by someone else for longer than the busy
     /// timeout; nothing was written.
     #[error("store busy: {0}")]
@@ -321,14 +336,60 @@ pub enum StoreError {
     NotLeader,
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> StoreError {
+/// The error of the database (or of the system under it), kept whole
+/// (shared, so that one failed commit can be answered to every caller of
+/// its group).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DbError {
+    /// SQLite.
+    #[error(transparent)]
+    Sqlite(std::sync::Arc<rusqlite::Error>),
+    /// PostgreSQL; shown with its causes (a server's message, an I/O
+    /// error under a TLS failure).
+    #[error("{}", crate::store::postgres::with_causes(.0.as_ref()))]
+    Postgres(std::sync::Arc<tokio_postgres::Error>),
+    /// The PostgreSQL connection pool.
+    #[error("{}", crate::store::postgres::with_causes(.0.as_ref()))]
+    Pool(std::sync::Arc<deadpool_postgres::PoolError>),
+    /// The file system or a thread.
+    #[error(transparent)]
+    Io(std::sync::Arc<std::io::Error>),
+}
+
+impl StoreError {
+    /// A failure of SQLite while doing `context`.
+    pub fn sqlite(context: impl Into<String>, e: rusqlite::Error) -> StoreError {
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                StoreError::Busy(e.to_string())
+                StoreError::Busy(format!("{}: {e}", context.into()))
             }
-            _ => StoreError::Db(e.to_string()),
+            _ => StoreError::Db {
+                context: context.into(),
+                cause: DbError::Sqlite(std::sync::Arc::new(e)),
+            },
         }
+    }
+
+    /// A failure of PostgreSQL while doing `context`.
+    pub fn postgres(context: impl Into<String>, e: tokio_postgres::Error) -> StoreError {
+        StoreError::Db {
+            context: context.into(),
+            cause: DbError::Postgres(std::sync::Arc::new(e)),
+        }
+    }
+
+    /// A failure of the file system or of a thread while doing `context`.
+    pub fn io(context: impl Into<String>, e: std::io::Error) -> StoreError {
+        StoreError::Db {
+            context: context.into(),
+            cause: DbError::Io(std::sync::Arc::new(e)),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite("sqlite", e)
     }
 }
 

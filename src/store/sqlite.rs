@@ -74,12 +74,12 @@ impl SqliteStore {
     /// a reload swaps; a plain `Arc<Policy>` never changes).
     pub fn open(path: &Path, policy: impl Into<Shared<Policy>>) -> Result<SqliteStore, StoreError> {
         let policy = policy.into();
-        let ctx = |e: rusqlite::Error| StoreError::Db(format!("{}: {e}", path.display()));
+        let ctx = |e: rusqlite::Error| StoreError::sqlite(path.display().to_string(), e);
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
             && !dir.exists()
         {
-            return Err(StoreError::Db(format!(
+            return Err(StoreError::Unusable(format!(
                 "{}: directory {} does not exist (systemd's StateDirectory= creates it)",
                 path.display(),
                 dir.display()
@@ -90,14 +90,13 @@ impl SqliteStore {
         // store thread ends (or the process dies).
         let lock_path = path.with_extension("lock");
         let lock = std::fs::File::create(&lock_path).map_err(|e| {
-            StoreError::Db(format!(
-                "{}: cannot create {}: {e}",
-                path.display(),
-                lock_path.display()
-            ))
+            StoreError::io(
+                format!("{}: cannot create {}", path.display(), lock_path.display()),
+                e,
+            )
         })?;
         if let Err(e) = lock.try_lock() {
-            return Err(StoreError::Db(format!(
+            return Err(StoreError::Unusable(format!(
                 "{}: another pagerd is using this database ({}: {e}); run one instance per SQLite file, \
                  or PostgreSQL for several",
                 path.display(),
@@ -122,7 +121,7 @@ impl SqliteStore {
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(ctx)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Db(format!(
+            return Err(StoreError::Unusable(format!(
                 "{}: cannot enable WAL (got {mode})",
                 path.display()
             )));
@@ -144,7 +143,7 @@ impl SqliteStore {
             std::thread::Builder::new()
                 .name("pagerd-checkpoint".into())
                 .spawn(move || checkpoints(checkpoint_conn, &stop))
-                .map_err(|e| StoreError::Db(format!("cannot start the checkpoint thread: {e}")))?
+                .map_err(|e| StoreError::io("cannot start the checkpoint thread", e))?
         };
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let thread = std::thread::Builder::new()
@@ -153,7 +152,7 @@ impl SqliteStore {
                 owner(conn, rx);
                 drop(lock);
             })
-            .map_err(|e| StoreError::Db(format!("cannot start the store thread: {e}")))?;
+            .map_err(|e| StoreError::io("cannot start the store thread", e))?;
         let owner = Owner {
             jobs: Some(tx),
             thread: Some(thread),
@@ -225,7 +224,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Job>) {
                      for longer than the busy timeout: {e}"
                 ))
             } else {
-                StoreError::Db(format!("cannot begin a transaction: {e}"))
+                StoreError::sqlite("cannot begin a transaction", e)
             };
             tracing::error!(cause = %err, jobs = group.len(), "store: cannot begin a transaction");
             for job in group {
@@ -250,7 +249,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         }
         let commit = conn
             .execute_batch("COMMIT")
-            .map_err(|e| StoreError::Db(format!("commit failed: {e}")));
+            .map_err(|e| StoreError::sqlite("commit failed", e));
         if let Err(e) = &commit {
             tracing::error!(cause = %e, "store: commit failed; every caller in the group gets an error and retries");
             let _ = conn.execute_batch("ROLLBACK");
@@ -258,7 +257,7 @@ fn owner(conn: Connection, mut rx: mpsc::Receiver<Job>) {
         for reply in answers {
             reply(match &commit {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Db(e.to_string())),
+                Err(e) => Err(e.clone()),
             });
         }
     }
@@ -699,7 +698,7 @@ pub fn read_pending_times(
 /// A read-only connection to the database at `path`, for readers that must
 /// not queue behind the writer thread (WAL lets them read while it writes).
 pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let ctx = |e: rusqlite::Error| StoreError::Db(format!("{}: {e}", path.display()));
+    let ctx = |e: rusqlite::Error| StoreError::sqlite(path.display().to_string(), e);
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -728,7 +727,7 @@ const RECLAIM_PAGES: i64 = 1024;
 /// file stops growing but does not shrink) until an operator runs the
 /// offline conversion the README gives.
 fn space(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let ctx = |e: rusqlite::Error| StoreError::Db(format!("{}: {e}", path.display()));
+    let ctx = |e: rusqlite::Error| StoreError::sqlite(path.display().to_string(), e);
     let mode: i64 = conn
         .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
         .map_err(ctx)?;

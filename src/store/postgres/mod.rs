@@ -239,7 +239,7 @@ fn pg_config(
     let (url, sslmode) = tls::split_sslmode(config.url.expose());
     let mut pg: tokio_postgres::Config =
         url.parse().map_err(|e: tokio_postgres::Error| {
-            StoreError::Db(format!(
+            StoreError::Unusable(format!(
                 "store.url is not a PostgreSQL URL ({e}); write it like postgres://pagerd@db.internal:5432/pagerd"
             ))
         })?;
@@ -250,13 +250,13 @@ fn pg_config(
     if let Some(mode) = sslmode
         && tls::from_sslmode(&mode) != Ok(config.tls)
     {
-        return Err(StoreError::Db(format!(
+        return Err(StoreError::Unusable(format!(
             "postgres {target}: store.url's sslmode conflicts with store.tls = \"{}\"; remove sslmode from the URL",
             config.tls
         )));
     }
     let connector = tls::connector(config.tls, config.ca_file.as_deref())
-        .map_err(|e| StoreError::Db(format!("postgres {target}: {e}")))?;
+        .map_err(|e| StoreError::Unusable(format!("postgres {target}: {e}")))?;
     pg.ssl_mode(match config.tls {
         StoreTls::Disable => SslMode::Disable,
         // Never a silent fallback to plaintext.
@@ -291,11 +291,7 @@ pub struct PostgresProbe {
 pub async fn probe(config: &PostgresConfig) -> Result<PostgresProbe, StoreError> {
     let (pg, target, connector) = pg_config(config)?;
     let fail = |what: &str, e: tokio_postgres::Error| {
-        let e = match e.as_db_error() {
-            Some(db) => db.to_string(),
-            None => e.to_string(),
-        };
-        StoreError::Db(format!("postgres {target}: {what}: {e}"))
+        StoreError::postgres(format!("postgres {target}: {what}"), e)
     };
     let connected = match connector {
         Some(tls) => pg
@@ -315,7 +311,7 @@ pub async fn probe(config: &PostgresConfig) -> Result<PostgresProbe, StoreError>
             .and_then(|r| r.try_get(0))
             .map_err(|e| fail("SELECT 1", e))?;
         if one != 1 {
-            return Err(StoreError::Db(format!(
+            return Err(StoreError::Unusable(format!(
                 "postgres {target}: SELECT 1 answered {one}"
             )));
         }
@@ -366,7 +362,7 @@ pub async fn probe(config: &PostgresConfig) -> Result<PostgresProbe, StoreError>
 /// An error and its causes, `a: b: c` (tokio-postgres keeps the cause of
 /// a failed connection, like "Connection refused", out of its message).
 /// Connection errors carry no URL and no password.
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(cause) = next {
@@ -432,7 +428,7 @@ impl PostgresStore {
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| {
-                StoreError::Db(format!("postgres {target}: cannot build the pool: {e}"))
+                StoreError::Unusable(format!("postgres {target}: cannot build the pool: {e}"))
             })?;
         let store = PostgresStore {
             pool,
@@ -445,8 +441,8 @@ impl PostgresStore {
         };
         let mut client = store.client("connect").await?;
         schema::migrate(&mut client).await.map_err(|f| match f {
-            Fail::Store(StoreError::Db(m)) => {
-                StoreError::Db(format!("postgres {}: {m}", store.target))
+            Fail::Store(StoreError::Unusable(m)) => {
+                StoreError::Unusable(format!("postgres {}: {m}", store.target))
             }
             f => store.error("migrate the schema", f),
         })?;
@@ -456,16 +452,16 @@ impl PostgresStore {
     /// A pooled connection.
     async fn client(&self, what: &str) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| {
-            let detail = with_causes(&e);
-            match tls::explain(&e, self.tls, self.ca_file.as_deref()) {
-                Some(why) => StoreError::Db(format!(
-                    "postgres {}: {what}: cannot connect over TLS: {why} ({detail})",
+            let context = match tls::explain(&e, self.tls, self.ca_file.as_deref()) {
+                Some(why) => format!(
+                    "postgres {}: {what}: cannot connect over TLS: {why}",
                     self.target
-                )),
-                None => StoreError::Db(format!(
-                    "postgres {}: {what}: cannot get a connection: {detail}",
-                    self.target
-                )),
+                ),
+                None => format!("postgres {}: {what}: cannot get a connection", self.target),
+            };
+            StoreError::Db {
+                context,
+                cause: super::DbError::Pool(Arc::new(e)),
             }
         })
     }
@@ -474,16 +470,12 @@ impl PostgresStore {
     fn error(&self, what: &str, fail: Fail) -> StoreError {
         match fail {
             Fail::Store(e) => e,
-            Fail::Race => StoreError::Db(format!(
+            Fail::Race => StoreError::Unavailable(format!(
                 "postgres {}: {what}: still racing another instance after {MAX_ATTEMPTS} attempts; retry",
                 self.target
             )),
             Fail::Pg(step, e) => {
-                let e = match e.as_db_error() {
-                    Some(db) => db.to_string(),
-                    None => e.to_string(),
-                };
-                StoreError::Db(format!("postgres {}: {what}: {step}: {e}", self.target))
+                StoreError::postgres(format!("postgres {}: {what}: {step}", self.target), e)
             }
         }
     }
@@ -571,7 +563,7 @@ impl PostgresStore {
                     // The link may be dead: do not hand this connection to
                     // the next caller.
                     drop(Object::take(client));
-                    return Err(StoreError::Db(format!(
+                    return Err(StoreError::Unavailable(format!(
                         "postgres {}: {what}: no answer within {}; the connection was dropped",
                         self.target,
                         humantime::format_duration(deadline)
@@ -762,7 +754,7 @@ impl Store for PostgresStore {
             Ok(r) => r.map_err(|f| self.error("lease", f))?,
             Err(_) => {
                 drop(Object::take(client));
-                return Err(StoreError::Db(format!(
+                return Err(StoreError::Unavailable(format!(
                     "postgres {}: lease: no answer within {}; the connection was dropped",
                     self.target,
                     humantime::format_duration(deadline)

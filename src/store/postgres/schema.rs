@@ -128,7 +128,7 @@ pub(super) async fn migrate(client: &mut Object) -> Result<(), Fail> {
         .and_then(|r| r.try_get(0))
         .map_err(Fail::pg("read the schema version"))?;
     if current > SCHEMA_VERSION {
-        return Err(Fail::Store(StoreError::Db(format!(
+        return Err(Fail::Store(StoreError::Unusable(format!(
             "schema version {current} is newer than this pagerd knows ({SCHEMA_VERSION}); \
              upgrade pagerd (another instance may already run a newer one)"
         ))));

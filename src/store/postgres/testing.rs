@@ -17,7 +17,7 @@ async fn connect_plain(url: &str) -> Result<tokio_postgres::Client, StoreError> 
     let (url, _) = super::tls::split_sslmode(url);
     let (client, connection) = tokio_postgres::connect(&url, NoTls)
         .await
-        .map_err(|e| StoreError::Db(format!("test database: cannot connect: {e}")))?;
+        .map_err(|e| StoreError::postgres("test database: cannot connect", e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(cause = %e, "test database connection ended");
@@ -46,7 +46,9 @@ pub async fn test_schema_url(base: &str) -> Result<String, StoreError> {
     client
         .batch_execute(&format!("CREATE SCHEMA {name}"))
         .await
-        .map_err(|e| StoreError::Db(format!("test database: cannot create schema {name}: {e}")))?;
+        .map_err(|e| {
+            StoreError::postgres(format!("test database: cannot create schema {name}"), e)
+        })?;
     let sep = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{sep}options=-c%20search_path%3D{name}"))
 }

@@ -69,7 +69,7 @@ pub enum SqliteProbeError {
 
 impl From<SqliteProbeError> for StoreError {
     fn from(e: SqliteProbeError) -> StoreError {
-        StoreError::Db(e.to_string())
+        StoreError::Unusable(e.to_string())
     }
 }
 

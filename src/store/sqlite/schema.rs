@@ -121,7 +121,7 @@ WHERE status != 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.incident_i
 /// closing write of the version also proves at start that the disk takes
 /// writes, not at the first emergency.
 pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
-    let ctx = |e: rusqlite::Error| StoreError::Db(format!("{path}: {e}"));
+    let ctx = |e: rusqlite::Error| StoreError::sqlite(path, e);
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     )
@@ -138,7 +138,7 @@ pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
     if let Some(v) = version
         && v > SCHEMA_VERSION
     {
-        return Err(StoreError::Db(format!(
+        return Err(StoreError::Unusable(format!(
             "{path}: schema version {v} is newer than this pagerd knows ({SCHEMA_VERSION}); upgrade pagerd"
         )));
     }
@@ -149,7 +149,7 @@ pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
             .execute_batch(&format!("BEGIN IMMEDIATE; {V1_TO_V2} COMMIT;"))
             .map_err(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
-                StoreError::Db(format!("{path}: cannot migrate schema 1 to 2: {e}"))
+                StoreError::sqlite(format!("{path}: cannot migrate schema 1 to 2"), e)
             });
         conn.execute_batch("PRAGMA foreign_keys=ON").map_err(ctx)?;
         done?;
