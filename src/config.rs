@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::clock::millis;
 use crate::engine::Policy;
+pub use crate::reports::config::{HackerOneConfig, RawHackerOne};
 use crate::secret::Secret;
 pub use crate::validate::{Check, Problem, looks_like_email};
 pub use crate::vendors::email::config::{EmailConfig, RawEmail};
@@ -72,6 +73,8 @@ pub struct Config {
     pub google: Option<GoogleConfig>,
     /// `[email]`, when configured.
     pub email: Option<EmailConfig>,
+    /// `[hackerone]`, when configured: HackerOne reports are watched.
+    pub hackerone: Option<HackerOneConfig>,
     /// `[people]`: real names by e-mail (keys lower-cased), which win over
     /// the names PagerDuty and Slack hold. Empty when absent.
     pub people: HashMap<String, String>,
@@ -198,6 +201,7 @@ struct RawFile {
     slack: Option<RawSlack>,
     google: Option<RawGoogle>,
     email: Option<RawEmail>,
+    hackerone: Option<RawHackerOne>,
     people: Option<HashMap<String, String>>,
     cli: Option<RawCli>,
 }
@@ -575,6 +579,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
     let slack = crate::vendors::slack::config::check(c, raw.slack, &mut policy);
     let google = crate::vendors::google::config::check(c, raw.google, &mut policy);
     let email = crate::vendors::email::config::check(c, raw.email, &mut policy);
+    let hackerone = crate::reports::config::check(c, raw.hackerone, slack.is_some());
     let people = people(c, raw.people.unwrap_or_default());
     let cli = cli(c, raw.cli.unwrap_or_default());
     Config {
@@ -587,6 +592,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         slack,
         google,
         email,
+        hackerone,
         people,
         cli,
     }

@@ -163,6 +163,7 @@ async fn story(speed: u32, dir: &Path) -> anyhow::Result<()> {
         server: String::new(),
         store: String::new(),
         people: "\"ana@acme.example\" = \"Ana Engineer\"".into(),
+        hackerone: String::new(),
     };
     let store = dir.join("pagerd.db");
     let config_path = vendors.write_config(dir, &addr.to_string(), &store, &extra)?;

@@ -42,10 +42,12 @@ pub const ZENDESK_EMAIL: &str = "pagerd@acme.example";
 /// The Google service account.
 pub const GOOGLE_ACCOUNT: &str = "pagerd@acme-demo.iam.gserviceaccount.com";
 /// The Slack channels: (name, ID).
-pub const SLACK_CHANNELS: [(&str, &str); 3] = [
+pub const SLACK_CHANNELS: [(&str, &str); 4] = [
     ("infrastructure", "C0INFRA001"),
     ("development", "C0DEVEL001"),
     ("general", "C0GENERAL1"),
+    // `[hackerone] channel`'s default; crises are not announced there.
+    ("security", "C0SECURIT1"),
 ];
 
 /// Which optional stand-ins to start.
@@ -78,6 +80,8 @@ pub struct Extra {
     pub store: String,
     /// Lines for `[people]` (`"e-mail" = "name"`); no section when empty.
     pub people: String,
+    /// Lines for `[hackerone]`; no section when empty (it needs Slack).
+    pub hackerone: String,
 }
 
 /// The running stand-ins.
@@ -193,6 +197,9 @@ impl StandIns {
         );
         if !extra.people.is_empty() {
             toml.push_str(&format!("\n[people]\n{}\n", extra.people));
+        }
+        if !extra.hackerone.is_empty() {
+            toml.push_str(&format!("\n[hackerone]\n{}\n", extra.hackerone));
         }
         if let Some(slack) = &self.slack {
             toml.push_str(&format!(
