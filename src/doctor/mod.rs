@@ -10,16 +10,18 @@
 //!
 //! One file per vendor builds its checks; they run concurrently (each
 //! request is bounded by [`crate::vendors::REQUEST_TIMEOUT`]) and are
-//! reported in a fixed order: PagerDuty, Zendesk, Slack, Google, e-mail,
-//! webhooks, store.
+//! reported in a fixed order: PagerDuty, Zendesk, Slack, the HackerOne
+//! calendar, Google, e-mail, webhooks, store.
 
 use serde::Serialize;
 
+use crate::clock::Clock as _;
 use crate::config::Config;
 use crate::render;
 
 mod email;
 mod google;
+mod hackerone;
 mod pagerduty;
 mod slack;
 mod store;
@@ -137,10 +139,12 @@ pub async fn run(config: &Config) -> Report {
         store::checks(config),
     );
     let mut checks = Vec::new();
+    let now = crate::clock::SystemClock.now();
     for group in [
         pd,
         zd,
         slack,
+        hackerone::checks(config, now),
         google,
         email,
         webhooks::checks(config),
