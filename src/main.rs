@@ -141,8 +141,9 @@ enum Command {
     CheckConfig,
     /// Check every configured integration with the real config, without
     /// side effects: PagerDuty token, From user and routing key format,
-    /// Zendesk token, Slack token, scopes and channels, Google key,
-    /// template and folder, the SMTP relay, webhook secrets and the store.
+    /// Zendesk token, Slack token, scopes and channels (hackerone.channel
+    /// too), the HackerOne calendar, Google key, template and folder, the
+    /// SMTP relay, webhook secrets and the store.
     ///
     /// Prints one line per check and the fix for each failure. Nothing is
     /// sent or written: no page, comment, message, doc, permission or mail.
@@ -377,12 +378,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outln!("  listen {}  store {store}", c.server.listen);
                 let on = |b: bool| if b { "on" } else { "off" };
                 outln!(
-                    "  slack {}  google {}  e-mail fallback {}  admin API {}  PagerDuty webhooks {}",
+                    "  slack {}  google {}  e-mail fallback {}  admin API {}  PagerDuty webhooks {}  HackerOne reports {}",
                     on(c.slack.is_some()),
                     on(c.google.is_some()),
                     on(c.email.is_some()),
                     on(c.server.admin_token.is_some()),
-                    on(c.pagerduty.webhook_secret.is_some())
+                    on(c.pagerduty.webhook_secret.is_some()),
+                    on(c.hackerone.is_some())
                 );
                 if c.email.is_none() {
                     outln!(

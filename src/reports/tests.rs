@@ -444,3 +444,23 @@ fn the_notices_link_the_ticket_say_the_time_left_and_the_e_mail_note() {
     assert_eq!(v["business_seconds_left"], 7200);
     assert_eq!(v["answered_at"], serde_json::Value::Null);
 }
+
+/// The README's `pagerd reports list` is what the CLI prints.
+#[test]
+fn the_readme_shows_what_reports_list_prints() {
+    let body = serde_json::json!({"reports": [
+        {"ticket": "9003", "title": "Stored XSS in profile page", "state": "waiting",
+         "respond_by": "2026-11-30T16:00:00Z", "answered_at": null, "business_seconds_left": 28800},
+        {"ticket": "9004", "title": "SSRF in the webhook tester", "state": "answered",
+         "respond_by": "2026-11-30T15:40:00Z", "answered_at": "2026-11-29T08:02:11Z",
+         "business_seconds_left": null},
+    ]});
+    let zone = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
+    let local = crate::explain::Local::new(zone, ms("2026-11-29T10:00:00Z"));
+    let out = text::format_list(&body, &local);
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&format!("$ pagerd reports list\n{out}```")),
+        "the README should show:\n{out}"
+    );
+}

@@ -263,6 +263,42 @@ mod tests {
         assert!(at("{{ticket.created_at_with_timestamp}}").is_err());
     }
 
+    /// The trigger body the README tells operators to paste: every key
+    /// pagerd reads, with the placeholders Zendesk renders.
+    #[test]
+    fn the_documented_body_names_every_placeholder() {
+        let readme = include_str!("../../../README.md");
+        let line = readme
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("{\"ticket\":"))
+            .expect("the README shows the trigger body");
+        let body: Value = serde_json::from_str(line).expect("the documented body is JSON");
+        let t = &body["ticket"];
+        for (key, placeholder) in [
+            ("id", "{{ticket.id}}"),
+            ("title", "{{ticket.title}}"),
+            ("priority", "{{ticket.priority}}"),
+            ("status", "{{ticket.status}}"),
+            ("tags", "{{ticket.tags}}"),
+            ("organization", "{{ticket.organization.name}}"),
+            ("created_at", "{{ticket.created_at_with_timestamp}}"),
+        ] {
+            assert_eq!(t[key], placeholder, "{key}");
+        }
+        assert_eq!(t["requester"]["email"], "{{ticket.requester.email}}");
+        // Rendered, it parses into a ticket and a creation time.
+        let rendered = line.replace("{{ticket.id}}", "4711").replace(
+            "{{ticket.created_at_with_timestamp}}",
+            "2027-03-26T14:00:00Z",
+        );
+        assert_eq!(
+            parse(rendered.as_bytes(), "https://z.example").unwrap().id,
+            "4711"
+        );
+        assert!(created_at(rendered.as_bytes()).unwrap().is_some());
+    }
+
     #[test]
     fn tags_never_contain_white_space() {
         let body = br#"{"ticket":{"id":"1","tags":["a b","Emergency\u0020VIP","c,d"]}}"#;
