@@ -148,17 +148,20 @@ async fn round(
                 }
                 Err(e) => {
                     let attempts = state.retry.get(&ticket).map_or(0, |(n, _)| *n);
-                    let wait = match &e {
+                    let backoff = crate::dispatcher::backoff(attempts);
+                    let (wait, permanent) = match &e {
                         StepError::Slack(DeliveryError::Retryable { retry_after, .. }) => {
-                            let backoff = crate::dispatcher::backoff(attempts);
-                            retry_after.map_or(backoff, |r| r.max(backoff))
+                            (retry_after.map_or(backoff, |r| r.max(backoff)), false)
                         }
-                        _ => PERMANENT_RETRY,
+                        // The store or the intake failed: soon again.
+                        StepError::Store(_) => (backoff, false),
+                        StepError::Slack(DeliveryError::Permanent { .. })
+                        | StepError::Config(_) => (PERMANENT_RETRY, true),
                     };
-                    if matches!(e, StepError::Slack(DeliveryError::Retryable { .. })) {
-                        tracing::warn!(ticket = %ticket, attempts = attempts + 1, cause = %e, "hackerone: a notice failed; retrying");
-                    } else {
+                    if permanent {
                         tracing::error!(ticket = %ticket, cause = %e, "hackerone: a notice cannot be posted; fix the cause (retried every 5 minutes)");
+                    } else {
+                        tracing::warn!(ticket = %ticket, attempts = attempts + 1, cause = %e, "hackerone: a notice failed; retrying");
                     }
                     let at = core.clock.now() + core.clock.clock_time(wait);
                     state.retry.insert(ticket, (attempts + 1, at));
@@ -168,7 +171,9 @@ async fn round(
     }
     // What is left to do, after what was just done.
     let now = core.clock.now();
-    let all = core.store.reports(MAX_REPORTS).await.ok()?;
+    let Ok(all) = core.store.reports(MAX_REPORTS).await else {
+        return Some(now + 1_000);
+    };
     for r in &all {
         let Some(due) = r.next_due(h1.page_on_breach) else {
             continue;
