@@ -464,11 +464,11 @@ async fn observe(
         }
         if last_correction.elapsed() >= correct_every {
             last_correction = tokio::time::Instant::now();
+            // HackerOne reports seen or answered on other instances too.
+            core.reports.recount().await;
             // Under steady local load every read overlaps a commit: after a
             // few skipped rounds, take it anyway (off by a commit or two
             // at most, until the next round).
-            // Reports seen or answered on other instances, too.
-            core.reports.recount().await;
             if counter
                 .correct(&core.live, core.clock.now(), skipped >= 3)
                 .await
