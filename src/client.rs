@@ -165,6 +165,35 @@ impl std::fmt::Display for IncidentRef {
     }
 }
 
+/// A Zendesk ticket named on the command line: `4711`, `#4711` or
+/// `ticket:4711` (`pagerd reports show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRef(String);
+
+/// Why a command-line ticket does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a ticket number (4711, #4711 or ticket:4711)")]
+pub struct BadTicketRef(String);
+
+impl std::str::FromStr for TicketRef {
+    type Err = BadTicketRef;
+
+    fn from_str(s: &str) -> Result<TicketRef, BadTicketRef> {
+        let t = s.trim();
+        let bare = t
+            .strip_prefix('#')
+            .or_else(|| t.strip_prefix("ticket:"))
+            .unwrap_or(t)
+            .trim();
+        let ok = !bare.is_empty() && bare.len() <= 20 && bare.bytes().all(|b| b.is_ascii_digit());
+        if ok {
+            Ok(TicketRef(bare.to_string()))
+        } else {
+            Err(BadTicketRef(s.to_string()))
+        }
+    }
+}
+
 /// A client for one daemon.
 pub struct Client {
     /// The daemon's URL as given (for messages).
@@ -317,6 +346,18 @@ impl Client {
                 })
             }
         }
+    }
+
+    /// `GET /reports`: the watched HackerOne reports.
+    pub async fn reports(&self) -> Result<Value, ClientError> {
+        self.call(self.http.get(format!("{}/reports", self.base)))
+            .await
+    }
+
+    /// `GET /reports/{ticket}`.
+    pub async fn report(&self, ticket: &TicketRef) -> Result<Value, ClientError> {
+        self.call(self.http.get(format!("{}/reports/{}", self.base, ticket.0)))
+            .await
     }
 
     /// `POST /incidents/{id}/{action}`.
@@ -592,6 +633,20 @@ mod tests {
         ] {
             let err = p(bad).expect_err(bad);
             assert!(err.to_string().contains("#4711 or ticket:4711"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tickets_are_numbers_with_or_without_their_hash() {
+        for good in ["4711", "#4711", "ticket:4711", " 4711 "] {
+            assert_eq!(
+                good.parse::<TicketRef>(),
+                Ok(TicketRef("4711".into())),
+                "{good}"
+            );
+        }
+        for bad in ["", "#", "abc", "47/11", "4711?x", "#../x"] {
+            assert!(bad.parse::<TicketRef>().is_err(), "{bad}");
         }
     }
 

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::clock::millis;
 use crate::engine::Policy;
+pub use crate::reports::config::{HackerOneConfig, RawHackerOne};
 use crate::secret::Secret;
 pub use crate::validate::{Check, Problem, looks_like_email};
 pub use crate::vendors::email::config::{EmailConfig, RawEmail};
@@ -75,6 +76,8 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     /// `[gitlab]`, when configured: the follow-up issues.
     pub gitlab: Option<GitLabConfig>,
+    /// `[hackerone]`, when configured: HackerOne reports are watched.
+    pub hackerone: Option<HackerOneConfig>,
     /// `[people]`: real names by e-mail (keys lower-cased), which win over
     /// the names PagerDuty and Slack hold. Empty when absent.
     pub people: HashMap<String, String>,
@@ -205,6 +208,7 @@ struct RawFile {
     google: Option<RawGoogle>,
     email: Option<RawEmail>,
     gitlab: Option<RawGitLab>,
+    hackerone: Option<RawHackerOne>,
     people: Option<HashMap<String, String>>,
     cli: Option<RawCli>,
 }
@@ -652,6 +656,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         .and_then(|g| g.calendar_id.as_ref())
         .map(|_| handoff_after);
     policy.follow_up = gitlab.is_some();
+    let hackerone = crate::reports::config::check(c, raw.hackerone, slack.is_some());
     let people = people(c, raw.people.unwrap_or_default());
     let cli = cli(c, raw.cli.unwrap_or_default());
     Config {
@@ -665,6 +670,7 @@ fn validate(c: &mut Check, path: &Path, raw: RawFile) -> Config {
         google,
         email,
         gitlab,
+        hackerone,
         people,
         cli,
         warnings: Vec::new(),

@@ -92,12 +92,22 @@ pub async fn run(
     let live = Arc::new(Live::default());
     // Loaded once before serving, then kept up to date by each commit.
     counter.correct(&live, opts.clock.now(), true).await;
+    let config = Arc::new(config);
+    let shared_config = Shared::from(config.clone());
+    let metrics = Arc::new(Metrics::default());
+    let reports = Arc::new(crate::reports::Reports::new(
+        store.clone(),
+        opts.clock.clone(),
+        shared_config.clone(),
+        metrics.clone(),
+    ));
+    reports.recount().await;
     let core = Arc::new(Core {
         store,
         clock: opts.clock.clone(),
         scheduler: Arc::new(Scheduler::default()),
         dispatch: Arc::new(Notify::new()),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         leadership: Arc::new(Leadership::new(Leadership::default_holder())),
         people: Shared::new(
             crate::people::Directory::from_config(
@@ -108,10 +118,9 @@ pub async fn run(
         ),
         health: Default::default(),
         live,
+        reports,
     });
     let tasks = CancellationToken::new();
-    let config = Arc::new(config);
-    let shared_config = Shared::from(config.clone());
     let (pollers, pollers_config) = watch::channel(config.clone());
     let deliver: Arc<dyn Deliver> = Arc::new(integrations.clone());
     let leading = tokio::spawn(lead(core.clone(), deliver, pollers_config, tasks.clone()));
@@ -307,6 +316,13 @@ fn leader_tasks(
     set.spawn(dispatcher.run(core.dispatch.clone(), token.clone()));
     let pollers = token.child_token();
     spawn_pollers(&mut set, core, config, &pollers);
+    // HackerOne reports' notices; idle without [hackerone] (a reload may
+    // add it).
+    set.spawn(crate::reports::timer::run(
+        core.clone(),
+        reload,
+        token.clone(),
+    ));
     if let Some(retention) = config.store.retention {
         let (store, clock) = (core.store.clone(), core.clock.clone());
         set.spawn(crate::retention::run(
@@ -448,6 +464,8 @@ async fn observe(
         }
         if last_correction.elapsed() >= correct_every {
             last_correction = tokio::time::Instant::now();
+            // HackerOne reports seen or answered on other instances too.
+            core.reports.recount().await;
             // Under steady local load every read overlaps a commit: after a
             // few skipped rounds, take it anyway (off by a commit or two
             // at most, until the next round).

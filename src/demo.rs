@@ -210,6 +210,7 @@ async fn story(speed: u32, dir: &Path) -> Result<(), DemoError> {
         store: String::new(),
         people: "\"ana@acme.example\" = \"Ana Engineer\"\n\"bo@acme.example\" = \"Bo Builder\""
             .into(),
+        hackerone: String::new(),
     };
     let store = dir.join("pagerd.db");
     let config_path = vendors

@@ -37,6 +37,8 @@ pub struct Core {
     pub health: Arc<crate::health::Heartbeats>,
     /// The counts of `/readyz` and `/metrics`, kept in memory.
     pub live: Arc<Live>,
+    /// HackerOne reports (`[hackerone]`): watched apart from emergencies.
+    pub reports: Arc<crate::reports::Reports>,
 }
 
 impl Core {

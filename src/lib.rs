@@ -30,6 +30,9 @@
 //!   deadlines counted in business time (pure; no clock).
 //! - [`retention`]: the leader deletes old resolved incidents in small
 //!   batches (`store.retention`).
+//! - [`reports`]: HackerOne reports (`[hackerone]`): not emergencies but a
+//!   first-response clock in business time, a reminder and an overdue
+//!   notice in Slack, stopped by the first public reply of an agent.
 //! - [`daemon`]: the wiring, signals, systemd notifications.
 //! - [`reload`]: SIGHUP re-reads the config and swaps it in, through the
 //!   [`shared`] cells its readers load at each use.
@@ -77,6 +80,7 @@ pub mod people;
 pub mod poller;
 pub mod reload;
 pub mod render;
+pub mod reports;
 pub mod retention;
 pub mod scheduler;
 pub mod secret;

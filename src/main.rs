@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use pagerd::client::{Client, IncidentRef, format_list, format_show};
+use pagerd::client::{Client, IncidentRef, TicketRef, format_list, format_show};
 use pagerd::config::{self, Config};
 use pagerd::logging;
 use pagerd::render;
@@ -53,23 +53,25 @@ struct Cli {
     command: Command,
 }
 
-/// Where the daemon is, for `status` and `incidents`: with both, the config
-/// file is not read at all, so engineers need only the token file.
+/// Where the daemon is, for `status`, `incidents` and `reports`: with
+/// both, the config file is not read at all, so engineers need only the
+/// token file.
 #[derive(clap::Args, Clone, Default)]
 struct Remote {
-    /// The daemon's URL for `status` and `incidents` (its server.listen,
-    /// e.g. http://127.0.0.1:8780). With --token-file, the config file is
-    /// not read.
+    /// The daemon's URL for `status`, `incidents` and `reports` (its
+    /// server.listen, e.g. http://127.0.0.1:8780). With --token-file, the
+    /// config file is not read.
     #[arg(long, env = "PAGERD_URL", value_name = "URL")]
     url: Option<String>,
     /// A file holding the daemon's admin token (server.admin_token_file's
-    /// contents), for `status` and `incidents`; never the token itself on
-    /// the command line.
+    /// contents), for `status`, `incidents` and `reports`; never the token
+    /// itself on the command line.
     #[arg(long, env = "PAGERD_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
 }
 
-/// [`Remote`], also accepted after `incidents` and its subcommands.
+/// [`Remote`], also accepted after `incidents`, `reports` and their
+/// subcommands.
 #[derive(clap::Args, Clone, Default)]
 struct RemoteAfter {
     /// The daemon's URL (its server.listen, e.g. http://127.0.0.1:8780).
@@ -96,6 +98,35 @@ struct IncidentsCmd {
     cmd: Incidents,
 }
 
+/// `pagerd reports …`: where the daemon is, and what to show.
+#[derive(clap::Args)]
+struct ReportsCmd {
+    #[command(flatten)]
+    remote: RemoteAfter,
+    #[command(subcommand)]
+    cmd: Reports,
+}
+
+#[derive(Subcommand)]
+enum Reports {
+    /// List every watched report: ticket, state, deadline (local time) and
+    /// the time left.
+    List {
+        /// Print the API's JSON: {"reports": [{"ticket", "respond_by"
+        /// (RFC 3339, UTC), "state", …}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one report: its deadlines, reminder, reply and page.
+    Show {
+        /// The Zendesk ticket: 4711, '#4711' or ticket:4711.
+        ticket: TicketRef,
+        /// Print the API's JSON: {"report": {…}}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -110,8 +141,9 @@ enum Command {
     CheckConfig,
     /// Check every configured integration with the real config, without
     /// side effects: PagerDuty token, From user and routing key format,
-    /// Zendesk token, Slack token, scopes and channels, Google key,
-    /// template and folder, the SMTP relay, webhook secrets and the store.
+    /// Zendesk token, Slack token, scopes and channels (hackerone.channel
+    /// too), the HackerOne calendar, Google key, template and folder, the
+    /// SMTP relay, webhook secrets and the store.
     ///
     /// Prints one line per check and the fix for each failure. Nothing is
     /// sent or written: no page, comment, message, doc, permission or mail.
@@ -173,6 +205,10 @@ enum Command {
     /// ID is an incident id (7) or a Zendesk ticket, meaning its latest
     /// episode: '#4711' (quote it in shells) or ticket:4711.
     Incidents(IncidentsCmd),
+    /// Show the HackerOne reports the running daemon watches (admin API):
+    /// each one's first-response deadline, the time left and its state
+    /// (waiting, reminded, overdue, answered).
+    Reports(ReportsCmd),
     /// Print the shell completion script for SHELL to stdout, e.g.
     /// `pagerd completions bash > ~/.local/share/bash-completion/completions/pagerd`
     /// (the Debian package installs those of bash, zsh and fish).
@@ -372,12 +408,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outln!("  listen {}  store {store}", c.server.listen);
                 let on = |b: bool| if b { "on" } else { "off" };
                 outln!(
-                    "  slack {}  google {}  e-mail fallback {}  admin API {}  PagerDuty webhooks {}",
+                    "  slack {}  google {}  e-mail fallback {}  admin API {}  PagerDuty webhooks {}  HackerOne reports {}",
                     on(c.slack.is_some()),
                     on(c.google.is_some()),
                     on(c.email.is_some()),
                     on(c.server.admin_token.is_some()),
-                    on(c.pagerduty.webhook_secret.is_some())
+                    on(c.pagerduty.webhook_secret.is_some()),
+                    on(c.hackerone.is_some())
                 );
                 outln!(
                     "  hand-off calendar {}  GitLab follow-up issues {}",
@@ -558,6 +595,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Incidents::Note { act: a, message } => {
                     act(&client, a, "note", Some(&message)).await?
                 }
+            };
+            out!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reports(ReportsCmd { remote: after, cmd }) => {
+            let remote = Remote {
+                url: after.url,
+                token_file: after.token_file,
+            }
+            .or(&cli.remote);
+            let client = connect(&cli.config, &remote)?;
+            let local = pagerd::explain::Local::system();
+            let out = match cmd {
+                Reports::List { json: true } => {
+                    format!("{}\n", render::terminal_json(&client.reports().await?))
+                }
+                Reports::List { json: false } => {
+                    pagerd::reports::text::format_list(&client.reports().await?, &local)
+                }
+                Reports::Show { ticket, json: true } => {
+                    format!(
+                        "{}\n",
+                        render::terminal_json(&client.report(&ticket).await?)
+                    )
+                }
+                Reports::Show {
+                    ticket,
+                    json: false,
+                } => pagerd::reports::text::format_show(&client.report(&ticket).await?, &local),
             };
             out!("{out}");
             Ok(ExitCode::SUCCESS)

@@ -116,7 +116,9 @@ pub async fn zendesk(
         for q in &queries {
             match zd.search(q).await {
                 Ok(tickets) => {
-                    for ticket in tickets {
+                    // A HackerOne report is not an emergency, whatever its
+                    // priority: it is watched below.
+                    for ticket in tickets.into_iter().filter(|t| !core.reports.is_report(t)) {
                         if let Err(e) = core.submit(Intake::polled_ticket(ticket)).await {
                             tracing::warn!(cause = %e, "zendesk poll: cannot apply");
                         }
@@ -127,6 +129,7 @@ pub async fn zendesk(
                 }
             }
         }
+        hackerone(&core, &zd).await;
         let open = match core.store.list(true, MAX_OPEN).await {
             Ok(open) => open,
             Err(e) => {
@@ -156,6 +159,50 @@ pub async fn zendesk(
                     tracing::warn!(cause = %e, "zendesk poll: ticket status failed; next round")
                 }
             }
+        }
+    }
+}
+
+/// HackerOne reports (`[hackerone]`): starts the clock of reports the
+/// webhook missed (a search per tag for unsolved tickets, each with its
+/// creation time), and reads the comments of every open report, so a
+/// public reply by an agent stops its clock even without a webhook.
+async fn hackerone(core: &Core, zd: &Zendesk) {
+    let config = core.reports.config();
+    let Some(h1) = &config.hackerone else {
+        return;
+    };
+    for tag in &h1.tags {
+        let query = format!("type:ticket tags:{tag} status<solved");
+        match zd.search_found(&query).await {
+            Ok(found) => {
+                for f in found {
+                    let created = f
+                        .created_at
+                        .as_deref()
+                        .and_then(|t| crate::business_time::parse_timestamp(t).ok())
+                        .map(|t| t.as_millisecond());
+                    if let Err(e) = core.reports.seen(&f.ticket, created).await {
+                        tracing::warn!(ticket = %f.ticket.id, cause = %e, "zendesk poll: cannot watch a HackerOne report");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%query, cause = %e, "zendesk poll: search failed; next round")
+            }
+        }
+    }
+    let open = match core.store.reports(crate::reports::watch::MAX_REPORTS).await {
+        Ok(all) => all.into_iter().filter(|r| r.is_open()),
+        Err(e) => {
+            tracing::warn!(cause = %e, "zendesk poll: cannot list HackerOne reports");
+            return;
+        }
+    };
+    for r in open {
+        if let Err(e) = core.reports.check_reply(&r.ticket).await {
+            tracing::warn!(ticket = %r.ticket, cause = %e, "zendesk poll: cannot read a HackerOne report's comments; next round");
+            break;
         }
     }
 }

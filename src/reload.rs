@@ -21,7 +21,11 @@
 //! - the people directory (`[people]`, and the PagerDuty and Slack clients
 //!   it looks people up with);
 //! - the pollers, restarted with their new intervals, clients and queries
-//!   when a `[pagerduty]` or `[zendesk]` key changed.
+//!   when a `[pagerduty]` or `[zendesk]` key changed;
+//! - `[hackerone]`, read by the reports at each use: a report first seen
+//!   from now on gets the new calendar and durations (a watched report
+//!   keeps the deadlines it got), and the next notice goes to the new
+//!   channel (an overdue notice still replies in its reminder's thread).
 //!
 //! What is bound at start keeps its old value until a restart, with a
 //! warning naming the key: `server.listen`, `server.max_connections`,
@@ -411,6 +415,39 @@ fn fingerprint(c: &Config) -> Prints {
     put(
         "email.password",
         opt_secret(e.and_then(|e| e.password.as_ref())),
+    );
+
+    let h = c.hackerone.as_ref();
+    put("hackerone", h.is_some().to_string());
+    put("hackerone.tags", format!("{:?}", h.map(|h| &h.tags)));
+    put(
+        "hackerone.timezone",
+        format!("{:?}", h.map(|h| &h.timezone)),
+    );
+    put(
+        "hackerone.business_hours",
+        format!("{:?}", h.map(|h| &h.business_hours)),
+    );
+    put(
+        "hackerone.business_days",
+        format!("{:?}", h.map(|h| &h.business_days)),
+    );
+    put(
+        "hackerone.holidays",
+        format!("{:?}", h.map(|h| &h.holidays)),
+    );
+    put(
+        "hackerone.respond_within",
+        format!("{:?}", h.map(|h| h.respond_within)),
+    );
+    put(
+        "hackerone.remind_before",
+        format!("{:?}", h.map(|h| h.remind_before)),
+    );
+    put("hackerone.channel", format!("{:?}", h.map(|h| &h.channel)));
+    put(
+        "hackerone.page_on_breach",
+        format!("{:?}", h.map(|h| h.page_on_breach)),
     );
 
     let people: BTreeMap<_, _> = c.people.iter().collect();

@@ -10,17 +10,19 @@
 //!
 //! One file per vendor builds its checks; they run concurrently (each
 //! request is bounded by [`crate::vendors::REQUEST_TIMEOUT`]) and are
-//! reported in a fixed order: PagerDuty, Zendesk, Slack, Google (Drive,
-//! Docs, Calendar), GitLab, e-mail, webhooks, store.
+//! reported in a fixed order: PagerDuty, Zendesk, Slack, the HackerOne
+//! calendar, Google (Drive, Docs, Calendar), GitLab, e-mail, webhooks, store.
 
 use serde::Serialize;
 
+use crate::clock::Clock as _;
 use crate::config::Config;
 use crate::render;
 
 mod email;
 mod gitlab;
 mod google;
+mod hackerone;
 mod pagerduty;
 mod slack;
 mod store;
@@ -139,10 +141,12 @@ pub async fn run(config: &Config) -> Report {
         store::checks(config),
     );
     let mut checks = Vec::new();
+    let now = crate::clock::SystemClock.now();
     for group in [
         pd,
         zd,
         slack,
+        hackerone::checks(config, now),
         google,
         gitlab,
         email,

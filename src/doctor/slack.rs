@@ -1,6 +1,7 @@
 //! Slack: the bot token (`auth.test`), its scopes (the `x-oauth-scopes`
 //! header), and the bot's membership of each configured channel
-//! (`conversations.list` to resolve the name, then `conversations.info`).
+//! (`conversations.list` to resolve the name, then `conversations.info`):
+//! `slack.channels`, and `hackerone.channel` when `[hackerone]` is set.
 
 use super::Check;
 use crate::config::Config;
@@ -71,9 +72,21 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
             }
         }
     });
-    for channel in &sc.channels {
+    // Each channel once, with the key that names it.
+    let mut channels: Vec<(&str, &str)> = sc
+        .channels
+        .iter()
+        .map(|c| (c.as_str(), "slack.channels"))
+        .collect();
+    if let Some(h1) = &config.hackerone {
+        let bare = |c: &str| c.trim_start_matches('#').to_string();
+        if !channels.iter().any(|(c, _)| bare(c) == bare(&h1.channel)) {
+            channels.push((h1.channel.as_str(), "hackerone.channel"));
+        }
+    }
+    for (channel, key) in channels {
         let shown = if channel.starts_with('#') {
-            channel.clone()
+            channel.to_string()
         } else {
             format!("#{channel}")
         };
@@ -83,7 +96,7 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
             Ok(c) if c.is_archived => Check::fail(
                 name,
                 format!("{shown} ({}) is archived: nothing can be posted there", c.id),
-                "unarchive it, or name another channel in slack.channels",
+                format!("unarchive it, or name another channel in {key}"),
             ),
             Ok(c) if c.is_member => Check::pass(
                 name,
@@ -97,10 +110,10 @@ pub(super) async fn checks(config: &Config, http: reqwest::Client) -> Vec<Check>
             Err(ProbeError::NotFound { .. }) => Check::fail(
                 name,
                 format!(
-                    "no channel {shown} is visible to the bot (slack.channels; looked up with conversations.list)"
+                    "no channel {shown} is visible to the bot ({key}; looked up with conversations.list)"
                 ),
                 format!(
-                    "fix the name in slack.channels, or create {shown}; a private channel is \
+                    "fix the name in {key}, or create {shown}; a private channel is \
                      only visible once the bot is in it: {invite}"
                 ),
             ),

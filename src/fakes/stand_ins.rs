@@ -54,10 +54,12 @@ pub const GITLAB_PROJECT: &str = "support/crises";
 /// Its numeric id.
 pub const GITLAB_PROJECT_ID: u64 = 4242;
 /// The Slack channels: (name, ID).
-pub const SLACK_CHANNELS: [(&str, &str); 3] = [
+pub const SLACK_CHANNELS: [(&str, &str); 4] = [
     ("infrastructure", "C0INFRA001"),
     ("development", "C0DEVEL001"),
     ("general", "C0GENERAL1"),
+    // `[hackerone] channel`'s default; crises are not announced there.
+    ("security", "C0SECURIT1"),
 ];
 
 /// Which optional stand-ins to start (GitLab is always there, like
@@ -92,6 +94,8 @@ pub struct Extra {
     pub store: String,
     /// Lines for `[people]` (`"e-mail" = "name"`); no section when empty.
     pub people: String,
+    /// Lines for `[hackerone]`; no section when empty (it needs Slack).
+    pub hackerone: String,
 }
 
 /// The running stand-ins.
@@ -229,6 +233,9 @@ impl StandIns {
         ));
         if !extra.people.is_empty() {
             toml.push_str(&format!("\n[people]\n{}\n", extra.people));
+        }
+        if !extra.hackerone.is_empty() {
+            toml.push_str(&format!("\n[hackerone]\n{}\n", extra.hackerone));
         }
         if let Some(slack) = &self.slack {
             toml.push_str(&format!(

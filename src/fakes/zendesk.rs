@@ -9,6 +9,16 @@
 //! answers searches such as `type:ticket priority:urgent status<solved`.
 //! Tests seed tickets with [`FakeZendesk::upsert_ticket`] and read back what
 //! pagerd wrote with [`FakeZendesk::comments`] and [`FakeZendesk::ticket`].
+//!
+//! Comments are listed as Zendesk lists them (`GET
+//! /api/v2/tickets/{id}/comments.json`, offset paging with `page`,
+//! `per_page` up to 100, `next_page`/`previous_page` links and `count`,
+//! `sort_order` `asc` or `desc`): the first is the ticket's description,
+//! written by the requester when the ticket was created; each has its
+//! `author_id`, `public` and `created_at`. Comments pagerd adds are written
+//! by its API user ([`AGENT_ID`], what `users/me.json` answers); tests
+//! write as other people with [`FakeZendesk::add_comment`] (a security
+//! engineer: [`FakeZendesk::reply_as_agent`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -38,6 +48,8 @@ const SEARCH_PAGE_MAX: usize = 100;
 const SEARCH_RESULTS_MAX: usize = 1000;
 /// `show_many` takes at most 100 ids.
 const SHOW_MANY_MAX: usize = 100;
+/// Comments listed per page, at most.
+const COMMENTS_PAGE_MAX: usize = 100;
 
 /// How to start a [`FakeZendesk`].
 pub struct ZendeskOptions {
@@ -92,8 +104,13 @@ pub struct FakeZendesk {
     pub requests: RequestLog,
 }
 
-/// The id of the API token's user (`GET /api/v2/users/me.json`).
+/// The id of the API token's user (`GET /api/v2/users/me.json`): the
+/// author of every comment pagerd adds.
 pub const AGENT_ID: u64 = 1_900_000_000_001;
+
+/// A human agent (a security engineer) who answers tickets in the Zendesk
+/// UI: [`FakeZendesk::reply_as_agent`].
+pub const HUMAN_AGENT_ID: u64 = 1_900_000_000_042;
 
 struct Shared {
     email: String,
@@ -140,6 +157,9 @@ struct Ticket {
 
 struct StoredComment {
     id: u64,
+    /// The ticket's first comment, written at its creation: not listed by
+    /// [`FakeZendesk::comments`] (which shows what was added since).
+    description: bool,
     body: String,
     html: bool,
     public: bool,
@@ -211,12 +231,23 @@ impl FakeZendesk {
                     existing.updated_at = now;
                 }
                 None => {
+                    // Zendesk makes the description the first comment,
+                    // written by the requester.
+                    let description = StoredComment {
+                        id: db.next(),
+                        description: true,
+                        body: t.subject.clone(),
+                        html: false,
+                        public: true,
+                        author_id: user_id(&t.requester_email),
+                        created_at: now.clone(),
+                    };
                     let ticket = Ticket {
                         spec: t,
                         created_at: now.clone(),
                         updated_at: now,
                         seq,
-                        comments: Vec::new(),
+                        comments: vec![description],
                     };
                     db.tickets.insert(ticket.spec.id, ticket);
                 }
@@ -254,12 +285,14 @@ impl FakeZendesk {
             .map(|t| ticket_json(t, self.shared.base()))
     }
 
-    /// The comments added through the API, oldest first.
+    /// The comments added since the ticket was created (through the API or
+    /// [`FakeZendesk::add_comment`]), oldest first; not its description.
     pub fn comments(&self, id: u64) -> Vec<Comment> {
         let db = self.shared.lock();
         db.tickets.get(&id).map_or_else(Vec::new, |t| {
             t.comments
                 .iter()
+                .filter(|c| !c.description)
                 .map(|c| Comment {
                     body: c.body.clone(),
                     public: c.public,
@@ -268,21 +301,85 @@ impl FakeZendesk {
         })
     }
 
+    /// Sets when the ticket was created (RFC 3339, e.g.
+    /// `"2027-03-26T14:00:00Z"`), and its description's time with it.
+    pub fn set_created_at(&self, id: u64, at: &str) {
+        let mut db = self.shared.lock();
+        if let Some(t) = db.tickets.get_mut(&id) {
+            t.created_at = at.to_string();
+            if let Some(d) = t.comments.iter_mut().find(|c| c.description) {
+                d.created_at = at.to_string();
+            }
+        }
+    }
+
+    /// The user id of the ticket's requester (`requester_id`).
+    pub fn requester_id(&self, id: u64) -> Option<u64> {
+        let db = self.shared.lock();
+        db.tickets
+            .get(&id)
+            .map(|t| user_id(&t.spec.requester_email))
+    }
+
+    /// Adds a comment written by user `author_id` now, as someone does in
+    /// the Zendesk UI (no webhook is sent: [`FakeZendesk::send_webhook`]
+    /// does that). Returns the comment's id; `None` for an unknown ticket.
+    pub fn add_comment(&self, id: u64, author_id: u64, body: &str, public: bool) -> Option<u64> {
+        let added = {
+            let mut db = self.shared.lock();
+            let comment_id = db.next();
+            let ticket = db.tickets.get_mut(&id)?;
+            let now = now_rfc3339();
+            ticket.comments.push(StoredComment {
+                id: comment_id,
+                description: false,
+                body: body.to_string(),
+                html: false,
+                public,
+                author_id,
+                created_at: now.clone(),
+            });
+            ticket.updated_at = now;
+            comment_id
+        };
+        let kind = if public {
+            "public reply"
+        } else {
+            "internal note"
+        };
+        self.shared.timeline.say(format!(
+            "Zendesk: user {author_id} wrote a {kind} on #{id}: \"{}\"",
+            shorten(body, 100)
+        ));
+        Some(added)
+    }
+
+    /// A security engineer ([`HUMAN_AGENT_ID`]) replies publicly.
+    pub fn reply_as_agent(&self, id: u64, body: &str) -> Option<u64> {
+        self.add_comment(id, HUMAN_AGENT_ID, body, true)
+    }
+
     /// The body Zendesk posts for pagerd's documented trigger template,
     /// rendered as Zendesk renders placeholders: every value a string,
     /// priority and status capitalised, tags space-separated, and the link
     /// without a scheme (`{{ticket.link}}`). An unknown ticket renders its
-    /// placeholders empty, as Zendesk does.
+    /// placeholders empty, as Zendesk does. `created_at` is
+    /// `{{ticket.created_at_with_timestamp}}`: ISO 8601.
     pub fn webhook_body(&self, id: u64) -> String {
         let db = self.shared.lock();
         let host = self.shared.base().trim_start_matches("http://").to_string();
+        let created_at = db
+            .tickets
+            .get(&id)
+            .map(|t| t.created_at.clone())
+            .unwrap_or_default();
         let t = db.tickets.get(&id).map(|t| &t.spec);
         let field = |f: fn(&TicketSpec) -> String| t.map(f).unwrap_or_default();
         let js = |s: &str| Value::from(s).to_string();
         format!(
             concat!(
                 r#"{{"ticket":{{"id":{},"title":{},"priority":{},"status":{},"tags":{},"url":{},"#,
-                r#""requester":{{"name":{},"email":{}}},"organization":{}}}}}"#
+                r#""requester":{{"name":{},"email":{}}},"organization":{},"created_at":{}}}}}"#
             ),
             js(&id.to_string()),
             js(&field(|t| t.subject.clone())),
@@ -293,6 +390,7 @@ impl FakeZendesk {
             js(&field(|t| t.requester_name.clone())),
             js(&field(|t| t.requester_email.clone())),
             js(&field(|t| t.organization.clone())),
+            js(&created_at),
         )
     }
 
@@ -477,20 +575,89 @@ async fn show_many(State(sh): State<Arc<Shared>>, RawQuery(query): RawQuery) -> 
         .into_response()
 }
 
-/// `GET /api/v2/tickets/{id}/comments.json`.
+/// `GET /api/v2/tickets/{id}/comments.json[?page&per_page&sort_order]`:
+/// offset paging, at most 100 a page, oldest first unless
+/// `sort_order=desc`.
 async fn list_comments(
     State(sh): State<Arc<Shared>>,
     Path((raw, sub)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     if sub != "comments" && sub != "comments.json" {
         return invalid_endpoint().await;
     }
+    let params = query_pairs(query.as_deref());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let per_page = match param("per_page").map(str::parse::<usize>) {
+        None => COMMENTS_PAGE_MAX,
+        Some(Ok(n)) if (1..=COMMENTS_PAGE_MAX).contains(&n) => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidPaginationParameter",
+                "per_page must be between 1 and 100",
+            );
+        }
+    };
+    let page = match param("page").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidPaginationParameter",
+                "page must be a positive integer",
+            );
+        }
+    };
+    let descending = match param("sort_order") {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "InvalidValue",
+                "sort_order must be asc or desc",
+            );
+        }
+    };
     let db = sh.lock();
-    let Some(t) = ticket_id(&raw).and_then(|id| db.tickets.get(&id)) else {
+    let Some((id, t)) = ticket_id(&raw).and_then(|id| db.tickets.get(&id).map(|t| (id, t))) else {
         return not_found();
     };
-    let comments: Vec<Value> = t.comments.iter().map(comment_json).collect();
-    axum::Json(json!({"comments": comments, "next_page": null, "previous_page": null, "count": comments.len()}))
+    let mut all: Vec<&StoredComment> = t.comments.iter().collect();
+    if descending {
+        all.reverse();
+    }
+    let count = all.len();
+    let comments: Vec<Value> = all
+        .into_iter()
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(comment_json)
+        .collect();
+    let link = |n: usize| {
+        json!(format!(
+            "{}/api/v2/tickets/{id}/comments.json?page={n}&per_page={per_page}",
+            sh.base()
+        ))
+    };
+    let next_page = if page.saturating_mul(per_page) < count {
+        link(page + 1)
+    } else {
+        Value::Null
+    };
+    let previous_page = if page > 1 {
+        link(page - 1)
+    } else {
+        Value::Null
+    };
+    axum::Json(json!({"comments": comments, "next_page": next_page, "previous_page": previous_page, "count": count}))
         .into_response()
 }
 
@@ -645,7 +812,8 @@ async fn update_ticket(
             return *resp;
         }
     };
-    let author_id = user_id(&sh.email);
+    // The token's user, the one `users/me.json` names.
+    let author_id = AGENT_ID;
     let mut lines = Vec::new();
     let resp = {
         let mut db = sh.lock();
@@ -673,6 +841,7 @@ async fn update_ticket(
         if let Some((text, html, public)) = up.comment {
             let c = StoredComment {
                 id: comment_id,
+                description: false,
                 body: text,
                 html,
                 public,
@@ -1258,7 +1427,11 @@ mod tests {
         );
         assert_eq!(zd.ticket(4711).unwrap()["status"], "open");
         let (_, listed) = get(&zd, "/api/v2/tickets/4711/comments.json").await;
-        assert_eq!(listed["comments"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            listed["comments"].as_array().unwrap().len(),
+            3,
+            "the description and the two"
+        );
 
         for bad in [
             json!({"ticket": {"comment": {"body": "  "}}}),
@@ -1308,6 +1481,84 @@ mod tests {
             body["details"]["status"][0]["error"],
             "ClosedPreventsUpdate"
         );
+    }
+
+    #[tokio::test]
+    async fn comments_are_listed_with_authors_in_pages_and_need_the_token() {
+        let zd = fake().await;
+        zd.set_created_at(4711, "2027-03-26T14:00:00Z");
+        let requester = zd.requester_id(4711).unwrap();
+        zd.add_comment(4711, requester, "any news?", true).unwrap();
+        zd.add_comment(4711, HUMAN_AGENT_ID, "triaging", false)
+            .unwrap();
+        zd.reply_as_agent(4711, "Thanks, we are on it.").unwrap();
+        let (_, me) = get(&zd, "/api/v2/users/me.json").await;
+        let (_, _) = put(
+            &zd,
+            4711,
+            json!({"ticket": {"comment": {"body": "pagerd was here"}}}),
+        )
+        .await;
+        let (status, page) = get(&zd, "/api/v2/tickets/4711/comments.json").await;
+        assert_eq!(status, 200);
+        let listed = page["comments"].as_array().unwrap();
+        let shape: Vec<(u64, bool)> = listed
+            .iter()
+            .map(|c| {
+                (
+                    c["author_id"].as_u64().unwrap(),
+                    c["public"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (requester, true),
+                (requester, true),
+                (HUMAN_AGENT_ID, false),
+                (HUMAN_AGENT_ID, true),
+                (me["user"]["id"].as_u64().unwrap(), true),
+            ],
+            "the description first; pagerd's comment is by the users/me user"
+        );
+        assert_eq!(listed[0]["created_at"], "2027-03-26T14:00:00Z");
+        assert_eq!(listed[0]["body"], "Production instance down");
+        assert!(listed[3]["created_at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(page["count"], 5);
+        assert_eq!(page["next_page"], Value::Null);
+        assert_eq!(zd.comments(4711).len(), 4, "the description is not added");
+
+        let (_, first) = get(&zd, "/api/v2/tickets/4711/comments.json?per_page=2").await;
+        assert_eq!(first["comments"].as_array().unwrap().len(), 2);
+        assert_eq!(first["previous_page"], Value::Null);
+        let next = first["next_page"].as_str().unwrap();
+        assert!(
+            next.ends_with("/api/v2/tickets/4711/comments.json?page=2&per_page=2"),
+            "{next}"
+        );
+        let (_, last) = get(&zd, "/api/v2/tickets/4711/comments.json?page=3&per_page=2").await;
+        assert_eq!(last["comments"].as_array().unwrap().len(), 1);
+        assert_eq!(last["next_page"], Value::Null);
+        assert!(last["previous_page"].is_string());
+        let (_, newest) = get(
+            &zd,
+            "/api/v2/tickets/4711/comments.json?sort_order=desc&per_page=1",
+        )
+        .await;
+        assert_eq!(newest["comments"][0]["body"], "pagerd was here");
+        for bad in ["per_page=0", "per_page=101", "page=0", "sort_order=up"] {
+            let (status, _) = get(&zd, &format!("/api/v2/tickets/4711/comments.json?{bad}")).await;
+            assert_eq!(status, 400, "{bad}");
+        }
+        assert_eq!(get(&zd, "/api/v2/tickets/9999/comments.json").await.0, 404);
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/v2/tickets/4711/comments.json", zd.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(zd.add_comment(9999, HUMAN_AGENT_ID, "x", true), None);
     }
 
     #[tokio::test]
@@ -1376,13 +1627,15 @@ mod tests {
     #[tokio::test]
     async fn webhook_renders_the_template_and_is_signed() {
         let zd = fake().await;
+        zd.set_created_at(4711, "2027-03-26T14:00:00Z");
         let body = zd.webhook_body(4711);
         let host = zd.url().trim_start_matches("http://").to_string();
         let expected = format!(
             concat!(
                 r#"{{"ticket":{{"id":"4711","title":"Production instance down","priority":"Urgent","#,
                 r#""status":"New","tags":"vip prod","url":"{}/agent/tickets/4711","#,
-                r#""requester":{{"name":"Jane \"JD\" Doe","email":"jane@acme.example"}},"organization":"Acme Corp"}}}}"#
+                r#""requester":{{"name":"Jane \"JD\" Doe","email":"jane@acme.example"}},"organization":"Acme Corp","#,
+                r#""created_at":"2027-03-26T14:00:00Z"}}}}"#
             ),
             host
         );

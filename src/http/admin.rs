@@ -7,6 +7,8 @@
 //! prints: role, instance, lease, counts (from memory).
 //! `GET /incidents/by-ticket/{ticket}` answers what `GET /incidents/{id}`
 //! does for the ticket's latest episode (`pagerd incidents show '#4711'`).
+//! `GET /reports` and `GET /reports/{ticket}` show the watched HackerOne
+//! reports (`pagerd reports list|show`).
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -31,6 +33,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/incidents/{id}", get(show))
         .route("/incidents/by-ticket/{ticket}", get(show_ticket))
         .route("/incidents/{id}/{action}", post(act))
+        .route("/reports", get(reports))
+        .route("/reports/{ticket}", get(report))
         .route_layer(middleware::from_fn_with_state(state, auth))
 }
 
@@ -157,6 +161,39 @@ async fn detail(st: &AppState, incident: Incident) -> Result<Response, ApiError>
         json!({ "incident": with_paged(&incident), "journal": journal, "outbox": outbox }),
     )
     .into_response())
+}
+
+/// `GET /reports`: `{"reports": [...]}`, oldest deadline first.
+async fn reports(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let all = st
+        .core
+        .store
+        .reports(crate::reports::watch::MAX_REPORTS)
+        .await?;
+    let config = st.core.reports.config();
+    let now = st.core.clock.now();
+    let reports: Vec<Value> = all
+        .iter()
+        .map(|r| crate::reports::text::json(r, config.hackerone.as_ref(), now))
+        .collect();
+    Ok(axum::Json(json!({ "reports": reports })).into_response())
+}
+
+/// `GET /reports/{ticket}`: `{"report": {...}}` (`#4711` or `4711`).
+async fn report(
+    State(st): State<AppState>,
+    Path(ticket): Path<String>,
+) -> Result<Response, ApiError> {
+    let ticket = ticket.trim_start_matches('#');
+    let Some(r) = st.core.store.report(ticket).await? else {
+        return Err(ApiError::NotFound(format!(
+            "no HackerOne report is watched for ticket #{}",
+            crate::render::truncate(ticket, 100)
+        )));
+    };
+    let config = st.core.reports.config();
+    let v = crate::reports::text::json(&r, config.hackerone.as_ref(), st.core.clock.now());
+    Ok(axum::Json(json!({ "report": v })).into_response())
 }
 
 #[derive(Deserialize, Default)]

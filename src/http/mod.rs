@@ -149,6 +149,10 @@ pub enum ApiError {
     /// 503: the store failed; the sender should retry.
     #[error("temporarily unavailable, retry")]
     Unavailable(#[source] StoreError),
+    /// 503: a vendor pagerd must ask first did not answer; the sender
+    /// should retry.
+    #[error("temporarily unavailable, retry")]
+    Upstream(String),
 }
 
 impl From<StoreError> for ApiError {
@@ -166,6 +170,10 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(e) => {
                 tracing::error!(cause = %e, "store failed; answering 503");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Upstream(why) => {
+                tracing::warn!(cause = %why, "a vendor did not answer; answering 503");
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };

@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{ApiError, AppState, require_content_type};
-use crate::engine::{Event, Source};
+use crate::engine::{Event, Source, Ticket};
+use crate::reports::watch::ReportError;
 use crate::store::{Applied, Change, Intake, Target};
 use crate::vendors::signing::{SignatureError, unix_now};
 use crate::vendors::{pagerduty, slack, zendesk};
@@ -82,6 +83,9 @@ pub async fn zendesk(
     require_content_type(&headers, "application/json")?;
     let ticket = zendesk::webhook::parse(&body, &config.zendesk.url)
         .map_err(|e| malformed(&st, "zendesk", e))?;
+    if st.core.reports.is_report(&ticket) {
+        return report(&st, ticket, &body).await;
+    }
     let span = tracing::info_span!("zendesk_webhook", ticket = %ticket.id);
     let applied = st.core.submit(Intake::ticket(ticket)).await?;
     count(&st, "zendesk", "accepted");
@@ -94,6 +98,51 @@ pub async fn zendesk(
         _ => tracing::info!("ticket update applied"),
     });
     Ok(answer(&applied))
+}
+
+/// A HackerOne report's ticket (`[hackerone] tags`): not an emergency, so
+/// it pages nobody. Its clock starts once, at the ticket's creation (the
+/// body's `created_at`, else Zendesk's); its comments are read off the
+/// request path, in case an agent replied. An incident the ticket already
+/// has (an emergency before it was tagged, or a `page_on_breach` page)
+/// still hears the update, so solving the ticket resolves it.
+async fn report(st: &AppState, ticket: Ticket, body: &[u8]) -> Result<Response, ApiError> {
+    let span = tracing::info_span!("zendesk_webhook", ticket = %ticket.id);
+    let created_at = match zendesk::webhook::created_at(body) {
+        Ok(at) => at.map(|t| t.as_millisecond()),
+        Err(e) => {
+            span.in_scope(|| tracing::warn!(cause = %e, "hackerone: the body's created_at is not a timestamp; asking Zendesk"));
+            None
+        }
+    };
+    let seen = st
+        .core
+        .reports
+        .seen(&ticket, created_at)
+        .await
+        .map_err(|e| match e {
+            ReportError::Store(e) => ApiError::Unavailable(e),
+            ReportError::Zendesk(e) => ApiError::Upstream(format!(
+                "hackerone: cannot read ticket {}'s creation time from Zendesk: {e}",
+                ticket.id
+            )),
+        })?;
+    if let Some(r) = &seen {
+        st.core.reports.check_soon(r.ticket.clone());
+    }
+    let incident = match st.core.store.by_ticket(&ticket.id).await? {
+        Some(inc) if inc.is_open() => st.core.submit(Intake::ticket(ticket)).await?.incident,
+        _ => None,
+    };
+    count(st, "zendesk", "accepted");
+    span.in_scope(|| tracing::info!("hackerone report: watched, not paged"));
+    let body = json!({
+        "result": "report",
+        "state": seen.as_ref().map(|r| r.state.as_str()),
+        "respond_by": seen.as_ref().map(|r| crate::clock::rfc3339(r.respond_by)),
+        "incident": incident.map(|i| i.id),
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 /// `POST /webhooks/pagerduty`: acknowledged or resolved in PagerDuty.

@@ -34,6 +34,7 @@ use prometheus_client::registry::Registry;
 
 use crate::clock::Millis;
 use crate::engine::{Lane, Status};
+use crate::reports::ReportState;
 use crate::store::{Applied, Change, Stats};
 use crate::vendors::DeliveryError;
 
@@ -139,6 +140,7 @@ struct Gauges {
     outbox_oldest: Gauge<f64, AtomicU64>,
     undeliverable: Gauge,
     armed: Gauge,
+    reports: Family<StateLabel, Gauge>,
 }
 
 /// Which latency an observation was.
@@ -242,6 +244,11 @@ impl Metrics {
                 state: state.as_str(),
             });
         }
+        for state in ReportState::ALL {
+            m.gauges.reports.get_or_create_owned(&StateLabel {
+                state: state.as_str(),
+            });
+        }
         m.register()
     }
 
@@ -341,6 +348,11 @@ impl Metrics {
             "Deadlines armed in this instance's scheduler.",
             g.armed.clone(),
         );
+        r.register(
+            "pagerd_hackerone_reports",
+            "Watched HackerOne reports by state (waiting, reminded, overdue, answered).",
+            g.reports.clone(),
+        );
         r.register_collector(Box::new(process::LogDropped));
         r.register_collector(Box::new(process::Process::default()));
         self
@@ -427,6 +439,20 @@ impl Metrics {
     pub fn observe_reload(&self, applied: bool) {
         let result = if applied { "applied" } else { "refused" };
         self.reloads.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Sets the gauge of HackerOne reports by state (the reports count
+    /// themselves from the store after each change and every few seconds;
+    /// a scrape reads memory only).
+    pub fn set_reports(&self, counts: &[(ReportState, usize)]) {
+        for (state, n) in counts {
+            self.gauges
+                .reports
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The scheduler fires a deadline due at `due` at `now`.

@@ -512,3 +512,102 @@ pub(crate) async fn policy_reload(s: &dyn Store, policy: &crate::shared::Shared<
         vec![(first, 2_100), (second, 51_000)]
     );
 }
+
+/// HackerOne reports: watched once per ticket (the first sighting's clock
+/// stays), changed only forward, kept across a restart (`open` opens the
+/// same database; the first handle is dropped before the second opens),
+/// listed by deadline.
+pub(crate) async fn reports(open: impl AsyncFn() -> Box<dyn Store>) {
+    use crate::reports::{Notice, Report, ReportChange, ReportState, Thread};
+    let s = open().await;
+    let ticket = |id: &str, title: &str| Ticket {
+        title: title.into(),
+        tags: vec!["hackerone".into()],
+        priority: "normal".into(),
+        ..self::ticket(id, "new")
+    };
+    let first = Report::new(&ticket("4711", "XSS"), 1_000, (9_000, 7_000), 1_500);
+    let (stored, new) = s.watch_report(first.clone()).await.expect("watch");
+    assert!(new);
+    assert_eq!(stored, first);
+    // Seen again (a retried webhook, the poller): the clock is not reset.
+    let again = Report::new(
+        &ticket("4711", "XSS (edited)"),
+        5_000,
+        (99_000, 97_000),
+        6_000,
+    );
+    let (stored, new) = s.watch_report(again).await.expect("watch again");
+    assert!(!new);
+    assert_eq!(stored, first);
+    let earlier = Report::new(&ticket("4712", "SSRF"), 500, (8_000, 6_000), 600);
+    s.watch_report(earlier).await.expect("watch 4712");
+    let listed: Vec<String> = s
+        .reports(10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.ticket)
+        .collect();
+    assert_eq!(listed, ["4712", "4711"], "oldest deadline first");
+    assert_eq!(s.reports(1).await.expect("list").len(), 1);
+
+    let posting = s
+        .change_report("4711", ReportChange::Posting(Notice::Reminder), 7_000)
+        .await
+        .expect("posting")
+        .expect("watched");
+    assert_eq!(posting.posting, Some(Notice::Reminder));
+    assert_eq!(posting.updated_at, 7_000);
+    let thread = Thread {
+        channel: "C0SECURIT1".into(),
+        ts: "1700000000.000100".into(),
+    };
+    let reminded = s
+        .change_report("4711", ReportChange::Reminded(thread.clone()), 7_010)
+        .await
+        .expect("reminded")
+        .expect("watched");
+    assert_eq!(
+        (reminded.state, reminded.posting, reminded.reminder.clone()),
+        (ReportState::Reminded, None, Some(thread.clone()))
+    );
+    s.change_report("4711", ReportChange::Paged, 9_000)
+        .await
+        .expect("paged");
+    s.change_report("4711", ReportChange::Posting(Notice::Overdue), 9_000)
+        .await
+        .expect("posting overdue");
+    assert!(
+        s.change_report("nope", ReportChange::Overdue, 9_000)
+            .await
+            .expect("unknown")
+            .is_none()
+    );
+
+    // A new handle on the same database (a restart) finds it all.
+    drop(s);
+    let s2 = open().await;
+    let back = s2.report("4711").await.expect("get").expect("kept");
+    assert_eq!(back.reminder, Some(thread));
+    assert_eq!(back.posting, Some(Notice::Overdue), "the intent survives");
+    assert_eq!(back.paged_at, Some(9_000));
+    assert_eq!(back.created_at, 1_000);
+    assert_eq!(back.respond_by, 9_000);
+    let answered = s2
+        .change_report("4711", ReportChange::Answered(9_500), 9_600)
+        .await
+        .expect("answered")
+        .expect("watched");
+    assert_eq!(answered.state, ReportState::Answered);
+    assert_eq!(answered.answered_at, Some(9_500));
+    assert_eq!(answered.posting, None);
+    // Answered is final: the change is refused, the row unchanged.
+    let after = s2
+        .change_report("4711", ReportChange::Overdue, 9_700)
+        .await
+        .expect("overdue")
+        .expect("watched");
+    assert_eq!(after, answered);
+    assert!(s2.report("4713").await.expect("get").is_none());
+}

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::clock::Millis;
 use crate::engine::{Effect, Event, Incident};
+use crate::reports::{Report, ReportChange};
 
 #[cfg(test)]
 mod contract;
@@ -492,4 +493,31 @@ pub trait Store: Send + Sync + 'static {
         batch: usize,
         after: Option<PruneCursor>,
     ) -> Result<Pruned, StoreError>;
+
+    // ---- HackerOne reports (`crate::reports`) -------------------------------
+    // Not fenced by the lease: any instance records what it learns (a report
+    // seen, a reply found); each change is applied under the row's lock
+    // with [`Report::apply`], so two instances cannot undo each other's.
+
+    /// Starts watching `report` unless its ticket is watched already.
+    /// Returns the report as stored (an existing one unchanged: its clock
+    /// started when it was first seen) and whether it is new.
+    async fn watch_report(&self, report: Report) -> Result<(Report, bool), StoreError>;
+
+    /// The watched report of a ticket.
+    async fn report(&self, ticket: &str) -> Result<Option<Report>, StoreError>;
+
+    /// Watched reports, oldest deadline first, at most `limit`.
+    async fn reports(&self, limit: usize) -> Result<Vec<Report>, StoreError>;
+
+    /// Applies `change` at `now` to the report of `ticket`, atomically
+    /// (load, [`Report::apply`], save). Returns the report afterwards
+    /// (unchanged when the change does not apply), `None` when the ticket
+    /// is not watched.
+    async fn change_report(
+        &self,
+        ticket: &str,
+        change: ReportChange,
+        now: Millis,
+    ) -> Result<Option<Report>, StoreError>;
 }

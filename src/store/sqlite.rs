@@ -644,6 +644,30 @@ impl Store for SqliteStore {
         self.call(reclaim).await?;
         Ok(pruned)
     }
+
+    async fn watch_report(&self, report: Report) -> Result<(Report, bool), StoreError> {
+        self.call(move |conn| reports::watch(conn, &report)).await
+    }
+
+    async fn report(&self, ticket: &str) -> Result<Option<Report>, StoreError> {
+        let ticket = ticket.to_string();
+        self.call(move |conn| reports::get(conn, &ticket)).await
+    }
+
+    async fn reports(&self, limit: usize) -> Result<Vec<Report>, StoreError> {
+        self.call(move |conn| reports::list(conn, limit)).await
+    }
+
+    async fn change_report(
+        &self,
+        ticket: &str,
+        change: ReportChange,
+        now: Millis,
+    ) -> Result<Option<Report>, StoreError> {
+        let ticket = ticket.to_string();
+        self.call(move |conn| reports::change(conn, &ticket, &change, now))
+            .await
+    }
 }
 
 /// The counts of [`Store::stats`], on any connection (the daemon also runs
@@ -851,6 +875,7 @@ fn reclaim(conn: &Connection) -> Result<i64, StoreError> {
 
 pub mod backup;
 pub mod probe;
+mod reports;
 mod schema;
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,9 @@ mod emergency;
 // A store written by 0.1.0 keeps working.
 mod upgrade;
 
+// HackerOne reports: a first-response clock, reminders, no page.
+mod reports;
+
 // The Debian package (packaging/build-deb.sh), when PAGERD_TEST_DEB names it.
 mod package;
 

@@ -72,6 +72,7 @@
 pub mod dump;
 mod lease;
 mod ops;
+mod reports;
 mod schema;
 mod testing;
 #[cfg(test)]
@@ -776,6 +777,44 @@ impl Store for PostgresStore {
     async fn lease_holder(&self) -> Result<Option<(String, i64)>, StoreError> {
         self.run("lease_holder", false, &(), |tx, _| {
             Box::pin(async move { lease::holder(tx).await.map(End::Rollback) })
+        })
+        .await
+    }
+
+    async fn watch_report(&self, report: Report) -> Result<(Report, bool), StoreError> {
+        self.run("watch_report", false, &report, |tx, report| {
+            Box::pin(async move { reports::watch(tx, report).await.map(End::Commit) })
+        })
+        .await
+    }
+
+    async fn report(&self, ticket: &str) -> Result<Option<Report>, StoreError> {
+        self.run("report", false, ticket, |tx, ticket| {
+            Box::pin(async move { reports::get(tx, ticket, false).await.map(End::Rollback) })
+        })
+        .await
+    }
+
+    async fn reports(&self, limit: usize) -> Result<Vec<Report>, StoreError> {
+        self.run("reports", false, &limit, |tx, &limit| {
+            Box::pin(async move { reports::list(tx, limit).await.map(End::Rollback) })
+        })
+        .await
+    }
+
+    async fn change_report(
+        &self,
+        ticket: &str,
+        change: ReportChange,
+        now: Millis,
+    ) -> Result<Option<Report>, StoreError> {
+        let ctx = (ticket, change, now);
+        self.run("change_report", false, &ctx, |tx, (ticket, change, now)| {
+            Box::pin(async move {
+                reports::change(tx, ticket, change, *now)
+                    .await
+                    .map(End::Commit)
+            })
         })
         .await
     }

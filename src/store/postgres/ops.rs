@@ -26,13 +26,13 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Fail> {
 }
 
 /// Column `i` of `row`; a type mismatch is a corrupt row.
-fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, Fail> {
+pub(super) fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, Fail> {
     row.try_get(i)
         .map_err(|e| Fail::Store(StoreError::Corrupt(e.to_string())))
 }
 
 /// Runs a cached statement and returns its rows.
-async fn query(
+pub(super) async fn query(
     tx: &Transaction<'_>,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -42,7 +42,7 @@ async fn query(
 }
 
 /// Runs a cached statement and returns its one row, if any.
-async fn query_opt(
+pub(super) async fn query_opt(
     tx: &Transaction<'_>,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -52,7 +52,7 @@ async fn query_opt(
 }
 
 /// Runs a cached statement and returns how many rows it touched.
-async fn execute(
+pub(super) async fn execute(
     tx: &Transaction<'_>,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],

@@ -41,12 +41,33 @@ CREATE INDEX incidents_resolved ON incidents(updated_at, id) WHERE status = 'res
 CREATE INDEX deliveries_at ON deliveries(at);
 ";
 
+/// HackerOne reports (see the SQLite store's schema 4): one row per
+/// watched ticket.
+const V4: &str = "
+CREATE TABLE reports (
+    ticket_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    url TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    respond_by BIGINT NOT NULL,
+    remind_at BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    posting TEXT,
+    reminder_channel TEXT,
+    reminder_ts TEXT,
+    answered_at BIGINT,
+    paged_at BIGINT,
+    seen_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+";
+
 /// Serialises migrations of instances starting together. Any constant no
 /// other application on the database uses: "pagerd" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7061_6765_7264;
 
 /// `(version, SQL)`, oldest first. Never edit a released entry: add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// The newest schema this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 /// Newest schema this build knows.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The whole schema at [`SCHEMA_VERSION`] (every statement idempotent).
 const SCHEMA: &str = "
@@ -68,6 +68,25 @@ CREATE TABLE IF NOT EXISTS deliveries (
 -- old delivery ids.
 CREATE INDEX IF NOT EXISTS incidents_resolved ON incidents(updated_at, id) WHERE status = 'resolved';
 CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries(at);
+-- Schema 4: HackerOne reports (crate::reports), one row per ticket.
+CREATE TABLE IF NOT EXISTS reports (
+    ticket_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    url TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    respond_by INTEGER NOT NULL,
+    remind_at INTEGER NOT NULL,
+    -- waiting, reminded, overdue, answered
+    state TEXT NOT NULL,
+    -- reminder or overdue while its Slack post may be in flight
+    posting TEXT,
+    reminder_channel TEXT,
+    reminder_ts TEXT,
+    answered_at INTEGER,
+    paged_at INTEGER,
+    seen_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 ";
 
 /// Schema 1 (pagerd 0.1.0) to 2: a ticket may have several incidents (one
@@ -116,6 +135,7 @@ WHERE status != 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.incident_i
 // Schema 2 to 3 (retention) only adds the two indexes at the end of
 // [`SCHEMA`], which creating "whatever is missing" builds on an old file:
 // no statement of its own. Building them reads the incidents table once.
+// Schema 3 to 4 (HackerOne reports) likewise only adds the `reports` table.
 
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a newer one. The
 /// closing write of the version also proves at start that the disk takes
@@ -159,6 +179,12 @@ pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
         tracing::info!(
             path,
             "store: migrating the SQLite schema from 2 to 3 (retention indexes; this reads every incident once)"
+        );
+    }
+    if version.is_some_and(|v| v < 4) {
+        tracing::info!(
+            path,
+            "store: migrating the SQLite schema to 4 (the reports table of HackerOne reports)"
         );
     }
     conn.execute_batch(SCHEMA).map_err(ctx)?;

@@ -97,6 +97,16 @@ async fn retention_keeps_what_is_needed_and_deletes_the_rest() {
     crate::store::contract::retention(&s).await;
 }
 
+#[tokio::test]
+async fn hackerone_reports_are_watched_once_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    crate::store::contract::reports(async || {
+        Box::new(SqliteStore::open(&path, Arc::new(Policy::default())).unwrap()) as Box<dyn Store>
+    })
+    .await;
+}
+
 /// `PRAGMA name` on a read-only connection to `path`.
 fn pragma(path: &Path, name: &str) -> i64 {
     open_reader(path)
@@ -187,7 +197,7 @@ async fn a_small_schema_2_file_gets_the_indexes_and_incremental_vacuum() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, super::schema::SCHEMA_VERSION.to_string());
     let indexes: i64 = reader
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'

@@ -7,6 +7,7 @@
 
 pub mod webhook;
 
+pub mod comments;
 pub mod config;
 pub mod deliver;
 pub mod poll;
@@ -56,6 +57,11 @@ struct TicketJson {
     status: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    /// ISO 8601 (HackerOne reports start their clock at it).
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    requester_id: Option<u64>,
 }
 
 impl Zendesk {
@@ -132,21 +138,8 @@ impl Zendesk {
 
     /// Tickets matching a search query (first page, newest first).
     pub async fn search(&self, query: &str) -> Result<Vec<Ticket>, DeliveryError> {
-        #[derive(Deserialize)]
-        struct Results {
-            results: Vec<Value>,
-        }
-        let req = self.req(reqwest::Method::GET, "/search.json").query(&[
-            ("query", query),
-            ("sort_by", "created_at"),
-            ("sort_order", "desc"),
-        ]);
-        let r: Results = json_response(SERVICE, req.send().await).await?;
-        Ok(r.results
-            .into_iter()
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .map(|t| self.to_ticket(t))
-            .collect())
+        let found = self.search_found(query).await?;
+        Ok(found.into_iter().map(|f| f.ticket).collect())
     }
 
     /// The current state of the given tickets.

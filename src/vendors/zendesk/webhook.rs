@@ -121,6 +121,10 @@ struct ZendeskTicket {
     requester: Option<Requester>,
     #[serde(default)]
     organization: Loose,
+    /// `{{ticket.created_at_with_timestamp}}`: read by [`created_at`] for
+    /// HackerOne reports only.
+    #[serde(default)]
+    created_at: Loose,
 }
 
 #[derive(Deserialize, Default)]
@@ -161,6 +165,24 @@ pub fn parse(body: &[u8], base_url: &str) -> Result<Ticket, String> {
         organization: t.organization.text(),
         id,
     })
+}
+
+/// The ticket's creation time in the documented body
+/// (`"created_at":"{{ticket.created_at_with_timestamp}}"`, ISO 8601 with
+/// `Z` or an offset): the start of a HackerOne report's clock. `Ok(None)`
+/// when the body has none (a trigger written before the key was
+/// documented); `Err` when it is there but not a timestamp. Only reports
+/// read it: an emergency never waits on it.
+pub fn created_at(body: &[u8]) -> Result<Option<jiff::Timestamp>, String> {
+    let parsed: ZendeskBody =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let text = parsed.ticket.created_at.text();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    crate::business_time::parse_timestamp(&text)
+        .map(Some)
+        .map_err(|e| format!("ticket.created_at: {e}"))
 }
 
 #[cfg(test)]
@@ -223,6 +245,58 @@ mod tests {
         assert_eq!(t.url, "https://acme.zendesk.com/agent/tickets/4711");
         assert_eq!(t.requester_email, "dana@customer.test");
         assert_eq!(t.organization, "Customer Corp");
+    }
+
+    #[test]
+    fn created_at_takes_z_and_offsets_and_may_be_absent() {
+        let at = |v: &str| {
+            let body = serde_json::json!({"ticket": {"id": "1", "created_at": v}}).to_string();
+            created_at(body.as_bytes())
+        };
+        let utc = at("2027-03-26T14:00:00Z").unwrap().unwrap();
+        assert_eq!(at("2027-03-26T15:00:00+01:00").unwrap(), Some(utc));
+        assert_eq!(at(" 2027-03-26T15:00:00+01:00 ").unwrap(), Some(utc));
+        assert_eq!(at("").unwrap(), None);
+        assert_eq!(created_at(br#"{"ticket":{"id":"1"}}"#).unwrap(), None);
+        let no_offset = at("2027-03-26 15:00:00").unwrap_err();
+        assert!(no_offset.contains("ticket.created_at"), "{no_offset}");
+        assert!(at("{{ticket.created_at_with_timestamp}}").is_err());
+    }
+
+    /// The trigger body the README tells operators to paste: every key
+    /// pagerd reads, with the placeholders Zendesk renders.
+    #[test]
+    fn the_documented_body_names_every_placeholder() {
+        let readme = include_str!("../../../README.md");
+        let line = readme
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("{\"ticket\":"))
+            .expect("the README shows the trigger body");
+        let body: Value = serde_json::from_str(line).expect("the documented body is JSON");
+        let t = &body["ticket"];
+        for (key, placeholder) in [
+            ("id", "{{ticket.id}}"),
+            ("title", "{{ticket.title}}"),
+            ("priority", "{{ticket.priority}}"),
+            ("status", "{{ticket.status}}"),
+            ("tags", "{{ticket.tags}}"),
+            ("organization", "{{ticket.organization.name}}"),
+            ("created_at", "{{ticket.created_at_with_timestamp}}"),
+        ] {
+            assert_eq!(t[key], placeholder, "{key}");
+        }
+        assert_eq!(t["requester"]["email"], "{{ticket.requester.email}}");
+        // Rendered, it parses into a ticket and a creation time.
+        let rendered = line.replace("{{ticket.id}}", "4711").replace(
+            "{{ticket.created_at_with_timestamp}}",
+            "2027-03-26T14:00:00Z",
+        );
+        assert_eq!(
+            parse(rendered.as_bytes(), "https://z.example").unwrap().id,
+            "4711"
+        );
+        assert!(created_at(rendered.as_bytes()).unwrap().is_some());
     }
 
     #[test]
