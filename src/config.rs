@@ -718,6 +718,20 @@ fn cli(c: &mut Check, raw: RawCli) -> CliConfig {
 /// lower-cased. Only `[cli]` is read (like [`load_cli`], an operator need
 /// not be able to read the vendor secrets); `None` when it is not set.
 pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Partial {
+        #[serde(default)]
+        cli: RawCli,
+    }
+    let raw: Partial = read_partial(path)?;
+    let mut c = Check::new(PathBuf::new());
+    let cli = cli(&mut c, raw.cli);
+    checked(path, c, cli.operator)
+}
+
+/// Reads `path` and parses the sections `T` declares (the rest of the file
+/// is not looked at).
+fn read_partial<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let err = |problems| ConfigError {
         path: path.to_path_buf(),
         problems,
@@ -728,18 +742,18 @@ pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
             message: format!("cannot read it: {e}"),
         }])
     })?;
-    #[derive(Deserialize)]
-    struct Partial {
-        #[serde(default)]
-        cli: RawCli,
-    }
-    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
-    let mut c = Check::new(PathBuf::new());
-    let cli = cli(&mut c, raw.cli);
+    from_toml(&text).map_err(|p| err(vec![p]))
+}
+
+/// `value` when `c` found no problem, else every problem with `path`.
+fn checked<T>(path: &Path, c: Check, value: T) -> Result<T, ConfigError> {
     if c.problems.is_empty() {
-        Ok(cli.operator)
+        Ok(value)
     } else {
-        Err(err(c.problems))
+        Err(ConfigError {
+            path: path.to_path_buf(),
+            problems: c.problems,
+        })
     }
 }
 
@@ -747,52 +761,27 @@ pub fn load_cli_operator(path: &Path) -> Result<Option<String>, ConfigError> {
 /// store can be backed up while a vendor secret is missing or unreadable
 /// (only the PostgreSQL password is read, when one is set).
 pub fn load_store(path: &Path) -> Result<StoreConfig, ConfigError> {
-    let err = |problems| ConfigError {
-        path: path.to_path_buf(),
-        problems,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        err(vec![Problem {
-            key: "(file)".into(),
-            message: format!("cannot read it: {e}"),
-        }])
-    })?;
     #[derive(Deserialize)]
     struct Partial {
         #[serde(default)]
         store: RawStore,
     }
-    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
+    let raw: Partial = read_partial(path)?;
     let mut c = Check::new(path.parent().map(Path::to_path_buf).unwrap_or_default());
     let store = store(&mut c, raw.store);
-    if c.problems.is_empty() {
-        Ok(store)
-    } else {
-        Err(err(c.problems))
-    }
+    checked(path, c, store)
 }
 
 /// What the CLI needs to reach a running daemon: its address and the admin
 /// token. Only `[server]` is read, so an operator does not need to be able to
 /// read the vendor secrets.
 pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        problems: vec![Problem {
-            key: "(file)".into(),
-            message: format!("cannot read it: {e}"),
-        }],
-    })?;
     #[derive(Deserialize)]
     struct Partial {
         #[serde(default)]
         server: RawServer,
     }
-    let err = |problems| ConfigError {
-        path: path.to_path_buf(),
-        problems,
-    };
-    let raw: Partial = from_toml(&text).map_err(|p| err(vec![p]))?;
+    let raw: Partial = read_partial(path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut c = Check::new(base);
     let s = raw.server;
@@ -805,11 +794,7 @@ pub fn load_cli(path: &Path) -> Result<(SocketAddr, Option<Secret>), ConfigError
         SocketAddr::from(([127, 0, 0, 1], 8780))
     });
     let token = admin_token(&mut c, s.admin_token_file, s.admin_token_env);
-    if c.problems.is_empty() {
-        Ok((listen, token))
-    } else {
-        Err(err(c.problems))
-    }
+    checked(path, c, (listen, token))
 }
 
 #[cfg(test)]

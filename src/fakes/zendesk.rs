@@ -575,6 +575,26 @@ async fn show_many(State(sh): State<Arc<Shared>>, RawQuery(query): RawQuery) -> 
         .into_response()
 }
 
+/// Zendesk's offset paging parameters: `page` (from 1) and `per_page` (1 to
+/// `max`, default `max`), or why they are refused.
+fn paging(
+    page: Option<&str>,
+    per_page: Option<&str>,
+    max: usize,
+) -> Result<(usize, usize), &'static str> {
+    let per_page = match per_page.map(str::parse::<usize>) {
+        None => max,
+        Some(Ok(n)) if (1..=max).contains(&n) => n,
+        Some(_) => return Err("per_page must be between 1 and 100"),
+    };
+    let page = match page.map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => return Err("page must be a positive integer"),
+    };
+    Ok((page, per_page))
+}
+
 /// `GET /api/v2/tickets/{id}/comments.json[?page&per_page&sort_order]`:
 /// offset paging, at most 100 a page, oldest first unless
 /// `sort_order=desc`.
@@ -593,27 +613,9 @@ async fn list_comments(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let per_page = match param("per_page").map(str::parse::<usize>) {
-        None => COMMENTS_PAGE_MAX,
-        Some(Ok(n)) if (1..=COMMENTS_PAGE_MAX).contains(&n) => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidPaginationParameter",
-                "per_page must be between 1 and 100",
-            );
-        }
-    };
-    let page = match param("page").map(str::parse::<usize>) {
-        None => 1,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidPaginationParameter",
-                "page must be a positive integer",
-            );
-        }
+    let (page, per_page) = match paging(param("page"), param("per_page"), COMMENTS_PAGE_MAX) {
+        Ok(p) => p,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "InvalidPaginationParameter", why),
     };
     let descending = match param("sort_order") {
         None | Some("asc") => false,
@@ -1041,27 +1043,9 @@ async fn search(State(sh): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Res
             "query is required",
         );
     };
-    let per_page = match param("per_page").map(str::parse::<usize>) {
-        None => SEARCH_PAGE_MAX,
-        Some(Ok(n)) if (1..=SEARCH_PAGE_MAX).contains(&n) => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidValue",
-                "per_page must be between 1 and 100",
-            );
-        }
-    };
-    let page = match param("page").map(str::parse::<usize>) {
-        None => 1,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "InvalidValue",
-                "page must be a positive integer",
-            );
-        }
+    let (page, per_page) = match paging(param("page"), param("per_page"), SEARCH_PAGE_MAX) {
+        Ok(p) => p,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "InvalidValue", why),
     };
     if page.saturating_mul(per_page) > SEARCH_RESULTS_MAX {
         return error(
