@@ -142,8 +142,9 @@ enum Command {
     /// Check every configured integration with the real config, without
     /// side effects: PagerDuty token, From user and routing key format,
     /// Zendesk token, Slack token, scopes and channels (hackerone.channel
-    /// too), the HackerOne calendar, Google key, template and folder, the
-    /// SMTP relay, webhook secrets and the store.
+    /// too), the HackerOne calendar, Google key, template, folder and the
+    /// hand-off calendar, the GitLab token and project, the SMTP relay,
+    /// webhook secrets and the store.
     ///
     /// Prints one line per check and the fix for each failure. Nothing is
     /// sent or written: no page, comment, message, doc, permission or mail.
