@@ -20,12 +20,14 @@
 //!    received beyond the first per key). Lost or duplicated pages fail the
 //!    run;
 //! 3. **timers**: incidents whose ack deadlines are spread over
-//!    `--timer-window` (tickets paced over the window, `ack_timeout` =
+//!    `--timer-window`, or over `--timers / --timer-rate` seconds when that
+//!    is longer (at most 1 000 due a second by default: 100 000 timers take
+//!    100 s), tickets paced over the window, `ack_timeout` =
 //!    window + max(window / 2, 1 s), so all are armed before the first is
-//!    due); lateness of
+//!    due; lateness of
 //!    each escalation `PUT /incidents/{id}` against the stored deadline
-//!    (`opened_at + ack_timeout` from the admin API, pagerd's wall clock,
-//!    whole milliseconds);
+//!    (`opened_at + ack_timeout` read from the store beside the daemon,
+//!    pagerd's wall clock, whole milliseconds);
 //! 4. **recovery**: deadlines armed, outbox drained, SIGKILL, deadlines
 //!    allowed to pass, restart: spawn → last overdue escalation received;
 //! 5. **memory**: VmRSS / VmHWM from `/proc` idle, after the burst, and with
@@ -85,6 +87,10 @@ struct Args {
     /// Incidents with armed deadlines in the timer phase.
     #[arg(long, default_value_t = 10_000)]
     timers: usize,
+    /// Most deadlines coming due per second in the timer phase: the window
+    /// grows to `--timers / --timer-rate` seconds when that is longer.
+    #[arg(long, default_value_t = 1000.0)]
+    timer_rate: f64,
     /// Window the timer phase spreads its deadlines over.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timer_window: Duration,
@@ -152,6 +158,7 @@ impl Args {
             burst,
             concurrency: self.concurrency,
             timers: self.timers,
+            timer_rate: self.timer_rate,
             timer_window: self.timer_window,
             overdue: self.overdue,
             recovery_ack: Duration::from_secs(5),

@@ -32,6 +32,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// Incidents with armed deadlines in the timer phase.
     pub timers: usize,
+    /// Most deadlines coming due per second in the timer phase (the window
+    /// grows to keep under it).
+    pub timer_rate: f64,
     /// Window the timer phase's tickets (hence deadlines) are spread over.
     pub timer_window: Duration,
     /// Overdue deadlines at restart.
@@ -313,14 +316,18 @@ impl Ctx {
     /// first comes due; lateness of each escalation against its stored
     /// deadline (`opened_at + ack_timeout`, both in pagerd's wall clock).
     pub async fn timers(&self) -> anyhow::Result<Value> {
-        let window = self.s.timer_window;
+        // Deadlines come due at most `timer_rate` a second: 100 000 armed
+        // deadlines are spread over 100 s, not crammed into the window.
+        let window = self.s.timer_window.max(Duration::from_secs_f64(
+            self.s.timers as f64 / self.s.timer_rate.max(1.0),
+        ));
         let lead = (window / 2).max(Duration::from_secs(1));
         let timers = Timers {
             ack_timeout: window + lead,
             ..Timers::default()
         };
         let ack_ms = ms(timers.ack_timeout);
-        let (pd, _setup, _) = self.pagerd("timers", &timers).await?;
+        let (pd, setup, _) = self.pagerd("timers", &timers).await?;
         let send = Arc::new(self.pagerd_sender(&pd));
         let ids = self.ids(self.s.timers);
         let keys: Vec<String> = ids.iter().map(|&id| send.key(id)).collect();
@@ -349,22 +356,9 @@ impl Ctx {
             .rec
             .tally(Kind::Escalation, keys.iter().map(String::as_str))
             .duplicates;
-        // Each incident's stored deadline, from the admin API.
-        let limit = ids.len().min(10_000);
-        let list = self
-            .get_json(&pd, &format!("/api/v1/incidents?all=true&limit={limit}"))
-            .await?;
-        let opened: std::collections::HashMap<String, f64> = list["incidents"]
-            .as_array()
-            .context("the admin API's list has no incidents array")?
-            .iter()
-            .filter_map(|i| {
-                Some((
-                    i["dedup_key"].as_str()?.to_string(),
-                    i["opened_at"].as_f64()?,
-                ))
-            })
-            .collect();
+        // Each incident's stored deadline: `opened_at` read from the store
+        // (read-only; the admin API lists at most 10 000 incidents).
+        let opened = opened_at(&setup.store)?;
         let lateness: Vec<f64> = self
             .rec
             .arrivals(Kind::Escalation, keys.iter().map(String::as_str))
@@ -383,6 +377,7 @@ impl Ctx {
         Ok(json!({
             "incidents": ids.len(),
             "window_ms": ms(window),
+            "due_per_s": ids.len() as f64 / window.as_secs_f64().max(1e-9),
             "ack_timeout_ms": ack_ms,
             "send_spread_ms": ms(spread),
             "armed_before_first_due": armed,
@@ -491,4 +486,15 @@ impl Ctx {
             "after_burst": mem_json(&after),
         }))
     }
+}
+
+/// `dedup_key → opened_at` of every incident in a pagerd SQLite store, read
+/// through a read-only connection beside the running daemon.
+fn opened_at(store: &std::path::Path) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    let conn = pagerd::store::sqlite::open_reader(store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut stmt = conn.prepare("SELECT dedup_key, opened_at FROM incidents")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as f64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

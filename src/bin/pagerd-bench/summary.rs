@@ -126,9 +126,10 @@ pub fn print_notes(r: &Value, t: &Table) {
     }
     if let Some(tm) = r.get("timers") {
         notes.push(format!(
-            "timers: tickets paced over {} ms (sent in {:.0} ms), ack_timeout {} ms; \
+            "timers: tickets paced over {} ms ({:.0} due/s; sent in {:.0} ms), ack_timeout {} ms; \
              lateness vs the stored deadline, ms resolution",
             tm["window_ms"],
+            tm["due_per_s"].as_f64().unwrap_or(0.0),
             tm["send_spread_ms"].as_f64().unwrap_or(0.0),
             tm["ack_timeout_ms"]
         ));
