@@ -34,7 +34,16 @@
 //!    a store of `--stored` incidents (half resolved) that the bench builds
 //!    *before* starting the daemon through the library's own
 //!    `SqliteStore`/`Store::apply` (see [`seed`]), then after a burst on it;
-//! 6. **peer** (`--peer alertmanager`): the same latency and burst workloads
+//! 6. **flood**: a store of `--stored` incidents (1 000 000 by default here;
+//!    all but 50 000 resolved 200 days ago, those open with deadlines
+//!    armed), seeded through the library and copied in SQL ([`bulk`]); start to
+//!    `/readyz`, RSS, sequential webhook → page latency quiet and while 64
+//!    clients loop on `/readyz` and `/metrics` (and those endpoints' own
+//!    latency), against a daemon on a fresh store in alternating rounds;
+//!    with `store.retention = "off"` and then `"90d"` until the leader's
+//!    first retention pass has deleted the old incidents; store sizes
+//!    ([`flood`]);
+//! 7. **peer** (`--peer alertmanager`): the same latency and burst workloads
 //!    against Prometheus Alertmanager (alerts posted to `/api/v2/alerts`,
 //!    one group per alert, `group_wait: 0s`, a webhook receiver in the
 //!    bench), alternating with pagerd round by round so machine noise hits
@@ -46,6 +55,8 @@
 //! writes every number. Targets are the issue's; a missed one is reported,
 //! not failed. Results and where the time goes: `docs/benchmark.md`.
 
+mod bulk;
+mod flood;
 mod load;
 mod phases;
 mod procs;
@@ -97,9 +108,23 @@ struct Args {
     /// Overdue deadlines at the restart of the recovery phase.
     #[arg(long, default_value_t = 1000)]
     overdue: usize,
-    /// Incidents in the store of the memory phase.
-    #[arg(long, default_value_t = 100_000)]
-    stored: usize,
+    /// Incidents in the store of the memory phase (default 100 000) and of
+    /// the flood phase (default 1 000 000).
+    #[arg(long)]
+    stored: Option<usize>,
+    /// Open incidents, each with an armed deadline, in the flood phase's store.
+    #[arg(long, default_value_t = 50_000)]
+    armed: usize,
+    /// Clients looping on /readyz and /metrics in the flood phase.
+    #[arg(long, default_value_t = 64)]
+    flood_clients: usize,
+    /// Sequential tickets per daemon, quiet and flooded, in the flood phase.
+    #[arg(long, default_value_t = 1000)]
+    flood_tickets: usize,
+    /// Do not wait for the leader's retention pass in the flood phase (it
+    /// starts 5 minutes after the daemon; 1 000 000 incidents take minutes).
+    #[arg(long)]
+    no_retention_pass: bool,
     /// Tiny sizes of everything (CI smoke test).
     #[arg(long)]
     smoke: bool,
@@ -142,6 +167,7 @@ enum Phase {
     Timers,
     Recovery,
     Memory,
+    Flood,
 }
 
 impl Args {
@@ -162,9 +188,14 @@ impl Args {
             timer_window: self.timer_window,
             overdue: self.overdue,
             recovery_ack: Duration::from_secs(5),
-            stored: self.stored,
+            stored: self.stored.unwrap_or(100_000),
             stored_burst: 1000,
             rounds,
+            flood_stored: self.stored.unwrap_or(1_000_000),
+            flood_armed: self.armed,
+            flood_tickets: self.flood_tickets,
+            flood_clients: self.flood_clients,
+            retention_pass: !self.no_retention_pass,
         };
         if !self.smoke {
             return s;
@@ -179,6 +210,12 @@ impl Args {
             stored: 200,
             stored_burst: 50,
             rounds: rounds.min(2),
+            flood_stored: 600,
+            flood_armed: 100,
+            flood_tickets: 20,
+            flood_clients: 8,
+            // The first pass starts 5 minutes after the daemon: not in CI.
+            retention_pass: false,
             ..s
         }
     }
@@ -267,12 +304,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "settings": format!("{settings:?}"),
         "loadavg_before": loadavg(),
     });
-    let phases: [(Phase, &str); 5] = [
+    let phases: [(Phase, &str); 6] = [
         (Phase::Latency, "latency"),
         (Phase::Burst, "burst"),
         (Phase::Timers, "timers"),
         (Phase::Recovery, "recovery"),
         (Phase::Memory, "memory"),
+        (Phase::Flood, "flood"),
     ];
     for (phase, name) in phases {
         if !want(phase) {
@@ -280,12 +318,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         eprintln!("pagerd-bench: {name}…");
         let t = Instant::now();
+        let load_before = loadavg();
         let v = match phase {
             Phase::Latency => ctx.latency().await,
             Phase::Burst => ctx.burst().await,
             Phase::Timers => ctx.timers().await,
             Phase::Recovery => ctx.recovery().await,
             Phase::Memory => ctx.stored().await,
+            Phase::Flood => ctx.flood().await,
         }
         .with_context(|| format!("phase {name}"))?;
         eprintln!(
@@ -293,7 +333,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             t.elapsed().as_secs_f64()
         );
         results[name] = v;
+        results["phase_s"][name] = json!(t.elapsed().as_secs_f64());
+        results["phase_loadavg"][name] = json!({ "before": load_before, "after": loadavg() });
     }
+    results["duplicated_pages_total"] = json!(ctx.rec.duplicates_total(recorder::Kind::Trigger));
     results["unexpected_requests"] = json!(ctx.rec.unexpected());
     results["other_pagerduty_events"] = json!(ctx.rec.other_events());
     results["took_s"] = json!(started.elapsed().as_secs_f64());
@@ -309,17 +352,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("pagerd-bench: wrote {}", path.display());
     }
-    let lost = ["lost", "duplicated"]
-        .iter()
-        .map(|k| results["burst"]["pagerd"][k].as_u64().unwrap_or(0))
-        .sum::<u64>()
-        + results["memory"]["burst"]["lost"].as_u64().unwrap_or(0)
-        + results["memory"]["burst"]["duplicated"]
-            .as_u64()
-            .unwrap_or(0)
-        + results["timers"]["missing"].as_u64().unwrap_or(0)
-        + results["timers"]["duplicated"].as_u64().unwrap_or(0)
-        + results["recovery"]["missing"].as_u64().unwrap_or(0);
+    let lost = lost_or_duplicated(&results);
     if lost > 0 {
         eprintln!(
             "pagerd-bench: FAILED: pages or escalations were lost or duplicated (see the table)"
@@ -348,4 +381,25 @@ fn version_of(bin: &std::path::Path) -> String {
             text.lines().next().map(|l| l.trim().to_string())
         })
         .unwrap_or_else(|| bin.display().to_string())
+}
+
+/// Every lost or duplicated page and missing escalation the results count:
+/// a run with any fails.
+fn lost_or_duplicated(r: &serde_json::Value) -> u64 {
+    const POINTERS: [&str; 8] = [
+        "/burst/pagerd/lost",
+        "/burst/pagerd/duplicated",
+        "/memory/burst/lost",
+        "/memory/burst/duplicated",
+        "/timers/missing",
+        "/timers/duplicated",
+        "/recovery/missing",
+        // Pages (PagerDuty triggers) received twice for one ticket in any
+        // phase, the sequential ones included.
+        "/duplicated_pages_total",
+    ];
+    POINTERS
+        .iter()
+        .filter_map(|p| r.pointer(p).and_then(serde_json::Value::as_u64))
+        .sum()
 }

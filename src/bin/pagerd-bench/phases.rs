@@ -47,6 +47,17 @@ pub struct Settings {
     pub stored_burst: usize,
     /// Rounds of the peer comparison (pagerd and peer alternate).
     pub rounds: usize,
+    /// Incidents in the flood phase's store.
+    pub flood_stored: usize,
+    /// Of which open, with an armed deadline.
+    pub flood_armed: usize,
+    /// Sequential tickets per daemon and condition (quiet, flooded) in the
+    /// flood phase.
+    pub flood_tickets: usize,
+    /// Clients looping on `/readyz` and `/metrics`.
+    pub flood_clients: usize,
+    /// Whether the flood phase waits for the leader's retention pass.
+    pub retention_pass: bool,
 }
 
 /// What every phase needs.
@@ -68,7 +79,7 @@ pub struct Ctx {
     next_id: AtomicU64,
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -76,7 +87,7 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn mem_json(m: &Mem) -> Value {
+pub(crate) fn mem_json(m: &Mem) -> Value {
     json!({ "rss_mb": mib(m.rss_kib), "hwm_mb": mib(m.hwm_kib) })
 }
 
@@ -103,7 +114,7 @@ impl Ctx {
     }
 
     /// `n` ticket ids never used before in this run.
-    fn ids(&self, n: usize) -> Vec<u64> {
+    pub(crate) fn ids(&self, n: usize) -> Vec<u64> {
         let first = self.next_id.fetch_add(n as u64, Ordering::Relaxed);
         (first..first + n as u64).collect()
     }
@@ -130,12 +141,12 @@ impl Ctx {
         Ok(Some((am, Arc::new(sender))))
     }
 
-    fn pagerd_sender(&self, p: &Pagerd) -> Sender {
+    pub(crate) fn pagerd_sender(&self, p: &Pagerd) -> Sender {
         Sender::pagerd(self.http.clone(), &p.url(), secrets::ZD_WEBHOOK)
     }
 
     /// GET a pagerd JSON endpoint (admin API with the bench's token).
-    async fn get_json(&self, p: &Pagerd, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get_json(&self, p: &Pagerd, path: &str) -> anyhow::Result<Value> {
         let resp = self
             .http
             .get(format!("{}{path}", p.url()))
@@ -156,7 +167,7 @@ impl Ctx {
     }
 
     /// Waits until pagerd's outbox is empty (every effect delivered).
-    async fn drained(&self, p: &Pagerd, timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) async fn drained(&self, p: &Pagerd, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.get_json(p, "/api/v1/status").await?;
@@ -215,7 +226,7 @@ impl Ctx {
     }
 
     /// One burst against one daemon: send, wait for every page, count.
-    async fn one_burst(
+    pub(crate) async fn one_burst(
         &self,
         sender: &Arc<Sender>,
         n: usize,
