@@ -349,9 +349,11 @@ impl Ctx {
         let on_dir = self.scratch.dir("flood-on")?;
         let off = StoreOpts {
             retention: Some("off".into()),
+            postgres: None,
         };
         let on = StoreOpts {
             retention: Some("90d".into()),
+            postgres: None,
         };
         // Seed through the library, with the config's policy.
         let store = off_dir.join("pagerd.db");

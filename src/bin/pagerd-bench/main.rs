@@ -43,7 +43,10 @@
 //!    with `store.retention = "off"` and then `"90d"` until the leader's
 //!    first retention pass has deleted the old incidents; store sizes
 //!    ([`flood`]);
-//! 7. **peer** (`--peer alertmanager`): the same latency and burst workloads
+//! 7. **postgres** (with `--postgres-url`): latency and burst on the
+//!    PostgreSQL store beside SQLite, and the failover time after SIGKILL of
+//!    the leader of two daemons on one database ([`pg`]);
+//! 8. **peer** (`--peer alertmanager`): the same latency and burst workloads
 //!    against Prometheus Alertmanager (alerts posted to `/api/v2/alerts`,
 //!    one group per alert, `group_wait: 0s`, a webhook receiver in the
 //!    bench), alternating with pagerd round by round so machine noise hits
@@ -58,6 +61,7 @@
 mod bulk;
 mod flood;
 mod load;
+mod pg;
 mod phases;
 mod procs;
 mod recorder;
@@ -125,6 +129,18 @@ struct Args {
     /// starts 5 minutes after the daemon; 1 000 000 incidents take minutes).
     #[arg(long)]
     no_retention_pass: bool,
+    /// A PostgreSQL database for the postgres phase (the bench creates and
+    /// drops schemas `pagerd_t_…` in it), e.g.
+    /// postgres://postgres@127.0.0.1:5432/pagerd_bench.
+    #[arg(long, env = "PAGERD_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// store.lease_ttl of the postgres phase (lease_renew is a fifth of it);
+    /// default: the daemon's (10s, renewed every 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lease_ttl: Option<Duration>,
+    /// Leader kills in the failover measurement.
+    #[arg(long, default_value_t = 3)]
+    failover_rounds: usize,
     /// Tiny sizes of everything (CI smoke test).
     #[arg(long)]
     smoke: bool,
@@ -168,6 +184,7 @@ enum Phase {
     Recovery,
     Memory,
     Flood,
+    Postgres,
 }
 
 impl Args {
@@ -196,6 +213,9 @@ impl Args {
             flood_tickets: self.flood_tickets,
             flood_clients: self.flood_clients,
             retention_pass: !self.no_retention_pass,
+            postgres_url: self.postgres_url.clone(),
+            lease: self.lease_ttl.map(|ttl| (ttl / 5, ttl)),
+            failover_rounds: self.failover_rounds,
         };
         if !self.smoke {
             return s;
@@ -216,6 +236,11 @@ impl Args {
             flood_clients: 8,
             // The first pass starts 5 minutes after the daemon: not in CI.
             retention_pass: false,
+            lease: Some(
+                s.lease
+                    .unwrap_or((Duration::from_millis(200), Duration::from_secs(1))),
+            ),
+            failover_rounds: 1,
             ..s
         }
     }
@@ -304,13 +329,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "settings": format!("{settings:?}"),
         "loadavg_before": loadavg(),
     });
-    let phases: [(Phase, &str); 6] = [
+    let phases: [(Phase, &str); 7] = [
         (Phase::Latency, "latency"),
         (Phase::Burst, "burst"),
         (Phase::Timers, "timers"),
         (Phase::Recovery, "recovery"),
         (Phase::Memory, "memory"),
         (Phase::Flood, "flood"),
+        (Phase::Postgres, "postgres"),
     ];
     for (phase, name) in phases {
         if !want(phase) {
@@ -326,6 +352,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Phase::Recovery => ctx.recovery().await,
             Phase::Memory => ctx.stored().await,
             Phase::Flood => ctx.flood().await,
+            Phase::Postgres => ctx.postgres().await,
         }
         .with_context(|| format!("phase {name}"))?;
         eprintln!(
@@ -386,7 +413,7 @@ fn version_of(bin: &std::path::Path) -> String {
 /// Every lost or duplicated page and missing escalation the results count:
 /// a run with any fails.
 fn lost_or_duplicated(r: &serde_json::Value) -> u64 {
-    const POINTERS: [&str; 8] = [
+    const POINTERS: [&str; 13] = [
         "/burst/pagerd/lost",
         "/burst/pagerd/duplicated",
         "/memory/burst/lost",
@@ -394,6 +421,11 @@ fn lost_or_duplicated(r: &serde_json::Value) -> u64 {
         "/timers/missing",
         "/timers/duplicated",
         "/recovery/missing",
+        "/postgres/burst/postgres/lost",
+        "/postgres/burst/postgres/duplicated",
+        "/postgres/burst/sqlite/lost",
+        "/postgres/burst/sqlite/duplicated",
+        "/postgres/failover/missing",
         // Pages (PagerDuty triggers) received twice for one ticket in any
         // phase, the sequential ones included.
         "/duplicated_pages_total",

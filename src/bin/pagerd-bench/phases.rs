@@ -58,6 +58,12 @@ pub struct Settings {
     pub flood_clients: usize,
     /// Whether the flood phase waits for the leader's retention pass.
     pub retention_pass: bool,
+    /// The PostgreSQL database the postgres phase makes its schemas in.
+    pub postgres_url: Option<String>,
+    /// `(lease_renew, lease_ttl)`; the daemon's defaults when `None`.
+    pub lease: Option<(Duration, Duration)>,
+    /// Leader kills in the failover measurement.
+    pub failover_rounds: usize,
 }
 
 /// What every phase needs.

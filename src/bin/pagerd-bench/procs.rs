@@ -232,7 +232,7 @@ fn ms(d: Duration) -> String {
 pub struct PagerdSetup {
     /// The config file.
     pub config: PathBuf,
-    /// The SQLite store.
+    /// The SQLite store (unused when the store is PostgreSQL).
     pub store: PathBuf,
     /// The log of its output.
     pub log: PathBuf,
@@ -240,11 +240,24 @@ pub struct PagerdSetup {
     pub rust_log: String,
 }
 
-/// The `[store]` section beyond `path`: retention.
+/// The `[store]` section beyond `path`: retention and PostgreSQL.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOpts {
     /// `store.retention` (`"off"`, `"90d"`); the daemon's default when `None`.
     pub retention: Option<String>,
+    /// PostgreSQL instead of SQLite.
+    pub postgres: Option<PgStore>,
+}
+
+/// `store.url` and the lease timings (the daemon's defaults when `None`).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    /// `store.url`.
+    pub url: String,
+    /// `store.lease_renew`.
+    pub lease_renew: Option<Duration>,
+    /// `store.lease_ttl`.
+    pub lease_ttl: Option<Duration>,
 }
 
 impl StoreOpts {
@@ -253,6 +266,15 @@ impl StoreOpts {
         let mut out = String::new();
         if let Some(r) = &self.retention {
             out.push_str(&format!("retention = {r:?}\n"));
+        }
+        if let Some(pg) = &self.postgres {
+            out.push_str(&format!("url = {:?}\n", pg.url));
+            if let Some(d) = pg.lease_renew {
+                out.push_str(&format!("lease_renew = {:?}\n", ms(d)));
+            }
+            if let Some(d) = pg.lease_ttl {
+                out.push_str(&format!("lease_ttl = {:?}\n", ms(d)));
+            }
         }
         out
     }
@@ -271,7 +293,7 @@ impl PagerdSetup {
         PagerdSetup::write_with(dir, listen, vendor, timers, &StoreOpts::default())
     }
 
-    /// [`PagerdSetup::write`] with retention set in `[store]`.
+    /// [`PagerdSetup::write`] with retention or PostgreSQL set in `[store]`.
     pub fn write_with(
         dir: &Path,
         listen: SocketAddr,

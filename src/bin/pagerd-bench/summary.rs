@@ -106,6 +106,9 @@ pub fn table(r: &Value, peer: Option<String>) -> Table {
     if let Some(f) = r.get("flood") {
         flood_rows(&mut t, r, f);
     }
+    if let Some(pg) = r.get("postgres").filter(|v| v.get("skipped").is_none()) {
+        postgres_rows(&mut t, r, pg);
+    }
     t
 }
 
@@ -175,6 +178,44 @@ fn flood_rows(t: &mut Table, r: &Value, f: &Value) {
         ("store on disk (db + WAL)", "/flood/retention_on/size/mb", None, Unit::Mb, None),
     ];
     rows(t, r, "90d, at the end", specs);
+}
+
+/// The postgres phase's rows, PostgreSQL beside SQLite, and failover.
+#[rustfmt::skip]
+fn postgres_rows(t: &mut Table, r: &Value, pg: &Value) {
+    use Goal::{AtLeast, AtMost};
+    let (p, l) = ("/postgres/latency/postgres", "/postgres/latency/sqlite");
+    let n = pg["burst"]["tickets"].as_u64().unwrap_or(0);
+    let (pb, lb) = (format!("PostgreSQL: {n} tickets accepted"), format!("SQLite: {n} tickets accepted"));
+    let specs: &[Spec<'_>] = &[
+        ("PostgreSQL: webhook → page p50", &format!("{p}/e2e_ms/p50"), None, MS, Some(AtMost(0.5))),
+        ("PostgreSQL: webhook → page p99", &format!("{p}/e2e_ms/p99"), None, MS, Some(AtMost(2.0))),
+        ("PostgreSQL: webhook answered p50", &format!("{p}/webhook_answer_ms/p50"), None, MS, None),
+        ("SQLite: webhook → page p50", &format!("{l}/e2e_ms/p50"), None, MS, Some(AtMost(0.5))),
+        ("SQLite: webhook → page p99", &format!("{l}/e2e_ms/p99"), None, MS, Some(AtMost(2.0))),
+        ("SQLite: webhook answered p50", &format!("{l}/webhook_answer_ms/p50"), None, MS, None),
+        (&pb, "/postgres/burst/postgres/accepted_per_s", None, Unit::PerSec, Some(AtLeast(5000.0))),
+        ("PostgreSQL: time to all pages", "/postgres/burst/postgres/all_pages_ms", None, MS, None),
+        ("PostgreSQL: daemon CPU per ticket", "/postgres/burst/postgres/cpu_ms_per_ticket", None, MS, None),
+        (&lb, "/postgres/burst/sqlite/accepted_per_s", None, Unit::PerSec, Some(AtLeast(5000.0))),
+        ("SQLite: time to all pages", "/postgres/burst/sqlite/all_pages_ms", None, MS, None),
+        ("PostgreSQL: lost", "/postgres/burst/postgres/lost", None, Unit::Count, Some(AtMost(0.0))),
+        ("PostgreSQL: duplicated", "/postgres/burst/postgres/duplicated", None, Unit::Count, Some(AtMost(0.0))),
+        ("PostgreSQL: RSS after burst", "/postgres/memory/after_burst/rss_mb", None, Unit::Mb, Some(AtMost(40.0))),
+    ];
+    rows(t, r, "postgres", specs);
+    // No target in the issues; the README promises a takeover within
+    // lease_ttl plus one renewal period.
+    let bound = pg["failover"]["lease_ttl_ms"].as_f64().unwrap_or(0.0)
+        + pg["failover"]["lease_renew_ms"].as_f64().unwrap_or(0.0);
+    let specs: &[Spec<'_>] = &[
+        ("kill -9 leader → other is leader p50", "/postgres/failover/kill_to_leader_ms/p50", None, MS, None),
+        ("kill -9 leader → other is leader max", "/postgres/failover/kill_to_leader_ms/max", None, MS, Some(AtMost(bound))),
+        ("kill -9 leader → new ticket paged p50", "/postgres/failover/kill_to_page_ms/p50", None, MS, None),
+        ("kill -9 leader → new ticket paged max", "/postgres/failover/kill_to_page_ms/max", None, MS, None),
+        ("pages missing after failover", "/postgres/failover/missing", None, Unit::Count, Some(AtMost(0.0))),
+    ];
+    rows(t, r, "failover", specs);
 }
 
 /// The lines under the table: how each phase was run, and warnings.
@@ -258,6 +299,23 @@ pub fn print_notes(r: &Value, t: &Table) {
                 f["retention_off"]["size"]["mb"].as_f64().unwrap_or(0.0),
                 on["size"]["mb"].as_f64().unwrap_or(0.0),
                 on["counts_after_pass"]["incidents"]
+            ));
+        }
+    }
+    if let Some(pg) = r.get("postgres") {
+        if let Some(why) = pg.get("skipped") {
+            notes.push(format!("postgres: skipped ({why})"));
+        } else {
+            notes.push(format!(
+                "postgres: {} sequential tickets and {} burst round(s) alternating with SQLite; \
+                 failover: {} kill(s), lease_ttl {} ms, lease_renew {} ms",
+                pg["latency"]["tickets"],
+                pg["burst"]["postgres"]["rounds"]
+                    .as_array()
+                    .map_or(0, Vec::len),
+                pg["failover"]["rounds"].as_array().map_or(0, Vec::len),
+                pg["failover"]["lease_ttl_ms"],
+                pg["failover"]["lease_renew_ms"]
             ));
         }
     }
