@@ -216,7 +216,12 @@ fn compared(big: &Side, empty: &Side) -> Value {
 fn on_disk(path: &Path) -> Value {
     let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let (db, wal) = (len(path), len(&path.with_extension("db-wal")));
-    json!({ "db_bytes": db, "wal_bytes": wal, "mb": (db + wal) as f64 / 1e6 })
+    json!({
+        "db_bytes": db,
+        "wal_bytes": wal,
+        "wal_mb": wal as f64 / 1e6,
+        "mb": (db + wal) as f64 / 1e6,
+    })
 }
 
 /// Drops one file's pages from the page cache (written back first), so

@@ -486,8 +486,10 @@ impl Ctx {
             .map(|m| m.len())
             .unwrap_or(0);
         let (pd, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
-        let ready_json = self.get_json(&pd, "/api/v1/status").await?;
+        // After a second: the scheduler loads the armed deadlines after
+        // `/healthz` answers.
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let ready_json = self.get_json(&pd, "/api/v1/status").await?;
         let loaded = pd.proc.mem()?;
         let send = Arc::new(self.pagerd_sender(&pd));
         let burst = self.one_burst(&send, self.s.stored_burst, &pd.proc).await?;
