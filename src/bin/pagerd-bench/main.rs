@@ -20,19 +20,33 @@
 //!    received beyond the first per key). Lost or duplicated pages fail the
 //!    run;
 //! 3. **timers**: incidents whose ack deadlines are spread over
-//!    `--timer-window` (tickets paced over the window, `ack_timeout` =
+//!    `--timer-window`, or over `--timers / --timer-rate` seconds when that
+//!    is longer (at most 1 000 due a second by default: 100 000 timers take
+//!    100 s), tickets paced over the window, `ack_timeout` =
 //!    window + max(window / 2, 1 s), so all are armed before the first is
-//!    due); lateness of
+//!    due; lateness of
 //!    each escalation `PUT /incidents/{id}` against the stored deadline
-//!    (`opened_at + ack_timeout` from the admin API, pagerd's wall clock,
-//!    whole milliseconds);
+//!    (`opened_at + ack_timeout` read from the store beside the daemon,
+//!    pagerd's wall clock, whole milliseconds);
 //! 4. **recovery**: deadlines armed, outbox drained, SIGKILL, deadlines
 //!    allowed to pass, restart: spawn → last overdue escalation received;
 //! 5. **memory**: VmRSS / VmHWM from `/proc` idle, after the burst, and with
 //!    a store of `--stored` incidents (half resolved) that the bench builds
 //!    *before* starting the daemon through the library's own
 //!    `SqliteStore`/`Store::apply` (see [`seed`]), then after a burst on it;
-//! 6. **peer** (`--peer alertmanager`): the same latency and burst workloads
+//! 6. **flood**: a store of `--stored` incidents (1 000 000 by default here;
+//!    all but 50 000 resolved 200 days ago, those open with deadlines
+//!    armed), seeded through the library and copied in SQL ([`bulk`]); start to
+//!    `/readyz`, RSS, sequential webhook → page latency quiet and while 64
+//!    clients loop on `/readyz` and `/metrics` (and those endpoints' own
+//!    latency), against a daemon on a fresh store in alternating rounds;
+//!    with `store.retention = "off"` and then `"90d"` until the leader's
+//!    first retention pass has deleted the old incidents; store sizes
+//!    ([`flood`]);
+//! 7. **postgres** (with `--postgres-url`): latency and burst on the
+//!    PostgreSQL store beside SQLite, and the failover time after SIGKILL of
+//!    the leader of two daemons on one database ([`pg`]);
+//! 8. **peer** (`--peer alertmanager`): the same latency and burst workloads
 //!    against Prometheus Alertmanager (alerts posted to `/api/v2/alerts`,
 //!    one group per alert, `group_wait: 0s`, a webhook receiver in the
 //!    bench), alternating with pagerd round by round so machine noise hits
@@ -44,7 +58,10 @@
 //! writes every number. Targets are the issue's; a missed one is reported,
 //! not failed. Results and where the time goes: `docs/benchmark.md`.
 
+mod bulk;
+mod flood;
 mod load;
+mod pg;
 mod phases;
 mod procs;
 mod recorder;
@@ -85,15 +102,45 @@ struct Args {
     /// Incidents with armed deadlines in the timer phase.
     #[arg(long, default_value_t = 10_000)]
     timers: usize,
+    /// Most deadlines coming due per second in the timer phase: the window
+    /// grows to `--timers / --timer-rate` seconds when that is longer.
+    #[arg(long, default_value_t = 1000.0)]
+    timer_rate: f64,
     /// Window the timer phase spreads its deadlines over.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timer_window: Duration,
     /// Overdue deadlines at the restart of the recovery phase.
     #[arg(long, default_value_t = 1000)]
     overdue: usize,
-    /// Incidents in the store of the memory phase.
-    #[arg(long, default_value_t = 100_000)]
-    stored: usize,
+    /// Incidents in the store of the memory phase (default 100 000) and of
+    /// the flood phase (default 1 000 000).
+    #[arg(long)]
+    stored: Option<usize>,
+    /// Open incidents, each with an armed deadline, in the flood phase's store.
+    #[arg(long, default_value_t = 50_000)]
+    armed: usize,
+    /// Clients looping on /readyz and /metrics in the flood phase.
+    #[arg(long, default_value_t = 64)]
+    flood_clients: usize,
+    /// Sequential tickets per daemon, quiet and flooded, in the flood phase.
+    #[arg(long, default_value_t = 1000)]
+    flood_tickets: usize,
+    /// Do not wait for the leader's retention pass in the flood phase (it
+    /// starts 5 minutes after the daemon; 1 000 000 incidents take minutes).
+    #[arg(long)]
+    no_retention_pass: bool,
+    /// A PostgreSQL database for the postgres phase (the bench creates and
+    /// drops schemas `pagerd_t_…` in it), e.g.
+    /// postgres://postgres@127.0.0.1:5432/pagerd_bench.
+    #[arg(long, env = "PAGERD_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// store.lease_ttl of the postgres phase (lease_renew is a fifth of it);
+    /// default: the daemon's (10s, renewed every 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lease_ttl: Option<Duration>,
+    /// Leader kills in the failover measurement.
+    #[arg(long, default_value_t = 3)]
+    failover_rounds: usize,
     /// Tiny sizes of everything (CI smoke test).
     #[arg(long)]
     smoke: bool,
@@ -136,6 +183,8 @@ enum Phase {
     Timers,
     Recovery,
     Memory,
+    Flood,
+    Postgres,
 }
 
 impl Args {
@@ -152,12 +201,21 @@ impl Args {
             burst,
             concurrency: self.concurrency,
             timers: self.timers,
+            timer_rate: self.timer_rate,
             timer_window: self.timer_window,
             overdue: self.overdue,
             recovery_ack: Duration::from_secs(5),
-            stored: self.stored,
+            stored: self.stored.unwrap_or(100_000),
             stored_burst: 1000,
             rounds,
+            flood_stored: self.stored.unwrap_or(1_000_000),
+            flood_armed: self.armed,
+            flood_tickets: self.flood_tickets,
+            flood_clients: self.flood_clients,
+            retention_pass: !self.no_retention_pass,
+            postgres_url: self.postgres_url.clone(),
+            lease: self.lease_ttl.map(|ttl| (ttl / 5, ttl)),
+            failover_rounds: self.failover_rounds,
         };
         if !self.smoke {
             return s;
@@ -172,6 +230,17 @@ impl Args {
             stored: 200,
             stored_burst: 50,
             rounds: rounds.min(2),
+            flood_stored: 600,
+            flood_armed: 100,
+            flood_tickets: 20,
+            flood_clients: 8,
+            // The first pass starts 5 minutes after the daemon: not in CI.
+            retention_pass: false,
+            lease: Some(
+                s.lease
+                    .unwrap_or((Duration::from_millis(200), Duration::from_secs(1))),
+            ),
+            failover_rounds: 1,
             ..s
         }
     }
@@ -260,12 +329,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "settings": format!("{settings:?}"),
         "loadavg_before": loadavg(),
     });
-    let phases: [(Phase, &str); 5] = [
+    let phases: [(Phase, &str); 7] = [
         (Phase::Latency, "latency"),
         (Phase::Burst, "burst"),
         (Phase::Timers, "timers"),
         (Phase::Recovery, "recovery"),
         (Phase::Memory, "memory"),
+        (Phase::Flood, "flood"),
+        (Phase::Postgres, "postgres"),
     ];
     for (phase, name) in phases {
         if !want(phase) {
@@ -273,12 +344,15 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         eprintln!("pagerd-bench: {name}…");
         let t = Instant::now();
+        let load_before = loadavg();
         let v = match phase {
             Phase::Latency => ctx.latency().await,
             Phase::Burst => ctx.burst().await,
             Phase::Timers => ctx.timers().await,
             Phase::Recovery => ctx.recovery().await,
             Phase::Memory => ctx.stored().await,
+            Phase::Flood => ctx.flood().await,
+            Phase::Postgres => ctx.postgres().await,
         }
         .with_context(|| format!("phase {name}"))?;
         eprintln!(
@@ -286,7 +360,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             t.elapsed().as_secs_f64()
         );
         results[name] = v;
+        results["phase_s"][name] = json!(t.elapsed().as_secs_f64());
+        results["phase_loadavg"][name] = json!({ "before": load_before, "after": loadavg() });
     }
+    results["duplicated_pages_total"] = json!(ctx.rec.duplicates_total(recorder::Kind::Trigger));
     results["unexpected_requests"] = json!(ctx.rec.unexpected());
     results["other_pagerduty_events"] = json!(ctx.rec.other_events());
     results["took_s"] = json!(started.elapsed().as_secs_f64());
@@ -302,17 +379,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("pagerd-bench: wrote {}", path.display());
     }
-    let lost = ["lost", "duplicated"]
-        .iter()
-        .map(|k| results["burst"]["pagerd"][k].as_u64().unwrap_or(0))
-        .sum::<u64>()
-        + results["memory"]["burst"]["lost"].as_u64().unwrap_or(0)
-        + results["memory"]["burst"]["duplicated"]
-            .as_u64()
-            .unwrap_or(0)
-        + results["timers"]["missing"].as_u64().unwrap_or(0)
-        + results["timers"]["duplicated"].as_u64().unwrap_or(0)
-        + results["recovery"]["missing"].as_u64().unwrap_or(0);
+    let lost = lost_or_duplicated(&results);
     if lost > 0 {
         eprintln!(
             "pagerd-bench: FAILED: pages or escalations were lost or duplicated (see the table)"
@@ -341,4 +408,30 @@ fn version_of(bin: &std::path::Path) -> String {
             text.lines().next().map(|l| l.trim().to_string())
         })
         .unwrap_or_else(|| bin.display().to_string())
+}
+
+/// Every lost or duplicated page and missing escalation the results count:
+/// a run with any fails.
+fn lost_or_duplicated(r: &serde_json::Value) -> u64 {
+    const POINTERS: [&str; 13] = [
+        "/burst/pagerd/lost",
+        "/burst/pagerd/duplicated",
+        "/memory/burst/lost",
+        "/memory/burst/duplicated",
+        "/timers/missing",
+        "/timers/duplicated",
+        "/recovery/missing",
+        "/postgres/burst/postgres/lost",
+        "/postgres/burst/postgres/duplicated",
+        "/postgres/burst/sqlite/lost",
+        "/postgres/burst/sqlite/duplicated",
+        "/postgres/failover/missing",
+        // Pages (PagerDuty triggers) received twice for one ticket in any
+        // phase, the sequential ones included.
+        "/duplicated_pages_total",
+    ];
+    POINTERS
+        .iter()
+        .filter_map(|p| r.pointer(p).and_then(serde_json::Value::as_u64))
+        .sum()
 }

@@ -32,6 +32,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// Incidents with armed deadlines in the timer phase.
     pub timers: usize,
+    /// Most deadlines coming due per second in the timer phase (the window
+    /// grows to keep under it).
+    pub timer_rate: f64,
     /// Window the timer phase's tickets (hence deadlines) are spread over.
     pub timer_window: Duration,
     /// Overdue deadlines at restart.
@@ -44,6 +47,23 @@ pub struct Settings {
     pub stored_burst: usize,
     /// Rounds of the peer comparison (pagerd and peer alternate).
     pub rounds: usize,
+    /// Incidents in the flood phase's store.
+    pub flood_stored: usize,
+    /// Of which open, with an armed deadline.
+    pub flood_armed: usize,
+    /// Sequential tickets per daemon and condition (quiet, flooded) in the
+    /// flood phase.
+    pub flood_tickets: usize,
+    /// Clients looping on `/readyz` and `/metrics`.
+    pub flood_clients: usize,
+    /// Whether the flood phase waits for the leader's retention pass.
+    pub retention_pass: bool,
+    /// The PostgreSQL database the postgres phase makes its schemas in.
+    pub postgres_url: Option<String>,
+    /// `(lease_renew, lease_ttl)`; the daemon's defaults when `None`.
+    pub lease: Option<(Duration, Duration)>,
+    /// Leader kills in the failover measurement.
+    pub failover_rounds: usize,
 }
 
 /// What every phase needs.
@@ -65,7 +85,7 @@ pub struct Ctx {
     next_id: AtomicU64,
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -73,7 +93,7 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn mem_json(m: &Mem) -> Value {
+pub(crate) fn mem_json(m: &Mem) -> Value {
     json!({ "rss_mb": mib(m.rss_kib), "hwm_mb": mib(m.hwm_kib) })
 }
 
@@ -100,7 +120,7 @@ impl Ctx {
     }
 
     /// `n` ticket ids never used before in this run.
-    fn ids(&self, n: usize) -> Vec<u64> {
+    pub(crate) fn ids(&self, n: usize) -> Vec<u64> {
         let first = self.next_id.fetch_add(n as u64, Ordering::Relaxed);
         (first..first + n as u64).collect()
     }
@@ -127,12 +147,12 @@ impl Ctx {
         Ok(Some((am, Arc::new(sender))))
     }
 
-    fn pagerd_sender(&self, p: &Pagerd) -> Sender {
+    pub(crate) fn pagerd_sender(&self, p: &Pagerd) -> Sender {
         Sender::pagerd(self.http.clone(), &p.url(), secrets::ZD_WEBHOOK)
     }
 
     /// GET a pagerd JSON endpoint (admin API with the bench's token).
-    async fn get_json(&self, p: &Pagerd, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get_json(&self, p: &Pagerd, path: &str) -> anyhow::Result<Value> {
         let resp = self
             .http
             .get(format!("{}{path}", p.url()))
@@ -153,7 +173,7 @@ impl Ctx {
     }
 
     /// Waits until pagerd's outbox is empty (every effect delivered).
-    async fn drained(&self, p: &Pagerd, timeout: Duration) -> anyhow::Result<()> {
+    pub(crate) async fn drained(&self, p: &Pagerd, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.get_json(p, "/api/v1/status").await?;
@@ -212,7 +232,7 @@ impl Ctx {
     }
 
     /// One burst against one daemon: send, wait for every page, count.
-    async fn one_burst(
+    pub(crate) async fn one_burst(
         &self,
         sender: &Arc<Sender>,
         n: usize,
@@ -313,14 +333,18 @@ impl Ctx {
     /// first comes due; lateness of each escalation against its stored
     /// deadline (`opened_at + ack_timeout`, both in pagerd's wall clock).
     pub async fn timers(&self) -> anyhow::Result<Value> {
-        let window = self.s.timer_window;
+        // Deadlines come due at most `timer_rate` a second: 100 000 armed
+        // deadlines are spread over 100 s, not crammed into the window.
+        let window = self.s.timer_window.max(Duration::from_secs_f64(
+            self.s.timers as f64 / self.s.timer_rate.max(1.0),
+        ));
         let lead = (window / 2).max(Duration::from_secs(1));
         let timers = Timers {
             ack_timeout: window + lead,
             ..Timers::default()
         };
         let ack_ms = ms(timers.ack_timeout);
-        let (pd, _setup, _) = self.pagerd("timers", &timers).await?;
+        let (pd, setup, _) = self.pagerd("timers", &timers).await?;
         let send = Arc::new(self.pagerd_sender(&pd));
         let ids = self.ids(self.s.timers);
         let keys: Vec<String> = ids.iter().map(|&id| send.key(id)).collect();
@@ -349,22 +373,9 @@ impl Ctx {
             .rec
             .tally(Kind::Escalation, keys.iter().map(String::as_str))
             .duplicates;
-        // Each incident's stored deadline, from the admin API.
-        let limit = ids.len().min(10_000);
-        let list = self
-            .get_json(&pd, &format!("/api/v1/incidents?all=true&limit={limit}"))
-            .await?;
-        let opened: std::collections::HashMap<String, f64> = list["incidents"]
-            .as_array()
-            .context("the admin API's list has no incidents array")?
-            .iter()
-            .filter_map(|i| {
-                Some((
-                    i["dedup_key"].as_str()?.to_string(),
-                    i["opened_at"].as_f64()?,
-                ))
-            })
-            .collect();
+        // Each incident's stored deadline: `opened_at` read from the store
+        // (read-only; the admin API lists at most 10 000 incidents).
+        let opened = opened_at(&setup.store)?;
         let lateness: Vec<f64> = self
             .rec
             .arrivals(Kind::Escalation, keys.iter().map(String::as_str))
@@ -383,6 +394,7 @@ impl Ctx {
         Ok(json!({
             "incidents": ids.len(),
             "window_ms": ms(window),
+            "due_per_s": ids.len() as f64 / window.as_secs_f64().max(1e-9),
             "ack_timeout_ms": ack_ms,
             "send_spread_ms": ms(spread),
             "armed_before_first_due": armed,
@@ -474,8 +486,10 @@ impl Ctx {
             .map(|m| m.len())
             .unwrap_or(0);
         let (pd, ready) = Pagerd::start(&self.pagerd, &setup, addr, &self.http).await?;
-        let ready_json = self.get_json(&pd, "/api/v1/status").await?;
+        // After a second: the scheduler loads the armed deadlines after
+        // `/healthz` answers.
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let ready_json = self.get_json(&pd, "/api/v1/status").await?;
         let loaded = pd.proc.mem()?;
         let send = Arc::new(self.pagerd_sender(&pd));
         let burst = self.one_burst(&send, self.s.stored_burst, &pd.proc).await?;
@@ -491,4 +505,15 @@ impl Ctx {
             "after_burst": mem_json(&after),
         }))
     }
+}
+
+/// `dedup_key → opened_at` of every incident in a pagerd SQLite store, read
+/// through a read-only connection beside the running daemon.
+fn opened_at(store: &std::path::Path) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    let conn = pagerd::store::sqlite::open_reader(store).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut stmt = conn.prepare("SELECT dedup_key, opened_at FROM incidents")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as f64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

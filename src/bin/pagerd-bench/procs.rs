@@ -232,10 +232,52 @@ fn ms(d: Duration) -> String {
 pub struct PagerdSetup {
     /// The config file.
     pub config: PathBuf,
-    /// The SQLite store.
+    /// The SQLite store (unused when the store is PostgreSQL).
     pub store: PathBuf,
     /// The log of its output.
     pub log: PathBuf,
+    /// `RUST_LOG` of the daemon.
+    pub rust_log: String,
+}
+
+/// The `[store]` section beyond `path`: retention and PostgreSQL.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOpts {
+    /// `store.retention` (`"off"`, `"90d"`); the daemon's default when `None`.
+    pub retention: Option<String>,
+    /// PostgreSQL instead of SQLite.
+    pub postgres: Option<PgStore>,
+}
+
+/// `store.url` and the lease timings (the daemon's defaults when `None`).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    /// `store.url`.
+    pub url: String,
+    /// `store.lease_renew`.
+    pub lease_renew: Option<Duration>,
+    /// `store.lease_ttl`.
+    pub lease_ttl: Option<Duration>,
+}
+
+impl StoreOpts {
+    /// The `[store]` lines after `path`.
+    fn lines(&self) -> String {
+        let mut out = String::new();
+        if let Some(r) = &self.retention {
+            out.push_str(&format!("retention = {r:?}\n"));
+        }
+        if let Some(pg) = &self.postgres {
+            out.push_str(&format!("url = {:?}\n", pg.url));
+            if let Some(d) = pg.lease_renew {
+                out.push_str(&format!("lease_renew = {:?}\n", ms(d)));
+            }
+            if let Some(d) = pg.lease_ttl {
+                out.push_str(&format!("lease_ttl = {:?}\n", ms(d)));
+            }
+        }
+        out
+    }
 }
 
 impl PagerdSetup {
@@ -248,6 +290,17 @@ impl PagerdSetup {
         vendor: SocketAddr,
         timers: &Timers,
     ) -> anyhow::Result<PagerdSetup> {
+        PagerdSetup::write_with(dir, listen, vendor, timers, &StoreOpts::default())
+    }
+
+    /// [`PagerdSetup::write`] with retention or PostgreSQL set in `[store]`.
+    pub fn write_with(
+        dir: &Path,
+        listen: SocketAddr,
+        vendor: SocketAddr,
+        timers: &Timers,
+        store_opts: &StoreOpts,
+    ) -> anyhow::Result<PagerdSetup> {
         let secret = |name: &str, value: &str| -> anyhow::Result<String> {
             let p = dir.join(name);
             std::fs::write(&p, format!("{value}\n"))
@@ -258,7 +311,7 @@ impl PagerdSetup {
         let vendor = format!("http://{vendor}");
         let toml = format!(
             "[server]\nlisten = {listen:?}\nadmin_token_file = {admin:?}\n\n\
-             [store]\npath = {store:?}\n\n\
+             [store]\npath = {store:?}\n{store_lines}\n\
              [policy]\nack_timeout = {ack:?}\ncrisis_after = {crisis:?}\n\n\
              [zendesk]\nurl = {vendor:?}\nemail = \"bench@acme.example\"\napi_token_file = {zd_token:?}\n\
              webhook_secret_file = {zd_hook:?}\npoll_interval = \"off\"\n\n\
@@ -267,6 +320,7 @@ impl PagerdSetup {
             listen = listen.to_string(),
             admin = secret("admin-token", secrets::ADMIN)?,
             store = store.display().to_string(),
+            store_lines = store_opts.lines(),
             ack = ms(timers.ack_timeout),
             crisis = ms(timers.crisis_after),
             zd_token = secret("zendesk-api-token", secrets::ZD_API_TOKEN)?,
@@ -281,6 +335,7 @@ impl PagerdSetup {
             config,
             store,
             log: dir.join("pagerd.log"),
+            rust_log: "pagerd=warn".into(),
         })
     }
 
@@ -320,17 +375,38 @@ impl Pagerd {
         addr: SocketAddr,
         http: &reqwest::Client,
     ) -> anyhow::Result<(Pagerd, Duration)> {
+        Pagerd::start_until(bin, setup, addr, http, "/healthz").await
+    }
+
+    /// Like [`Pagerd::start`], but waits until `/readyz` answers 200 (store
+    /// opened, counts loaded, a store probe passed): spawn → ready.
+    pub async fn start_ready(
+        bin: &Path,
+        setup: &PagerdSetup,
+        addr: SocketAddr,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<(Pagerd, Duration)> {
+        Pagerd::start_until(bin, setup, addr, http, "/readyz").await
+    }
+
+    async fn start_until(
+        bin: &Path,
+        setup: &PagerdSetup,
+        addr: SocketAddr,
+        http: &reqwest::Client,
+        path: &str,
+    ) -> anyhow::Result<(Pagerd, Duration)> {
         let mut cmd = Command::new(bin);
         cmd.arg("--config")
             .arg(&setup.config)
             .arg("run")
-            .env("RUST_LOG", "pagerd=warn");
+            .env("RUST_LOG", &setup.rust_log);
         let mut proc = Proc::spawn("pagerd", cmd, setup.log.clone())?;
         let ready = proc
             .wait_ready(
                 http,
-                &format!("http://{addr}/healthz"),
-                Duration::from_secs(30),
+                &format!("http://{addr}{path}"),
+                Duration::from_secs(120),
             )
             .await?;
         Ok((Pagerd { proc, addr }, ready))

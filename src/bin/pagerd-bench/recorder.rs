@@ -233,6 +233,17 @@ impl Recorder {
         }
     }
 
+    /// Arrivals beyond the first per key, over every key of `kind` seen in
+    /// the run.
+    pub fn duplicates_total(&self, kind: Kind) -> u64 {
+        let b = self.lock();
+        b.book(kind)
+            .first
+            .values()
+            .map(|(_, n)| u64::from(n - 1))
+            .sum()
+    }
+
     /// Events API calls that were not triggers.
     pub fn other_events(&self) -> u64 {
         self.other_events.load(Ordering::Relaxed)

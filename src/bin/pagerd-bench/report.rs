@@ -76,6 +76,8 @@ pub enum Unit {
     PerSec,
     /// A plain count.
     Count,
+    /// A ratio of two measurements.
+    Ratio,
 }
 
 fn fmt(v: f64, unit: Unit) -> String {
@@ -86,6 +88,7 @@ fn fmt(v: f64, unit: Unit) -> String {
         Unit::Mb => format!("{v:.1} MB"),
         Unit::PerSec => format!("{v:.0}/s"),
         Unit::Count => format!("{v:.0}"),
+        Unit::Ratio => format!("{v:.2}×"),
     }
 }
 

@@ -75,8 +75,9 @@ async fn deliver_all(store: &SqliteStore, now: Millis) -> anyhow::Result<()> {
     }
 }
 
-/// Database + WAL bytes, and SQLite's page and free-page counts.
-fn size(path: &Path) -> anyhow::Result<serde_json::Value> {
+/// Database + WAL bytes after a `TRUNCATE` checkpoint (no daemon may be
+/// running on it), and SQLite's page and free-page counts.
+pub(crate) fn size(path: &Path) -> anyhow::Result<serde_json::Value> {
     let conn = rusqlite::Connection::open(path)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     let pragma = |name: &str| -> anyhow::Result<i64> {

@@ -5,6 +5,14 @@
 //! would, and every other incident is then resolved by a "ticket solved"
 //! event whose PagerDuty resolve is delivered too. Only the HTTP hops are
 //! skipped, so 100 000 incidents take seconds rather than minutes.
+//!
+//! [`seed_aged`] builds the flood phase's store the same way, with the
+//! times real history would leave: most incidents opened, paged, solved and
+//! resolved long ago (each transaction is applied at that past time, as the
+//! store's `now`), the rest opened just now with their ack deadline armed.
+//! It runs several batches at once so the store's writer thread, which
+//! commits them in groups (one fsync per group, `synchronous=FULL` as in
+//! the daemon), never waits for the bench.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::future::try_join_all;
-use pagerd::clock::{Clock, SystemClock};
+use futures_util::{StreamExt as _, stream};
+use pagerd::clock::{Clock, Millis, SystemClock};
 use pagerd::engine::{Event, Policy};
 use pagerd::store::{Intake, SqliteStore, Store};
 use pagerd::vendors::zendesk::webhook::parse as parse_zendesk;
@@ -45,10 +54,16 @@ fn intake(id: u64, status: &str) -> anyhow::Result<Intake> {
 /// Marks every due outbox row delivered, as the dispatcher does after the
 /// vendor accepted it.
 async fn deliver_all(store: &SqliteStore) -> anyhow::Result<usize> {
+    deliver_all_at(store, None).await
+}
+
+/// [`deliver_all`] at a fixed time `at` (the clock's now when `None`).
+async fn deliver_all_at(store: &SqliteStore, at: Option<Millis>) -> anyhow::Result<usize> {
     let clock = SystemClock;
+    let now = move || at.unwrap_or_else(|| clock.now());
     let mut n = 0;
     loop {
-        let (due, _) = store.due(clock.now(), 4 * BATCH, Vec::new()).await?;
+        let (due, _) = store.due(now(), 4 * BATCH, Vec::new()).await?;
         if due.is_empty() {
             return Ok(n);
         }
@@ -59,7 +74,7 @@ async fn deliver_all(store: &SqliteStore) -> anyhow::Result<usize> {
                 outcome: None,
             };
             let store = store.clone();
-            async move { store.complete(p.id, ev, clock.now()).await }
+            async move { store.complete(p.id, ev, now()).await }
         }))
         .await?;
     }
@@ -103,5 +118,125 @@ pub async fn seed(path: &Path, ids: &[u64], policy: Policy) -> anyhow::Result<Se
         incidents: ids.len(),
         resolved,
         took_ms: t0.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// What [`seed_aged`] made.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Aged {
+    /// Incidents in all.
+    pub incidents: usize,
+    /// Of which resolved `age_days` ago.
+    pub resolved: usize,
+    /// Of which open, each with its ack deadline armed.
+    pub open: usize,
+    /// How long ago the resolved ones were opened and resolved, in days.
+    pub age_days: f64,
+    /// How long seeding took, ms.
+    pub took_ms: f64,
+    /// Incidents applied through the library (the rest are copies of them,
+    /// see [`crate::bulk`]).
+    pub template: usize,
+    /// Time to apply those, ms.
+    pub template_ms: f64,
+    /// Time to copy them, ms.
+    pub copy_ms: f64,
+}
+
+/// Incidents whose batches are in flight at once in [`seed_aged`].
+const AGED_IN_FLIGHT: usize = 4;
+
+/// One batch of [`seed_aged`]: tickets opened at `opened`, their pages
+/// delivered, then (when `solved` is given) solved at that time and their
+/// resolves delivered.
+async fn aged_batch(
+    store: SqliteStore,
+    chunk: Vec<u64>,
+    opened: Millis,
+    solved: Option<Millis>,
+) -> anyhow::Result<()> {
+    let new = chunk
+        .iter()
+        .map(|&id| intake(id, "new"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    try_join_all(new.into_iter().map(|i| store.apply(i, opened))).await?;
+    deliver_all_at(&store, Some(opened)).await?;
+    if let Some(at) = solved {
+        let done = chunk
+            .iter()
+            .map(|&id| intake(id, "solved"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        try_join_all(done.into_iter().map(|i| store.apply(i, at))).await?;
+        deliver_all_at(&store, Some(at)).await?;
+    }
+    Ok(())
+}
+
+/// Seeds `path` with one incident per ticket of `ids`: the last `open` are
+/// opened now (ack deadline armed, page delivered); the others were opened
+/// `age` ago, paged, solved a minute later and their resolve delivered, all
+/// at those past times. With `age` past `store.retention`, those are what
+/// the leader's retention pass deletes.
+pub async fn seed_aged(
+    path: &Path,
+    ids: &[u64],
+    open: usize,
+    age: Duration,
+    policy: Policy,
+) -> anyhow::Result<Aged> {
+    let t0 = Instant::now();
+    let store = SqliteStore::open(path, Arc::new(policy))
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let clock = SystemClock;
+    let open = open.min(ids.len());
+    let (old, new) = ids.split_at(ids.len() - open);
+    let age_ms = Millis::try_from(age.as_millis()).unwrap_or(Millis::MAX / 4);
+    let opened_at = clock.now() - age_ms;
+    let mut jobs = stream::iter(old.chunks(BATCH).enumerate().map(|(i, chunk)| {
+        // Spread over the history a little: one ms per batch.
+        let at = opened_at + i as Millis;
+        aged_batch(store.clone(), chunk.to_vec(), at, Some(at + 60_000))
+    }))
+    .buffer_unordered(AGED_IN_FLIGHT);
+    let mut done = 0usize;
+    let mut last_note = Instant::now();
+    while let Some(r) = jobs.next().await {
+        r?;
+        done += BATCH;
+        if last_note.elapsed() > Duration::from_secs(30) {
+            last_note = Instant::now();
+            eprintln!(
+                "pagerd-bench: seeded {} of {} old incidents ({:.0} s)",
+                done.min(old.len()),
+                old.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+    drop(jobs);
+    for chunk in new.chunks(BATCH) {
+        aged_batch(store.clone(), chunk.to_vec(), clock.now(), None).await?;
+    }
+    let stats = store.stats(clock.now()).await?;
+    anyhow::ensure!(
+        stats.incidents as usize >= ids.len()
+            && stats.pending_effects == 0
+            && stats.open_incidents as usize == open,
+        "seeding left {} incidents ({} open) and {} pending effects",
+        stats.incidents,
+        stats.open_incidents,
+        stats.pending_effects
+    );
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(Aged {
+        incidents: ids.len(),
+        resolved: old.len(),
+        open,
+        age_days: age.as_secs_f64() / 86_400.0,
+        took_ms: t0.elapsed().as_secs_f64() * 1e3,
+        template: ids.len(),
+        template_ms: t0.elapsed().as_secs_f64() * 1e3,
+        copy_ms: 0.0,
     })
 }
