@@ -7,9 +7,14 @@
 //! only then answers each caller. Under a burst this turns a thousand fsyncs
 //! into a few, while every caller still hears back only after its own data
 //! is durable.
+//!
+//! With a [`Ready`] hook ([`Store::hand_off`]), the thread also reports,
+//! right after each commit and before answering, the outbox rows the commit
+//! made deliverable (a new lane head, or the row a settlement promoted), so
+//! the dispatcher sends a page without reading the outbox back.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -36,7 +41,13 @@ pub struct SqliteStore {
     owner: Arc<Owner>,
     /// Read at each decision: a reload's policy applies from the next one.
     policy: Shared<Policy>,
+    /// Told about the rows each commit makes deliverable, once set.
+    ready: Arc<OnceLock<Arc<dyn Ready>>>,
 }
+
+/// Where a job puts the outbox rows it made deliverable, when a [`Ready`]
+/// hook wants them.
+type Deliverable<'a> = Option<&'a mut Vec<Pending>>;
 
 /// The owner thread's queue and handle. Dropping the last store handle
 /// closes the queue and waits for the thread, which releases the database
@@ -162,6 +173,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             owner: Arc::new(owner),
             policy,
+            ready: Arc::default(),
         })
     }
 
@@ -171,14 +183,34 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.call_ready(move |conn, _| f(conn)).await
+    }
+
+    /// [`SqliteStore::call`] for a job that may make outbox rows
+    /// deliverable: it collects them, and once its commit is durable they
+    /// go to the [`Ready`] hook, on the owner thread, before the answer
+    /// (and even when nobody waits for the answer any more).
+    async fn call_ready<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, Deliverable<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
+        let hook = self.ready.get().cloned();
         let job: Job = Box::new(move |conn| {
+            let mut rows = hook.as_ref().map(|_| Vec::new());
             let result = match conn {
-                Ok(conn) => f(conn),
+                Ok(conn) => f(conn, rows.as_mut()),
                 Err(e) => Err(e.clone()),
             };
             let keep = result.is_ok();
             let reply: Reply = Box::new(move |commit| {
+                if commit.is_ok()
+                    && keep
+                    && let (Some(hook), Some(rows)) = (hook, rows)
+                    && !rows.is_empty()
+                {
+                    hook.ready(rows);
+                }
                 let _ = tx.send(commit.and(result));
             });
             (keep, reply)
@@ -292,12 +324,14 @@ fn load(conn: &Connection, target: &Target) -> Result<Option<Incident>, StoreErr
     state.map(|s| from_json(&s)).transpose()
 }
 
-/// The engine step inside a transaction: load, decide, persist.
+/// The engine step inside a transaction: load, decide, persist. With
+/// `ready`, the effects queued at the head of their lane are added to it.
 fn apply_in(
     conn: &Connection,
     policy: &Policy,
     intake: &Intake,
     now: Millis,
+    mut ready: Deliverable<'_>,
 ) -> Result<Applied, StoreError> {
     if let Some((source, id)) = &intake.delivery {
         let seen: Option<i64> = conn
@@ -345,15 +379,24 @@ fn apply_in(
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox(incident_id, lane, effect, created_at, next_attempt_at, head)
          VALUES (?1, ?2, ?3, ?4, ?4,
-                 NOT EXISTS (SELECT 1 FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0))",
+                 NOT EXISTS (SELECT 1 FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0))
+         RETURNING id, head",
     )?;
     for effect in &effects {
-        insert.execute(params![
-            incident.id,
-            effect.lane().as_str(),
-            to_json(effect)?,
-            now
-        ])?;
+        let (id, head): (i64, bool) = insert.query_row(
+            params![incident.id, effect.lane().as_str(), to_json(effect)?, now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if head && let Some(ready) = ready.as_deref_mut() {
+            ready.push(Pending {
+                id,
+                effect: effect.clone(),
+                attempts: 0,
+                maybe_sent: false,
+                created_at: now,
+                incident: incident.clone(),
+            });
+        }
     }
     if let Some((source, id)) = &intake.delivery {
         conn.prepare_cached("INSERT INTO deliveries(source, id, at) VALUES (?1, ?2, ?3)")?
@@ -373,7 +416,9 @@ fn apply_in(
 }
 
 /// Marks row `row` done; applies `feedback` to its incident when it was
-/// still pending. `None` when it was done already.
+/// still pending. `None` when it was done already. With `ready`, the row
+/// promoted to the head of the lane and the effects the feedback queued at
+/// the head of theirs are added to it.
 fn finish(
     conn: &Connection,
     policy: &Policy,
@@ -381,6 +426,7 @@ fn finish(
     failed: Option<&str>,
     feedback: impl FnOnce(EffectKind) -> Event,
     now: Millis,
+    mut ready: Deliverable<'_>,
 ) -> Result<Option<Applied>, StoreError> {
     let found: Option<(i64, String, String)> = conn
         .prepare_cached("SELECT incident_id, lane, effect FROM outbox WHERE id = ?1 AND done = 0")?
@@ -396,25 +442,62 @@ fn finish(
     )?
     .execute(params![row, failed.is_some(), now, failed])?;
     // The next row of the lane, if any, may go now.
-    conn.prepare_cached(
-        "UPDATE outbox SET head = 1 WHERE id =
-         (SELECT MIN(id) FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0)",
-    )?
-    .execute(params![incident_id, lane])?;
+    let promoted: Option<(i64, String, u32, Millis, Millis)> = conn
+        .prepare_cached(
+            "UPDATE outbox SET head = 1 WHERE id =
+             (SELECT MIN(id) FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0)
+             RETURNING id, effect, attempts, created_at, next_attempt_at",
+        )?
+        .query_row(params![incident_id, lane], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
     let intake = Intake {
         target: Target::Incident(incident_id),
         event: feedback(effect.kind()),
         delivery: None,
     };
-    apply_in(conn, policy, &intake, now).map(Some)
+    let applied = apply_in(conn, policy, &intake, now, ready.as_deref_mut())?;
+    if let Some(ready) = ready
+        && let Some((id, effect, attempts, created_at, next_attempt_at)) = promoted
+        && next_attempt_at <= now
+    {
+        let incident = match &applied.incident {
+            Some(incident) => incident.clone(),
+            None => load(conn, &Target::Incident(incident_id))?
+                .ok_or_else(|| StoreError::Corrupt(format!("outbox row {id} has no incident")))?,
+        };
+        // Before what the feedback queued: it is older.
+        ready.insert(
+            0,
+            Pending {
+                id,
+                effect: from_json(&effect)?,
+                attempts,
+                maybe_sent: false,
+                created_at,
+                incident,
+            },
+        );
+    }
+    Ok(Some(applied))
 }
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn hand_off(&self, to: Arc<dyn Ready>) -> bool {
+        // Set once; a second hook would be a wiring bug, and the first
+        // keeps being told.
+        if self.ready.set(to).is_err() {
+            tracing::error!("store: a second hand-off hook was refused");
+        }
+        true
+    }
+
     async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError> {
         let policy = self.policy.clone();
         // Loaded on the store thread, when the decision is made.
-        self.call(move |conn| apply_in(conn, &policy.load(), &intake, now))
+        self.call_ready(move |conn, ready| apply_in(conn, &policy.load(), &intake, now, ready))
             .await
     }
 
@@ -580,8 +663,10 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Option<Applied>, StoreError> {
         let policy = self.policy.clone();
-        self.call(move |conn| finish(conn, &policy.load(), row, None, |_| feedback, now))
-            .await
+        self.call_ready(move |conn, ready| {
+            finish(conn, &policy.load(), row, None, |_| feedback, now, ready)
+        })
+        .await
     }
 
     async fn retry_later(&self, row: i64, at: Millis, error: String) -> Result<(), StoreError> {
@@ -602,12 +687,20 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Option<Applied>, StoreError> {
         let policy = self.policy.clone();
-        self.call(move |conn| {
+        self.call_ready(move |conn, ready| {
             let feedback = |effect| Event::DeliveryFailed {
                 effect,
                 error: error.clone(),
             };
-            finish(conn, &policy.load(), row, Some(&error), feedback, now)
+            finish(
+                conn,
+                &policy.load(),
+                row,
+                Some(&error),
+                feedback,
+                now,
+                ready,
+            )
         })
         .await
     }

@@ -105,6 +105,79 @@ async fn lanes_are_fifo_per_incident_and_independent() {
     assert_eq!(rows[0].attempts, 2);
 }
 
+/// Collects what the store reports, as the dispatcher's hand-off would.
+#[derive(Default)]
+struct Collect(std::sync::Mutex<Vec<Pending>>);
+
+impl Ready for Collect {
+    fn ready(&self, rows: Vec<Pending>) {
+        self.0.lock().unwrap().extend(rows);
+    }
+}
+
+impl Collect {
+    fn take(&self) -> Vec<(i64, EffectKind)> {
+        let rows = std::mem::take(&mut *self.0.lock().unwrap());
+        rows.iter().map(|p| (p.id, p.effect.kind())).collect()
+    }
+}
+
+#[tokio::test]
+async fn commits_report_the_rows_they_make_deliverable_and_only_those() {
+    let (_d, s) = open();
+    let seen_rows = Arc::new(Collect::default());
+    assert!(s.hand_off(seen_rows.clone()));
+    let a = s.apply(seen("1"), 0).await.unwrap();
+    let reported = seen_rows.take();
+    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
+    assert_eq!(reported, vec![(due[0].id, EffectKind::Page)]);
+    let pending = s.due(0, 10, vec![]).await.unwrap().0;
+    assert_eq!(
+        pending[0].incident,
+        *a.incident.as_ref().unwrap(),
+        "the incident as committed, as the outbox scan reads it"
+    );
+    // Nothing changes: nothing reported.
+    s.apply(seen("1"), 1).await.unwrap();
+    assert!(seen_rows.take().is_empty());
+    // The comment heads its lane; the acknowledge waits behind the page.
+    let ack = Event::Acknowledge {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(Intake::incident(1, ack), 2).await.unwrap();
+    let reported = seen_rows.take();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].1, EffectKind::TicketComment);
+    // A retry makes nothing deliverable now.
+    let page = due[0].id;
+    s.retry_later(page, 100, "503".into()).await.unwrap();
+    assert!(seen_rows.take().is_empty());
+    // The page settled: the acknowledge behind it becomes deliverable.
+    let done = Event::Delivered {
+        effect: EffectKind::Page,
+        outcome: None,
+    };
+    s.complete(page, done, 200).await.unwrap();
+    let reported = seen_rows.take();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].1, EffectKind::PageAcknowledge);
+    let (due, _) = s.due(200, 10, vec![]).await.unwrap();
+    assert!(due.iter().any(|p| p.id == reported[0].0));
+    // A settlement that fails for good promotes the next row too.
+    let resolve = Event::Resolve {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(Intake::incident(1, resolve), 300).await.unwrap();
+    assert!(seen_rows.take().is_empty(), "behind the acknowledge");
+    s.fail(reported[0].0, "400".into(), 400).await.unwrap();
+    assert_eq!(
+        seen_rows.take().iter().map(|r| r.1).collect::<Vec<_>>(),
+        vec![EffectKind::PageResolve]
+    );
+}
+
 #[tokio::test]
 async fn a_replayed_delivery_is_applied_once() {
     let (_d, s) = open();
