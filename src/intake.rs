@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::clock::Millis;
+use crate::handoff::Handoff;
 use crate::leader::Leadership;
 use crate::live::Live;
 use crate::metrics::Metrics;
@@ -24,8 +25,12 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     /// The deadlines in memory.
     pub scheduler: Arc<Scheduler>,
-    /// Wakes the dispatcher when new effects are queued.
+    /// Asks the dispatcher to read the outbox: effects were queued that
+    /// the store does not hand off.
     pub dispatch: Arc<Notify>,
+    /// The rows commits hand straight to the dispatcher, and the rows
+    /// claimed for delivery.
+    pub handoff: Arc<Handoff>,
     /// Counters, histograms and the scrape.
     pub metrics: Arc<Metrics>,
     /// Whether this instance fires timers and delivers.
@@ -40,6 +45,32 @@ pub struct Core {
 }
 
 impl Core {
+    /// The core of a daemon over `store`: no deadline armed, not leading
+    /// yet. When the store reports its commits ([`Store::hand_off`]), the
+    /// rows they make deliverable go straight to the dispatcher.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        people: Shared<Directory>,
+        live: Arc<Live>,
+    ) -> Core {
+        let dispatch = Arc::new(Notify::new());
+        let handoff = Arc::new(Handoff::new(dispatch.clone()));
+        handoff.set_covers_commits(store.hand_off(handoff.clone()));
+        Core {
+            store,
+            clock,
+            scheduler: Arc::new(Scheduler::default()),
+            dispatch,
+            handoff,
+            metrics: Arc::new(Metrics::default()),
+            leadership: Arc::new(Leadership::new(Leadership::default_holder())),
+            people,
+            health: Default::default(),
+            live,
+        }
+    }
+
     /// Applies an event durably, then updates timers and wakes delivery.
     pub async fn submit(&self, intake: Intake) -> Result<Applied, StoreError> {
         let now = self.clock.now();
@@ -71,7 +102,8 @@ impl Core {
         if let Some((id, due)) = applied.next_due() {
             self.scheduler.arm(id, due);
         }
-        if applied.effects > 0 {
+        // A store that hands its rows off has told the dispatcher already.
+        if applied.effects > 0 && !self.handoff.covers_commits() {
             self.dispatch.notify_one();
         }
     }

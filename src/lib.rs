@@ -7,6 +7,8 @@
 //! - [`store`]: incidents, deadlines, journal and outbox, one transaction per
 //!   event (SQLite by default, PostgreSQL for several instances).
 //! - [`intake`]: submit an event, then arm its deadline and wake delivery.
+//! - [`handoff`]: the rows a commit made deliverable, handed straight to
+//!   the dispatcher, and the claims that keep a row from going out twice.
 //! - [`timers`] and [`scheduler`]: the armed deadlines in memory, and the
 //!   task that fires them on time.
 //! - [`dispatcher`] and [`deliver`]: the outbox loop (backoff, idempotency
@@ -62,6 +64,7 @@ pub mod engine;
 pub mod explain;
 #[cfg(feature = "demo")]
 pub mod fakes;
+pub mod handoff;
 pub mod health;
 pub mod http;
 pub mod intake;
