@@ -1,6 +1,14 @@
 //! The in-process core shared by intake, scheduler and dispatcher: submit an
 //! event to the store, then arm the incident's next deadline and wake the
 //! dispatcher if effects were queued.
+//!
+//! What follows a commit runs whatever becomes of the caller: the commit
+//! and its sequel run in a task of their own, which the caller awaits. A
+//! webhook request that times out (or whose client hangs up) while its
+//! commit is under way drops only its wait: the commit still arms its
+//! deadline in memory and wakes delivery, so a timer never waits for a
+//! restart to fire. (The effects themselves reach the dispatcher from the
+//! store's commit, see [`crate::handoff`], or from its outbox scan.)
 
 use std::sync::Arc;
 
@@ -72,11 +80,26 @@ impl Core {
     }
 
     /// Applies an event durably, then updates timers and wakes delivery.
-    pub async fn submit(&self, intake: Intake) -> Result<Applied, StoreError> {
-        let now = self.clock.now();
-        let applied = self.store.apply(intake, now).await?;
-        self.after_at(&applied, now);
-        Ok(applied)
+    ///
+    /// Both run in a task of their own: dropping the returned future (a
+    /// request timed out) does not stop them, so a commit that completes
+    /// is always followed by [`Core::after_at`].
+    pub async fn submit(self: &Arc<Self>, intake: Intake) -> Result<Applied, StoreError> {
+        let core = self.clone();
+        let committing = tokio::spawn(async move {
+            let now = core.clock.now();
+            let applied = core.store.apply(intake, now).await?;
+            core.after_at(&applied, now);
+            Ok(applied)
+        });
+        match committing.await {
+            Ok(result) => result,
+            // A panic in the store or the engine reaches the caller, as it
+            // did before the task.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(StoreError::Closed),
+        }
     }
 
     /// [`Core::after_at`] for a commit made just now.
@@ -106,5 +129,104 @@ impl Core {
         if applied.effects > 0 && !self.handoff.covers_commits() {
             self.dispatch.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::engine::{Policy, Ticket};
+    use crate::store::SqliteStore;
+
+    fn ticket() -> Ticket {
+        Ticket {
+            id: "8001".into(),
+            title: "down".into(),
+            priority: "urgent".into(),
+            status: "new".into(),
+            tags: vec![],
+            url: "u".into(),
+            requester_name: "D".into(),
+            requester_email: "d@c.test".into(),
+            organization: "C".into(),
+        }
+    }
+
+    /// The hardening issue: a webhook whose request timed out (the HTTP
+    /// layer drops the handler after 10 s) while the store was slow used to
+    /// lose what follows its commit. The commit went through, but the
+    /// deadline was never armed in memory: it fired only after a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_outlives_its_request_still_arms_its_deadline_and_it_fires() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.db");
+        let policy = Policy {
+            crisis_after: 1500,
+            ..Policy::default()
+        };
+        let store = SqliteStore::open(&path, Arc::new(policy)).expect("store");
+        let core = Arc::new(Core::new(
+            Arc::new(store),
+            Arc::new(crate::clock::SystemClock),
+            Shared::new(Directory::new(HashMap::new())),
+            Default::default(),
+        ));
+        core.leadership
+            .renewed(tokio::time::Instant::now(), Duration::from_secs(3600));
+        // The timer loop runs, as in the daemon, and has loaded the (no)
+        // deadlines from the store: from now on only a commit arms one.
+        let stop = CancellationToken::new();
+        let timers = tokio::spawn(core.scheduler.clone().run(core.clone(), None, stop.clone()));
+        let loaded = Instant::now() + Duration::from_secs(10);
+        while core.health.stalled(Duration::ZERO).is_empty() {
+            assert!(Instant::now() < loaded, "the timer loop did not start");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        // Another connection holds the write lock: the commit waits (the
+        // store's busy timeout is 5 s) and the request gives up first.
+        let blocker = rusqlite::Connection::open(&path).expect("blocker");
+        blocker
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("lock the database");
+        let request = core.submit(Intake::ticket(ticket()));
+        let gave_up = tokio::time::timeout(Duration::from_millis(300), request).await;
+        assert!(gave_up.is_err(), "the request should time out: {gave_up:?}");
+        blocker.execute_batch("COMMIT").expect("unlock");
+
+        // The commit goes through all the same...
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let incident = loop {
+            if let Some(i) = core.store.by_ticket("8001").await.expect("by_ticket") {
+                break i;
+            }
+            assert!(Instant::now() < deadline, "the commit never happened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let due = incident.deadlines.next().expect("the crisis deadline");
+        // ...its deadline is armed in memory...
+        while core.scheduler.is_empty() {
+            assert!(
+                Instant::now() < deadline && core.clock.now() < due,
+                "the committed deadline was not armed in memory"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ...and fires without a restart.
+        loop {
+            let now = core.store.get(incident.id).await.expect("get");
+            if now.is_some_and(|i| i.crisis.is_some()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the crisis deadline never fired");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        timers.await.expect("timer loop");
     }
 }

@@ -6,7 +6,8 @@
 //!   `(incident, event, now)`; no I/O.
 //! - [`store`]: incidents, deadlines, journal and outbox, one transaction per
 //!   event (SQLite by default, PostgreSQL for several instances).
-//! - [`intake`]: submit an event, then arm its deadline and wake delivery.
+//! - [`intake`]: submit an event, then arm its deadline and wake delivery
+//!   (in a task of its own, so it happens even when the request is gone).
 //! - [`handoff`]: the rows a commit made deliverable, handed straight to
 //!   the dispatcher, and the claims that keep a row from going out twice.
 //! - [`timers`] and [`scheduler`]: the armed deadlines in memory, and the
