@@ -433,3 +433,34 @@ async fn each_decision_reads_the_current_policy_and_armed_deadlines_keep_their_t
     );
     assert_eq!(s.deadlines().await.unwrap(), vec![(1, 2_100), (2, 51_000)]);
 }
+
+#[test]
+fn the_writers_range_queries_keep_their_plans_under_the_planner_stability_guarantee() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    drop(SqliteStore::open(&path, Arc::new(Policy::default())).unwrap());
+    let plan = |qpsg: bool, sql: &str, params: &[i64]| -> String {
+        let conn = Connection::open(&path).unwrap();
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            qpsg,
+        )
+        .unwrap();
+        let rows: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(params), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.join("\n")
+    };
+    for (sql, params) in [
+        (DUE_SELECT, &[5, 10][..]),
+        (PRUNE_SELECT, &[5, 0, 0, 10][..]),
+    ] {
+        let planned = plan(true, sql, params);
+        assert_eq!(planned, plan(false, sql, params), "{sql}");
+        assert!(!planned.contains("SCAN"), "{planned}");
+    }
+}
