@@ -2,15 +2,18 @@
 //! event to the store, then arm the incident's next deadline and wake the
 //! dispatcher if effects were queued.
 //!
-//! What follows a commit runs whatever becomes of the caller: the commit
-//! and its sequel run in a task of their own, which the caller awaits. A
-//! webhook request that times out (or whose client hangs up) while its
-//! commit is under way drops only its wait: the commit still arms its
-//! deadline in memory and wakes delivery, so a timer never waits for a
+//! What follows a commit runs whatever becomes of the caller. A webhook
+//! request that times out (or whose client hangs up) while its commit is
+//! under way drops its wait, not the commit's sequel: the rest of the
+//! submission moves to a task of its own ([`RunToEnd`]), which still arms
+//! the deadline in memory and wakes delivery, so a timer never waits for a
 //! restart to fire. (The effects themselves reach the dispatcher from the
 //! store's commit, see [`crate::handoff`], or from its outbox scan.)
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
@@ -81,25 +84,20 @@ impl Core {
 
     /// Applies an event durably, then updates timers and wakes delivery.
     ///
-    /// Both run in a task of their own: dropping the returned future (a
-    /// request timed out) does not stop them, so a commit that completes
-    /// is always followed by [`Core::after_at`].
-    pub async fn submit(self: &Arc<Self>, intake: Intake) -> Result<Applied, StoreError> {
+    /// Dropping the returned future once it started (a request timed out)
+    /// does not stop either: the rest runs in a task of its own, so a
+    /// commit that completes is always followed by [`Core::after_at`].
+    pub fn submit(
+        self: &Arc<Self>,
+        intake: Intake,
+    ) -> RunToEnd<impl Future<Output = Result<Applied, StoreError>> + Send + 'static> {
         let core = self.clone();
-        let committing = tokio::spawn(async move {
+        RunToEnd::new(async move {
             let now = core.clock.now();
             let applied = core.store.apply(intake, now).await?;
             core.after_at(&applied, now);
             Ok(applied)
-        });
-        match committing.await {
-            Ok(result) => result,
-            // A panic in the store or the engine reaches the caller, as it
-            // did before the task.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // The runtime is shutting down.
-            Err(_) => Err(StoreError::Closed),
-        }
+        })
     }
 
     /// [`Core::after_at`] for a commit made just now.
@@ -132,6 +130,59 @@ impl Core {
     }
 }
 
+/// A future that, once started, runs to its end: dropped before it is done
+/// (its caller gave up), it finishes in a task of its own. Awaited to the
+/// end, it costs no task. A future dropped before its first poll never
+/// starts.
+pub struct RunToEnd<F: Future + Send + 'static> {
+    future: Option<Pin<Box<F>>>,
+    started: bool,
+}
+
+impl<F: Future + Send + 'static> RunToEnd<F> {
+    /// `future`, to be run to its end once polled.
+    pub fn new(future: F) -> RunToEnd<F> {
+        RunToEnd {
+            future: Some(Box::pin(future)),
+            started: false,
+        }
+    }
+}
+
+impl<F: Future + Send + 'static> Future for RunToEnd<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.started = true;
+        let Some(future) = self.future.as_mut() else {
+            // Polled again after it returned: a bug in the caller.
+            return Poll::Pending;
+        };
+        let out = future.as_mut().poll(cx);
+        if out.is_ready() {
+            self.future = None;
+        }
+        out
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for RunToEnd<F> {
+    fn drop(&mut self) {
+        if !self.started {
+            return;
+        }
+        if let Some(future) = self.future.take() {
+            // Without a runtime the process is ending; the next start
+            // reloads every deadline from the store.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = future.await;
+                });
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -154,6 +205,36 @@ mod tests {
             requester_name: "D".into(),
             requester_email: "d@c.test".into(),
             organization: "C".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn run_to_end_finishes_what_was_started_and_never_starts_the_rest() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (gate, open) = tokio::sync::oneshot::channel::<()>();
+        let done = Arc::new(AtomicBool::new(false));
+        let started = {
+            let done = done.clone();
+            RunToEnd::new(async move {
+                let _ = open.await;
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        let never = {
+            let done = done.clone();
+            RunToEnd::new(async move { done.store(true, Ordering::SeqCst) })
+        };
+        drop(never);
+        tokio::task::yield_now().await;
+        assert!(!done.load(Ordering::SeqCst), "never polled: never run");
+        // Polled once, then its caller gives up.
+        let gave_up = tokio::time::timeout(Duration::from_millis(10), started).await;
+        assert!(gave_up.is_err());
+        let _ = gate.send(());
+        let until = Instant::now() + Duration::from_secs(5);
+        while !done.load(Ordering::SeqCst) {
+            assert!(Instant::now() < until, "the rest did not run");
+            tokio::task::yield_now().await;
         }
     }
 
