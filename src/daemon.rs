@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
@@ -16,12 +16,10 @@ use crate::dispatcher::{Deliver, Dispatcher};
 use crate::http::serve::{Limits, serve};
 use crate::http::{AppState, REQUEST_TIMEOUT, app};
 use crate::intake::Core;
-use crate::leader::Leadership;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::poller;
 use crate::reload::{Cells, Reloader};
-use crate::scheduler::Scheduler;
 use crate::shared::Shared;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 use crate::vendors::pagerduty::PagerDuty;
@@ -102,24 +100,19 @@ pub async fn run(
         metrics.clone(),
     ));
     reports.recount().await;
-    let core = Arc::new(Core {
+    let people = crate::people::Directory::from_config(
+        &config,
+        crate::vendors::http_client(crate::people::LOOKUP_WAIT),
+    )
+    .with_clock(opts.clock.clone());
+    let core = Arc::new(Core::new(
         store,
-        clock: opts.clock.clone(),
-        scheduler: Arc::new(Scheduler::default()),
-        dispatch: Arc::new(Notify::new()),
-        metrics,
-        leadership: Arc::new(Leadership::new(Leadership::default_holder())),
-        people: Shared::new(
-            crate::people::Directory::from_config(
-                &config,
-                crate::vendors::http_client(crate::people::LOOKUP_WAIT),
-            )
-            .with_clock(opts.clock.clone()),
-        ),
-        health: Default::default(),
+        opts.clock.clone(),
+        Shared::new(people),
         live,
+        metrics,
         reports,
-    });
+    ));
     let tasks = CancellationToken::new();
     let (pollers, pollers_config) = watch::channel(config.clone());
     let deliver: Arc<dyn Deliver> = Arc::new(integrations.clone());

@@ -7,7 +7,10 @@
 //! - [`store`]: incidents, deadlines, journal and outbox, one transaction per
 //!   event (SQLite by default, PostgreSQL for several instances);
 //!   `store::sqlite::backup` is `pagerd backup` (a checked online copy).
-//! - [`intake`]: submit an event, then arm its deadline and wake delivery.
+//! - [`intake`]: submit an event, then arm its deadline and wake delivery
+//!   (in a task of its own, so it happens even when the request is gone).
+//! - [`handoff`]: the rows a commit made deliverable, handed straight to
+//!   the dispatcher, and the claims that keep a row from going out twice.
 //! - [`timers`] and [`scheduler`]: the armed deadlines in memory, and the
 //!   task that fires them on time.
 //! - [`dispatcher`] and [`deliver`]: the outbox loop (backoff, idempotency
@@ -68,6 +71,7 @@ pub mod engine;
 pub mod explain;
 #[cfg(feature = "demo")]
 pub mod fakes;
+pub mod handoff;
 pub mod health;
 pub mod http;
 pub mod intake;

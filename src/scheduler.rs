@@ -103,7 +103,7 @@ impl Scheduler {
         }
     }
 
-    async fn fire(&self, core: &Core, id: i64) {
+    async fn fire(&self, core: &Arc<Core>, id: i64) {
         let intake = Intake::incident(id, Event::Tick);
         if let Err(e) = core.submit(intake).await {
             tracing::error!(incident = id, cause = %e, "scheduler: deadline not processed; retrying in 1s");

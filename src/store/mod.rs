@@ -6,6 +6,11 @@
 //! after it returns, so an accepted event is never lost. The dispatcher then
 //! drains the outbox, reporting each delivery back with [`Store::complete`]
 //! in a transaction of its own.
+//!
+//! A store may also hand the rows a commit makes deliverable straight to the
+//! dispatcher ([`Store::hand_off`], SQLite): the page then leaves without a
+//! second trip through the store, while its row stays in the outbox for a
+//! redelivery after a crash.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -394,9 +399,32 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Told about the outbox rows each commit made deliverable: the rows it
+/// queued that are the oldest pending of their incident's lane, and the row
+/// a settlement promoted to the head of its lane. Called once the commit is
+/// durable, in commit order, before the store answers anything it
+/// committed later, and whether or not the caller still waits for the
+/// answer (a timed-out request's commit is still reported). It must not
+/// block: the store's writer calls it.
+pub trait Ready: Send + Sync + 'static {
+    /// `rows` are pending in the outbox, with the incident as committed.
+    fn ready(&self, rows: Vec<Pending>);
+}
+
 /// Where incidents live. SQLite by default; PostgreSQL for several instances.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// From now on, tells `to` about the rows each commit makes deliverable
+    /// (see [`Ready`]). Returns whether this store does: SQLite does (one
+    /// process, one writer, so every commit is seen); PostgreSQL does not
+    /// (other instances commit too; its dispatcher reads the outbox).
+    /// Whoever is told must still leave room for [`Store::due`]: the rows
+    /// stay pending until settled.
+    fn hand_off(&self, to: std::sync::Arc<dyn Ready>) -> bool {
+        let _ = to;
+        false
+    }
+
     /// Applies one event through the engine, atomically (see module docs).
     async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError>;
 

@@ -1,6 +1,6 @@
 //! Tests of sqlite.
 use super::*;
-use crate::engine::Ticket;
+use crate::engine::{Source, Ticket};
 
 fn ticket(id: &str) -> Ticket {
     Ticket {
@@ -266,4 +266,108 @@ async fn contract_policy_reload() {
     });
     let s = SqliteStore::open(&dir.path().join("p.db"), policy.clone()).unwrap();
     crate::store::contract::policy_reload(&s, &policy).await;
+}
+
+#[test]
+fn the_writers_range_queries_keep_their_plans_under_the_planner_stability_guarantee() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    drop(SqliteStore::open(&path, Arc::new(Policy::default())).unwrap());
+    let plan = |qpsg: bool, sql: &str, params: &[i64]| -> String {
+        let conn = Connection::open(&path).unwrap();
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            qpsg,
+        )
+        .unwrap();
+        let rows: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(params), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.join("\n")
+    };
+    for (sql, params) in [
+        (DUE_SELECT, &[5, 10][..]),
+        (PRUNE_SELECT, &[5, 0, 0, 10][..]),
+    ] {
+        let planned = plan(true, sql, params);
+        assert_eq!(planned, plan(false, sql, params), "{sql}");
+        assert!(!planned.contains("SCAN"), "{planned}");
+    }
+}
+
+/// Collects what the store reports, as the dispatcher's hand-off would.
+#[derive(Default)]
+struct Collect(std::sync::Mutex<Vec<Pending>>);
+
+impl Ready for Collect {
+    fn ready(&self, rows: Vec<Pending>) {
+        self.0.lock().unwrap().extend(rows);
+    }
+}
+
+impl Collect {
+    fn take(&self) -> Vec<(i64, EffectKind)> {
+        let rows = std::mem::take(&mut *self.0.lock().unwrap());
+        rows.iter().map(|p| (p.id, p.effect.kind())).collect()
+    }
+}
+
+#[tokio::test]
+async fn commits_report_the_rows_they_make_deliverable_and_only_those() {
+    let (_d, s) = open();
+    let seen_rows = Arc::new(Collect::default());
+    assert!(s.hand_off(seen_rows.clone()));
+    let a = s.apply(seen("1"), 0).await.unwrap();
+    let reported = seen_rows.take();
+    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
+    assert_eq!(reported, vec![(due[0].id, EffectKind::Page)]);
+    let pending = s.due(0, 10, vec![]).await.unwrap().0;
+    assert_eq!(
+        pending[0].incident,
+        *a.incident.as_ref().unwrap(),
+        "the incident as committed, as the outbox scan reads it"
+    );
+    // Nothing changes: nothing reported.
+    s.apply(seen("1"), 1).await.unwrap();
+    assert!(seen_rows.take().is_empty());
+    // The comment heads its lane; the acknowledge waits behind the page.
+    let ack = Event::Acknowledge {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(Intake::incident(1, ack), 2).await.unwrap();
+    let reported = seen_rows.take();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].1, EffectKind::TicketComment);
+    // A retry makes nothing deliverable now.
+    let page = due[0].id;
+    s.retry_later(page, 100, "503".into()).await.unwrap();
+    assert!(seen_rows.take().is_empty());
+    // The page settled: the acknowledge behind it becomes deliverable.
+    let done = Event::Delivered {
+        effect: EffectKind::Page,
+        outcome: None,
+    };
+    s.complete(page, done, 200).await.unwrap();
+    let reported = seen_rows.take();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].1, EffectKind::PageAcknowledge);
+    let (due, _) = s.due(200, 10, vec![]).await.unwrap();
+    assert!(due.iter().any(|p| p.id == reported[0].0));
+    // A settlement that fails for good promotes the next row too.
+    let resolve = Event::Resolve {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(Intake::incident(1, resolve), 300).await.unwrap();
+    assert!(seen_rows.take().is_empty(), "behind the acknowledge");
+    s.fail(reported[0].0, "400".into(), 400).await.unwrap();
+    assert_eq!(
+        seen_rows.take().iter().map(|r| r.1).collect::<Vec<_>>(),
+        vec![EffectKind::PageResolve]
+    );
 }
