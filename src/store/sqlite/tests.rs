@@ -218,7 +218,7 @@ fn the_prune_query_walks_the_resolved_index() {
     drop(SqliteStore::open(&path, Arc::new(Policy::default())).unwrap());
     let conn = Connection::open(&path).unwrap();
     let plan: Vec<String> = conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {}", PRUNE_SELECT))
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", space::PRUNE_SELECT))
         .unwrap()
         .query_map(params![0, 0, 0, 10], |r| r.get(3))
         .unwrap()
@@ -291,7 +291,7 @@ fn the_writers_range_queries_keep_their_plans_under_the_planner_stability_guaran
     };
     for (sql, params) in [
         (DUE_SELECT, &[5, 10][..]),
-        (PRUNE_SELECT, &[5, 0, 0, 10][..]),
+        (space::PRUNE_SELECT, &[5, 0, 0, 10][..]),
     ] {
         let planned = plan(true, sql, params);
         assert_eq!(planned, plan(false, sql, params), "{sql}");
