@@ -474,10 +474,6 @@ mod tests {
             .expect("store");
         let store: Arc<dyn Store> = Arc::new(SlowScans(store));
         let core = Arc::new(crate::intake::testing::core(store));
-        // The daemon keeps the hand-off off for now (see `Core::new`); the
-        // mechanism itself is tested here.
-        core.handoff
-            .set_covers_commits(core.store.hand_off(core.handoff.clone()));
         assert!(core.handoff.covers_commits(), "SQLite hands its rows off");
         core.leadership
             .renewed(Instant::now(), Duration::from_secs(3600));

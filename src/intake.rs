@@ -71,11 +71,7 @@ impl Core {
     ) -> Core {
         let dispatch = Arc::new(Notify::new());
         let handoff = Arc::new(Handoff::new(dispatch.clone()));
-        // The in-memory hand-off of a commit's rows (`Store::hand_off`)
-        // stays off until the kill -9 chaos test passes with it: with it on,
-        // acknowledged incidents were escalated under kill -9 (issue 16).
-        // The dispatcher reads the outbox, as it does for PostgreSQL.
-        handoff.set_covers_commits(false);
+        handoff.set_covers_commits(store.hand_off(handoff.clone()));
         Core {
             store,
             clock,

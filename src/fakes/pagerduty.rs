@@ -372,14 +372,15 @@ impl FakePagerDuty {
     /// how many are still undelivered.
     pub async fn redeliver_failed(&self) -> usize {
         let hooks = std::mem::take(&mut self.shared.lock().undelivered);
-        let mut still = Vec::new();
-        for hook in hooks {
-            match self.post_webhook(&hook).await {
-                Ok(status) if status == 429 || status >= 500 => still.push(hook),
-                Ok(_) => {}
-                Err(_) => still.push(hook),
-            }
-        }
+        // Each webhook is retried on its own, not behind the others.
+        let answers =
+            futures_util::future::join_all(hooks.iter().map(|hook| self.post_webhook(hook))).await;
+        let still: Vec<Webhook> = hooks
+            .into_iter()
+            .zip(answers)
+            .filter(|(_, answer)| !matches!(answer, Ok(status) if *status != 429 && *status < 500))
+            .map(|(hook, _)| hook)
+            .collect();
         let mut st = self.shared.lock();
         st.undelivered.extend(still);
         st.undelivered.len()

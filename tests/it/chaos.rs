@@ -109,7 +109,14 @@ async fn kill_dash_nine_under_a_storm_loses_nothing_and_pages_nothing_twice() {
         let acked = acked.clone();
         tokio::spawn(async move {
             let mut pending = acked;
-            while !pending.is_empty() || vendors.pagerduty.redeliver_failed().await > 0 {
+            loop {
+                // PagerDuty retries a webhook that met a dead daemon within
+                // seconds, not once every page is acknowledged: an ack sent
+                // during a kill is redelivered each round.
+                let undelivered = vendors.pagerduty.redeliver_failed().await;
+                if pending.is_empty() && undelivered == 0 {
+                    break;
+                }
                 // Each engineer taps Acknowledge on their own phone: at
                 // once, not one after another (a serial loop of 300
                 // webhooks outlasted the ack timeout on a busy machine).

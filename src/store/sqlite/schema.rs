@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(incident_id, lane, id) WHERE done = 0;
 CREATE INDEX IF NOT EXISTS outbox_heads ON outbox(next_attempt_at, id) WHERE done = 0 AND head = 1;
 CREATE INDEX IF NOT EXISTS outbox_incident ON outbox(incident_id, id);
+-- Counted at every start (`read_stats`): an index, so the count does not
+-- read the table. Built on any older file by its first open; no version.
+CREATE INDEX IF NOT EXISTS outbox_failed ON outbox(id) WHERE failed = 1;
 CREATE TABLE IF NOT EXISTS deliveries (
     source TEXT NOT NULL,
     id TEXT NOT NULL,

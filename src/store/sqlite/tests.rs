@@ -230,6 +230,36 @@ fn the_prune_query_walks_the_resolved_index() {
     assert!(!plan.contains("SCAN o"), "pending rows by index: {plan}");
 }
 
+#[test]
+fn the_start_counts_read_indexes_not_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    drop(SqliteStore::open(&path, Arc::new(Policy::default())).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    for query in STATS {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+            .unwrap()
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("INDEX"), "{query}: {plan}");
+    }
+}
+
+#[tokio::test]
+async fn the_writer_cuts_the_wal_back_when_it_starts_over() {
+    let (_dir, s) = open();
+    let limit: i64 = s
+        .call(|conn| Ok(conn.query_row("PRAGMA journal_size_limit", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(limit, WAL_LIMIT);
+    assert!(WAL_LIMIT > 0 && WAL_LIMIT <= 64 << 20);
+}
+
 // ---- the store contract (src/store/contract.rs) ----------------------------
 
 #[tokio::test]
