@@ -115,10 +115,14 @@ async fn report(st: &AppState, ticket: Ticket, body: &[u8]) -> Result<Response, 
             None
         }
     };
+    let h1_report = crate::reports::h1::report_id_of(
+        zendesk::webhook::external_id(body).as_deref(),
+        &ticket.title,
+    );
     let seen = st
         .core
         .reports
-        .seen(&ticket, created_at)
+        .seen(&ticket, created_at, h1_report)
         .await
         .map_err(|e| match e {
             ReportError::Store(e) => ApiError::Unavailable(e),
@@ -202,6 +206,68 @@ pub async fn pagerduty(
     let applied = st.core.submit(intake).await?;
     count(&st, "pagerduty", "accepted");
     Ok(answer(&applied))
+}
+
+/// `POST /webhooks/hackerone`: HackerOne's program webhook, served only
+/// with `[hackerone] webhook_secret_file` (else 404, like any unknown
+/// route). Verify, then parse, then record: a closure or a disclosure
+/// request or publication is kept per HackerOne report (once per
+/// `X-H1-Delivery`), and the leader's report timer posts what follows.
+pub async fn hackerone(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::reports::h1::{H1Event, valid_id};
+    use crate::vendors::hackerone::webhook::{self as h1, Happened};
+    let config = st.config.load();
+    let Some(secret) = config
+        .hackerone
+        .as_ref()
+        .and_then(|h| h.webhook_secret.as_ref())
+    else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    verified(
+        &st,
+        "hackerone",
+        h1::verify_request(secret.expose(), &headers, &body),
+    )?;
+    require_content_type(&headers, "application/json")?;
+    let event = h1::parse_request(&headers, &body)
+        .map_err(|e| malformed(&st, "hackerone", e.to_string()))?;
+    if !valid_id(&event.report_id) {
+        return Err(malformed(
+            &st,
+            "hackerone",
+            "data.report.id must be a HackerOne report number".into(),
+        ));
+    }
+    let what = match event.happened {
+        Happened::Closed(how) => H1Event::Closed(how),
+        Happened::DisclosureRequested => H1Event::DisclosureRequested,
+        Happened::Disclosed => H1Event::Disclosed,
+        Happened::Other => return Ok(ignored(&st, "hackerone", "event not acted on")),
+    };
+    let applied = st
+        .core
+        .reports
+        .h1_event(&event.report_id, what, event.delivery.clone())
+        .await?;
+    count(&st, "hackerone", "accepted");
+    let result = match (applied.replayed, applied.changed) {
+        (true, _) => "replayed",
+        (false, true) => "recorded",
+        (false, false) => "unchanged",
+    };
+    tracing::info!(
+        report = %event.report_id,
+        event = %crate::render::terminal(&event.name),
+        result,
+        "hackerone webhook"
+    );
+    let body = json!({ "result": result, "report": event.report_id });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 /// `POST /webhooks/slack`: interactivity (buttons) and the `/pagerd` command.
