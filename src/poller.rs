@@ -93,6 +93,8 @@ pub async fn pagerduty(
             let event = match action {
                 Action::Acknowledged => Event::Acknowledge { by, via },
                 Action::Resolved => Event::Resolve { by, via },
+                // A status never says so (only the webhook does).
+                Action::Annotated { .. } => continue,
             };
             tracing::info!(incident = inc.id, status = %remote.status, "pagerduty poll: learned a status change");
             if let Err(e) = core.submit(Intake::incident(inc.id, event)).await {

@@ -88,6 +88,7 @@ pub async fn zendesk(
     }
     let span = tracing::info_span!("zendesk_webhook", ticket = %ticket.id);
     let applied = st.core.submit(Intake::ticket(ticket)).await?;
+    check_reply_soon(&st, &applied);
     count(&st, "zendesk", "accepted");
     span.in_scope(|| match &applied.result {
         Change::Created => tracing::info!(
@@ -195,11 +196,31 @@ pub async fn pagerduty(
     let event = match notice.action {
         pagerduty::webhook::Action::Acknowledged => Event::Acknowledge { by, via },
         pagerduty::webhook::Action::Resolved => Event::Resolve { by, via },
+        pagerduty::webhook::Action::Annotated { content } => {
+            // The marker is the first test (in `parse`); a note by the user
+            // pagerd writes as is pagerd's too, marker trimmed off or not.
+            let from = crate::vendors::normalize_email(&config.pagerduty.from);
+            if by.email.as_deref() == Some(from.as_str()) {
+                return Ok(ignored(&st, "pagerduty", "pagerd's own note"));
+            }
+            Event::Progress {
+                by,
+                what: crate::render::truncate(content.trim(), 500),
+                via,
+            }
+        }
+    };
+    let target = match notice.incident {
+        pagerduty::webhook::IncidentRef::Key(key) => Target::DedupKey(key),
+        pagerduty::webhook::IncidentRef::Id(id) => match by_pagerduty_id(&st, &id).await? {
+            Some(target) => target,
+            None => return Ok(ignored(&st, "pagerduty", "not an open pagerd incident")),
+        },
     };
     // The signed event id, not an unsigned delivery header: a captured body
     // sent again is recognised as the same event.
     let intake = Intake {
-        target: Target::DedupKey(notice.incident_key),
+        target,
         event,
         delivery: Some(("pagerduty".into(), format!("event:{}", notice.event_id))),
     };
@@ -268,6 +289,82 @@ pub async fn hackerone(
     );
     let body = json!({ "result": result, "report": event.report_id });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// The open incident whose PagerDuty incident is `id` (a note's event
+/// names no key): the open incident that learnt that id, else the key
+/// PagerDuty gives for it (`GET /incidents/{id}`). `None` when neither is
+/// pagerd's.
+async fn by_pagerduty_id(st: &AppState, id: &str) -> Result<Option<Target>, ApiError> {
+    let open = st.core.store.list(true, OPEN_SCAN).await?;
+    if let Some(inc) = open.iter().find(|i| i.pagerduty_id.as_deref() == Some(id)) {
+        return Ok(Some(Target::Incident(inc.id)));
+    }
+    let config = st.config.load();
+    let pd = pagerduty::PagerDuty::from_config(
+        &config.pagerduty,
+        false,
+        crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT),
+    );
+    let key = pd.incident_key(id).await.map_err(|e| {
+        ApiError::Upstream(format!("pagerduty: cannot read incident {id}'s key: {e}"))
+    })?;
+    Ok(key
+        .filter(|k| k.starts_with(pagerduty::webhook::KEY_PREFIX))
+        .map(Target::DedupKey))
+}
+
+/// Most open incidents searched for a PagerDuty id.
+const OPEN_SCAN: usize = 10_000;
+
+/// An emergency's ticket was updated: when its incident is acknowledged
+/// and its lease armed (`policy.ack_lease`), a public reply by an agent
+/// written since the lease was last renewed is progress. The comments are
+/// read off the request path; each reply renews the lease once (its
+/// comment id is the delivery id, and it must be newer than the last
+/// renewal).
+fn check_reply_soon(st: &AppState, applied: &Applied) {
+    let Some(inc) = applied
+        .incident
+        .as_ref()
+        .filter(|i| i.is_open() && i.status == crate::engine::Status::Acknowledged)
+    else {
+        return;
+    };
+    let (Some(expires), Some(lease)) = (inc.deadlines.lease, st.config.load().policy.ack_lease)
+    else {
+        return;
+    };
+    let renewed = expires - lease;
+    let (core, id, ticket) = (st.core.clone(), inc.id, inc.ticket.id.clone());
+    tokio::spawn(async move {
+        let reply = match core.reports.latest_agent_reply(&ticket).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(ticket = %ticket, cause = %e, "cannot read the ticket's comments for progress");
+                return;
+            }
+        };
+        let (comment, at, author) = reply;
+        // Zendesk's times are whole seconds: a reply in the second of the
+        // renewal still counts (once: its id is the delivery id).
+        if at < renewed - 1_000 {
+            return;
+        }
+        let intake = Intake {
+            target: Target::Incident(id),
+            event: Event::Progress {
+                by: crate::engine::Who::named(&format!("Zendesk agent {author}")),
+                what: format!("replied publicly on ticket #{ticket}"),
+                via: Source::Zendesk,
+            },
+            delivery: Some(("zendesk-reply".into(), comment.to_string())),
+        };
+        if let Err(e) = core.submit(intake).await {
+            tracing::warn!(ticket = %ticket, cause = %e, "cannot record a reply as progress");
+        }
+    });
 }
 
 /// `POST /webhooks/slack`: interactivity (buttons) and the `/pagerd` command.
