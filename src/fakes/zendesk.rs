@@ -376,7 +376,8 @@ impl FakeZendesk {
     /// priority and status capitalised, tags space-separated, and the link
     /// without a scheme (`{{ticket.link}}`). An unknown ticket renders its
     /// placeholders empty, as Zendesk does. `created_at` is
-    /// `{{ticket.created_at_with_timestamp}}`: ISO 8601.
+    /// `{{ticket.created_at_with_timestamp}}`: ISO 8601; `external_id`
+    /// `{{ticket.external_id}}` (empty unless set).
     pub fn webhook_body(&self, id: u64) -> String {
         let db = self.shared.lock();
         let host = self.shared.base().trim_start_matches("http://").to_string();

@@ -406,6 +406,13 @@ fn only_a_public_reply_by_an_agent_stops_the_clock() {
         ..comment(7, AGENT, true, "")
     };
     assert_eq!(first(&[comments[0].clone(), undated]), Some(99));
+    // The newest reply (an emergency's progress): the last by id.
+    let latest = |cs: &[CommentInfo]| watch::latest_agent_reply(cs, Some(REQUESTER), ME, 99);
+    assert_eq!(
+        latest(&comments),
+        Some((6, ms("2027-03-29T08:00:00Z"), AGENT))
+    );
+    assert_eq!(latest(&comments[..4]), None, "no reply by an agent yet");
 }
 
 #[test]

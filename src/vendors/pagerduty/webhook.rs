@@ -188,9 +188,9 @@ pub fn parse(body: &[u8], now: SystemTime) -> Result<Notice, Refused> {
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
         else {
-            return Err(Refused::Malformed(
-                "data.incident.id of an incident.annotated event is missing".into(),
-            ));
+            // Answered 200 like any event pagerd cannot act on: PagerDuty
+            // drops a 4xx and disables a subscription that keeps failing.
+            return Err(Refused::Ignored("a note without its incident"));
         };
         IncidentRef::Id(id.to_string())
     } else {
@@ -373,9 +373,9 @@ mod tests {
         }
         let mut bad: Value = serde_json::from_str(&note("x")).unwrap();
         bad["event"]["data"]["incident"]["id"] = "../users".into();
-        assert!(matches!(
+        assert_eq!(
             parse(bad.to_string().as_bytes(), now),
-            Err(Refused::Malformed(_))
-        ));
+            Err(Refused::Ignored("a note without its incident"))
+        );
     }
 }
