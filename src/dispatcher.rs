@@ -384,6 +384,27 @@ mod tests {
         ) -> Result<Option<crate::reports::Report>, StoreError> {
             self.0.change_report(ticket, change, now).await
         }
+        async fn change_h1(
+            &self,
+            id: &str,
+            change: crate::reports::h1::H1Change,
+            delivery: Option<String>,
+            now: Millis,
+        ) -> Result<crate::reports::h1::H1Applied, StoreError> {
+            self.0.change_h1(id, change, delivery, now).await
+        }
+        async fn h1_report(
+            &self,
+            id: &str,
+        ) -> Result<Option<crate::reports::h1::H1Report>, StoreError> {
+            self.0.h1_report(id).await
+        }
+        async fn h1_reports(
+            &self,
+            limit: usize,
+        ) -> Result<Vec<crate::reports::h1::H1Report>, StoreError> {
+            self.0.h1_reports(limit).await
+        }
         async fn by_ticket(&self, ticket: &str) -> Result<Option<Incident>, StoreError> {
             self.0.by_ticket(ticket).await
         }

@@ -93,6 +93,8 @@ pub async fn pagerduty(
             let event = match action {
                 Action::Acknowledged => Event::Acknowledge { by, via },
                 Action::Resolved => Event::Resolve { by, via },
+                // A status never says so (only the webhook does).
+                Action::Annotated { .. } => continue,
             };
             tracing::info!(incident = inc.id, status = %remote.status, "pagerduty poll: learned a status change");
             if let Err(e) = core.submit(Intake::incident(inc.id, event)).await {
@@ -182,7 +184,9 @@ async fn hackerone(core: &Core, zd: &Zendesk) {
                         .as_deref()
                         .and_then(|t| crate::business_time::parse_timestamp(t).ok())
                         .map(|t| t.as_millisecond());
-                    if let Err(e) = core.reports.seen(&f.ticket, created).await {
+                    let h1_report =
+                        crate::reports::h1::report_id_of(f.external_id.as_deref(), &f.ticket.title);
+                    if let Err(e) = core.reports.seen(&f.ticket, created, h1_report).await {
                         tracing::warn!(ticket = %f.ticket.id, cause = %e, "zendesk poll: cannot watch a HackerOne report");
                     }
                 }

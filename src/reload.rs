@@ -449,6 +449,18 @@ fn fingerprint(c: &Config) -> Prints {
         "hackerone.page_on_breach",
         format!("{:?}", h.map(|h| h.page_on_breach)),
     );
+    put(
+        "hackerone.webhook_secret",
+        opt_secret(h.and_then(|h| h.webhook_secret.as_ref())),
+    );
+    put(
+        "hackerone.disclosure_after",
+        format!("{:?}", h.map(|h| h.disclosure_after)),
+    );
+    put(
+        "hackerone.disclosure_remind_before",
+        format!("{:?}", h.map(|h| h.disclosure_remind_before)),
+    );
 
     let people: BTreeMap<_, _> = c.people.iter().collect();
     put("people", format!("{people:?}"));

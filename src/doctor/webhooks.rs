@@ -1,6 +1,8 @@
 //! Webhook secrets: Zendesk's is required (the config refuses to load
-//! without it); PagerDuty's and Slack's are optional, and the check says
-//! which webhooks are off and what stands in for them.
+//! without it); PagerDuty's, Slack's and HackerOne's are optional, and the
+//! check says which webhooks are off and what stands in for them. A
+//! HackerOne secret, when set, was read and is not empty (the config
+//! refuses an empty one): its route is on.
 
 use super::Check;
 use crate::config::Config;
@@ -44,6 +46,17 @@ pub(super) fn checks(config: &Config) -> Vec<Check> {
         } else {
             off.push(
                 "Slack (no slack.signing_secret_file: the buttons and /pagerd are off)".to_string(),
+            );
+        }
+    }
+    if let Some(h1) = &config.hackerone {
+        if h1.webhook_secret.is_some() {
+            on.push("HackerOne (/webhooks/hackerone)".to_string());
+        } else {
+            off.push(
+                "HackerOne (no hackerone.webhook_secret_file: closures and disclosure requests \
+                 in HackerOne are not followed)"
+                    .to_string(),
             );
         }
     }

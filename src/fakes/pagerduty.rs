@@ -12,9 +12,10 @@
 //! semantics: one open incident per `dedup_key`, a new one only after resolve.
 //!
 //! Deliberate simplification: webhooks are only sent for changes made "by a
-//! person" through [`FakePagerDuty::acknowledge`] / [`FakePagerDuty::resolve`].
-//! Changes pagerd makes itself (Events API, REST `PUT`) are not echoed back as
-//! webhooks, which the real service would do if subscribed.
+//! person" through [`FakePagerDuty::acknowledge`] / [`FakePagerDuty::resolve`]
+//! / [`FakePagerDuty::annotate`]. Changes pagerd makes itself (Events API,
+//! REST `PUT`) are not echoed back as webhooks, which the real service would
+//! do if subscribed; its notes are, after [`FakePagerDuty::echo_notes`].
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -147,6 +148,11 @@ struct Db {
     undelivered: Vec<Webhook>,
     /// Users seeded with [`FakePagerDuty::add_user`].
     users: Vec<users::SeededUser>,
+    /// Whether notes added through the REST API (pagerd's) come back as
+    /// `incident.annotated` webhooks, as PagerDuty sends them.
+    echo_notes: bool,
+    /// Every webhook delivered: what it was, and pagerd's status.
+    delivered: Vec<(String, u16)>,
     /// `GET /users…` requests that passed the REST guard.
     user_requests: usize,
 }
@@ -165,6 +171,56 @@ impl Db {
             .iter()
             .position(|i| i.record.id == id || i.record.number.to_string() == id)
     }
+
+    /// Adds a note by `user` to incident `idx`.
+    fn add_note(&mut self, idx: usize, content: &str, user: &str) -> Note {
+        self.next_note += 1;
+        let note = Note {
+            id: format!("PNOTE{:04}", self.next_note),
+            content: content.to_string(),
+            created_at: now_rfc3339(),
+            user: user.to_string(),
+        };
+        let inc = &mut self.incidents[idx];
+        inc.notes.push(note.clone());
+        inc.record.notes.push(content.to_string());
+        note
+    }
+}
+
+/// The `incident.annotated` webhook of `note` on incident `idx` by `user`,
+/// when a subscription is set: `data` is the note, the incident a
+/// reference (PagerDuty's v3 payload for that event).
+fn annotated_hook(st: &Db, idx: usize, note: &Note, user: &str, base: &str) -> Option<Webhook> {
+    let (url, secret) = st.webhook.clone()?;
+    let r = &st.incidents[idx].record;
+    let inc_url = format!("{base}/incidents/{}", r.id);
+    let id = unique_id();
+    let body = json!({"event": {
+        "id": id,
+        "event_type": "incident.annotated",
+        "resource_type": "incident",
+        "occurred_at": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        "agent": user_ref(user, base),
+        "client": null,
+        "data": {
+            "incident": {"id": r.id, "type": "incident_reference",
+                         "summary": format!("[#{}] {}", r.number, r.title),
+                         "self": inc_url, "html_url": inc_url},
+            "id": note.id,
+            "content": note.content,
+            "trimmed": false,
+            "type": "incident_note",
+        },
+    }})
+    .to_string();
+    Some(Webhook {
+        signature: Some(super::sign::pagerduty(&secret, body.as_bytes())),
+        url,
+        body,
+        id,
+        what: format!("incident.annotated for incident #{}", r.number),
+    })
 }
 
 /// An incident plus what only the JSON views need.
@@ -197,6 +253,7 @@ struct Ack {
     by: Option<String>,
 }
 
+#[derive(Clone)]
 struct Note {
     id: String,
     content: String,
@@ -358,6 +415,50 @@ impl FakePagerDuty {
         self.tap(dedup_key, user, Tap::Resolve).await
     }
 
+    /// From now on (`on`), every note added through the REST API (pagerd's
+    /// own) comes back as an `incident.annotated` webhook, as the real
+    /// service sends it to a subscription with that event.
+    pub fn echo_notes(&self, on: bool) {
+        self.shared.lock().echo_notes = on;
+    }
+
+    /// Every webhook delivered so far: `(what, pagerd's status)`, e.g.
+    /// `("incident.annotated for incident #1", 200)`.
+    pub fn delivered(&self) -> Vec<(String, u16)> {
+        self.shared.lock().delivered.clone()
+    }
+
+    /// `user` adds a note to the open incident for `dedup_key` in the
+    /// PagerDuty app; sends an `incident.annotated` webhook when one is set.
+    pub async fn annotate(&self, dedup_key: &str, user: &str, content: &str) -> Result<(), String> {
+        let hook = {
+            let mut st = self.shared.lock();
+            let idx = st
+                .open_index(dedup_key)
+                .ok_or_else(|| format!("PagerDuty has no open incident for {dedup_key}"))?;
+            let note = st.add_note(idx, content, user);
+            annotated_hook(&st, idx, &note, user, self.shared.base())
+        };
+        self.shared.timeline.say(format!(
+            "PagerDuty: {user} added a note on {dedup_key}: \"{}\"",
+            shorten(content, 100)
+        ));
+        match hook {
+            Some(hook) => {
+                let status = self.post_webhook(&hook).await?;
+                if (200..300).contains(&status) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "pagerd answered the {} webhook with {status}",
+                        hook.what
+                    ))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
     /// POSTs the last webhook again, byte for byte with the same
     /// `X-Webhook-Id` (PagerDuty delivers at least once); returns the status.
     pub async fn redeliver_last_webhook(&self) -> Result<u16, String> {
@@ -505,6 +606,10 @@ impl FakePagerDuty {
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                self.shared
+                    .lock()
+                    .delivered
+                    .push((hook.what.clone(), status));
                 self.shared.timeline.say(format!(
                     "PagerDuty: webhook {} → pagerd answered {status}",
                     hook.what
@@ -1142,7 +1247,7 @@ async fn create_note(
         ));
         return invalid_input("note.content is required");
     };
-    let (line, json) = {
+    let (line, json, echo) = {
         let mut st = sh.lock();
         let Some(idx) = st.find(&id) else {
             return not_found_error();
@@ -1150,25 +1255,47 @@ async fn create_note(
         if st.incidents[idx].notes.len() >= MAX_NOTES {
             return invalid_input(format!("an incident holds at most {MAX_NOTES} notes"));
         }
-        st.next_note += 1;
-        let note = Note {
-            id: format!("PNOTE{:04}", st.next_note),
-            content: content.clone(),
-            created_at: now_rfc3339(),
-            user: from.clone(),
-        };
+        let note = st.add_note(idx, &content, &from);
         let json = note_json(&note, sh.base());
-        let inc = &mut st.incidents[idx];
-        inc.notes.push(note);
-        inc.record.notes.push(content.clone());
+        let echo = if st.echo_notes {
+            annotated_hook(&st, idx, &note, &from, sh.base())
+        } else {
+            None
+        };
         let line = format!(
             "PagerDuty: note on incident #{} by {from}: \"{}\"",
-            inc.record.number,
+            st.incidents[idx].record.number,
             shorten(&content, 100)
         );
-        (line, json)
+        (line, json, echo)
     };
     sh.timeline.say(line);
+    if let Some(hook) = echo {
+        // Sent after the answer, as PagerDuty's delivery is asynchronous.
+        let sh = sh.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let resp = client
+                .post(&hook.url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("X-Webhook-Id", &hook.id)
+                .header(
+                    "X-PagerDuty-Signature",
+                    hook.signature.clone().unwrap_or_default(),
+                )
+                .body(hook.body.clone())
+                .send()
+                .await;
+            if let Ok(r) = resp {
+                let status = r.status().as_u16();
+                sh.lock().delivered.push((hook.what.clone(), status));
+                sh.timeline.say(format!(
+                    "PagerDuty: webhook {} (pagerd's own note) → pagerd answered {status}",
+                    hook.what
+                ));
+            }
+        });
+    }
     (StatusCode::OK, axum::Json(json!({"note": json}))).into_response()
 }
 

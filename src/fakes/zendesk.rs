@@ -148,6 +148,8 @@ impl Db {
 
 struct Ticket {
     spec: TicketSpec,
+    /// `external_id` (integrations set it: HackerOne's, the report id).
+    external_id: Option<String>,
     created_at: String,
     updated_at: String,
     /// Order of creation, for `sort_by=created_at`.
@@ -244,6 +246,7 @@ impl FakeZendesk {
                     };
                     let ticket = Ticket {
                         spec: t,
+                        external_id: None,
                         created_at: now.clone(),
                         updated_at: now,
                         seq,
@@ -313,6 +316,15 @@ impl FakeZendesk {
         }
     }
 
+    /// Sets the ticket's `external_id`, as an integration does (the
+    /// HackerOne integration: the report id).
+    pub fn set_external_id(&self, id: u64, external_id: &str) {
+        let mut db = self.shared.lock();
+        if let Some(t) = db.tickets.get_mut(&id) {
+            t.external_id = Some(external_id.to_string());
+        }
+    }
+
     /// The user id of the ticket's requester (`requester_id`).
     pub fn requester_id(&self, id: u64) -> Option<u64> {
         let db = self.shared.lock();
@@ -364,7 +376,8 @@ impl FakeZendesk {
     /// priority and status capitalised, tags space-separated, and the link
     /// without a scheme (`{{ticket.link}}`). An unknown ticket renders its
     /// placeholders empty, as Zendesk does. `created_at` is
-    /// `{{ticket.created_at_with_timestamp}}`: ISO 8601.
+    /// `{{ticket.created_at_with_timestamp}}`: ISO 8601; `external_id`
+    /// `{{ticket.external_id}}` (empty unless set).
     pub fn webhook_body(&self, id: u64) -> String {
         let db = self.shared.lock();
         let host = self.shared.base().trim_start_matches("http://").to_string();
@@ -373,13 +386,19 @@ impl FakeZendesk {
             .get(&id)
             .map(|t| t.created_at.clone())
             .unwrap_or_default();
+        let external_id = db
+            .tickets
+            .get(&id)
+            .and_then(|t| t.external_id.clone())
+            .unwrap_or_default();
         let t = db.tickets.get(&id).map(|t| &t.spec);
         let field = |f: fn(&TicketSpec) -> String| t.map(f).unwrap_or_default();
         let js = |s: &str| Value::from(s).to_string();
         format!(
             concat!(
                 r#"{{"ticket":{{"id":{},"title":{},"priority":{},"status":{},"tags":{},"url":{},"#,
-                r#""requester":{{"name":{},"email":{}}},"organization":{},"created_at":{}}}}}"#
+                r#""requester":{{"name":{},"email":{}}},"organization":{},"created_at":{},"#,
+                r#""external_id":{}}}}}"#
             ),
             js(&id.to_string()),
             js(&field(|t| t.subject.clone())),
@@ -391,6 +410,7 @@ impl FakeZendesk {
             js(&field(|t| t.requester_email.clone())),
             js(&field(|t| t.organization.clone())),
             js(&created_at),
+            js(&external_id),
         )
     }
 
@@ -1154,7 +1174,7 @@ fn ticket_json(t: &Ticket, base: &str) -> Value {
     json!({
         "url": format!("{base}/api/v2/tickets/{}.json", s.id),
         "id": s.id,
-        "external_id": null,
+        "external_id": t.external_id,
         "via": {"channel": "web"},
         "created_at": t.created_at,
         "updated_at": t.updated_at,
@@ -1619,7 +1639,7 @@ mod tests {
                 r#"{{"ticket":{{"id":"4711","title":"Production instance down","priority":"Urgent","#,
                 r#""status":"New","tags":"vip prod","url":"{}/agent/tickets/4711","#,
                 r#""requester":{{"name":"Jane \"JD\" Doe","email":"jane@acme.example"}},"organization":"Acme Corp","#,
-                r#""created_at":"2027-03-26T14:00:00Z"}}}}"#
+                r#""created_at":"2027-03-26T14:00:00Z","external_id":""}}}}"#
             ),
             host
         );

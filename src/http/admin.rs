@@ -170,13 +170,37 @@ async fn reports(State(st): State<AppState>) -> Result<Response, ApiError> {
         .store
         .reports(crate::reports::watch::MAX_REPORTS)
         .await?;
+    let h1: std::collections::HashMap<String, crate::reports::h1::H1Report> = st
+        .core
+        .store
+        .h1_reports(crate::reports::watch::MAX_REPORTS)
+        .await?
+        .into_iter()
+        .map(|h| (h.id.clone(), h))
+        .collect();
     let config = st.core.reports.config();
     let now = st.core.clock.now();
     let reports: Vec<Value> = all
         .iter()
-        .map(|r| crate::reports::text::json(r, config.hackerone.as_ref(), now))
+        .map(|r| {
+            let found = r.h1_report.as_ref().and_then(|id| h1.get(id));
+            report_json(r, found, config.hackerone.as_ref(), now)
+        })
         .collect();
     Ok(axum::Json(json!({ "reports": reports })).into_response())
+}
+
+/// A report with what HackerOne's webhook said about it (`hackerone`:
+/// `null` until it said something).
+fn report_json(
+    r: &crate::reports::Report,
+    h1: Option<&crate::reports::h1::H1Report>,
+    cfg: Option<&crate::reports::config::HackerOneConfig>,
+    now: crate::clock::Millis,
+) -> Value {
+    let mut v = crate::reports::text::json(r, cfg, now);
+    v["hackerone"] = h1.map_or(Value::Null, |h| crate::reports::text::h1_json(h, cfg));
+    v
 }
 
 /// `GET /reports/{ticket}`: `{"report": {...}}` (`#4711` or `4711`).
@@ -191,8 +215,17 @@ async fn report(
             crate::render::truncate(ticket, 100)
         )));
     };
+    let h1 = match &r.h1_report {
+        Some(id) => st.core.store.h1_report(id).await?,
+        None => None,
+    };
     let config = st.core.reports.config();
-    let v = crate::reports::text::json(&r, config.hackerone.as_ref(), st.core.clock.now());
+    let v = report_json(
+        &r,
+        h1.as_ref(),
+        config.hackerone.as_ref(),
+        st.core.clock.now(),
+    );
     Ok(axum::Json(json!({ "report": v })).into_response())
 }
 

@@ -52,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .route("/webhooks/zendesk", post(webhooks::zendesk))
         .route("/webhooks/pagerduty", post(webhooks::pagerduty))
         .route("/webhooks/slack", post(webhooks::slack))
+        .route("/webhooks/hackerone", post(webhooks::hackerone))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -88,6 +88,7 @@ pub async fn zendesk(
     }
     let span = tracing::info_span!("zendesk_webhook", ticket = %ticket.id);
     let applied = st.core.submit(Intake::ticket(ticket)).await?;
+    check_reply_soon(&st, &applied);
     count(&st, "zendesk", "accepted");
     span.in_scope(|| match &applied.result {
         Change::Created => tracing::info!(
@@ -115,10 +116,14 @@ async fn report(st: &AppState, ticket: Ticket, body: &[u8]) -> Result<Response, 
             None
         }
     };
+    let h1_report = crate::reports::h1::report_id_of(
+        zendesk::webhook::external_id(body).as_deref(),
+        &ticket.title,
+    );
     let seen = st
         .core
         .reports
-        .seen(&ticket, created_at)
+        .seen(&ticket, created_at, h1_report)
         .await
         .map_err(|e| match e {
             ReportError::Store(e) => ApiError::Unavailable(e),
@@ -191,17 +196,175 @@ pub async fn pagerduty(
     let event = match notice.action {
         pagerduty::webhook::Action::Acknowledged => Event::Acknowledge { by, via },
         pagerduty::webhook::Action::Resolved => Event::Resolve { by, via },
+        pagerduty::webhook::Action::Annotated { content } => {
+            // The marker is the first test (in `parse`); a note by the user
+            // pagerd writes as is pagerd's too, marker trimmed off or not.
+            let from = crate::vendors::normalize_email(&config.pagerduty.from);
+            if by.email.as_deref() == Some(from.as_str()) {
+                return Ok(ignored(&st, "pagerduty", "pagerd's own note"));
+            }
+            Event::Progress {
+                by,
+                what: crate::render::truncate(content.trim(), 500),
+                via,
+            }
+        }
+    };
+    let target = match notice.incident {
+        pagerduty::webhook::IncidentRef::Key(key) => Target::DedupKey(key),
+        pagerduty::webhook::IncidentRef::Id(id) => match by_pagerduty_id(&st, &id).await? {
+            Some(target) => target,
+            None => return Ok(ignored(&st, "pagerduty", "not an open pagerd incident")),
+        },
     };
     // The signed event id, not an unsigned delivery header: a captured body
     // sent again is recognised as the same event.
     let intake = Intake {
-        target: Target::DedupKey(notice.incident_key),
+        target,
         event,
         delivery: Some(("pagerduty".into(), format!("event:{}", notice.event_id))),
     };
     let applied = st.core.submit(intake).await?;
     count(&st, "pagerduty", "accepted");
     Ok(answer(&applied))
+}
+
+/// `POST /webhooks/hackerone`: HackerOne's program webhook, served only
+/// with `[hackerone] webhook_secret_file` (else 404, like any unknown
+/// route). Verify, then parse, then record: a closure or a disclosure
+/// request or publication is kept per HackerOne report (once per
+/// `X-H1-Delivery`), and the leader's report timer posts what follows.
+pub async fn hackerone(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::reports::h1::{H1Event, valid_id};
+    use crate::vendors::hackerone::webhook::{self as h1, Happened};
+    let config = st.config.load();
+    let Some(secret) = config
+        .hackerone
+        .as_ref()
+        .and_then(|h| h.webhook_secret.as_ref())
+    else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    verified(
+        &st,
+        "hackerone",
+        h1::verify_request(secret.expose(), &headers, &body),
+    )?;
+    require_content_type(&headers, "application/json")?;
+    let event = h1::parse_request(&headers, &body)
+        .map_err(|e| malformed(&st, "hackerone", e.to_string()))?;
+    if !valid_id(&event.report_id) {
+        return Err(malformed(
+            &st,
+            "hackerone",
+            "data.report.id must be a HackerOne report number".into(),
+        ));
+    }
+    let what = match event.happened {
+        Happened::Closed(how) => H1Event::Closed(how),
+        Happened::DisclosureRequested => H1Event::DisclosureRequested,
+        Happened::Disclosed => H1Event::Disclosed,
+        Happened::Other => return Ok(ignored(&st, "hackerone", "event not acted on")),
+    };
+    let applied = st
+        .core
+        .reports
+        .h1_event(&event.report_id, what, event.delivery.clone())
+        .await?;
+    count(&st, "hackerone", "accepted");
+    let result = match (applied.replayed, applied.changed) {
+        (true, _) => "replayed",
+        (false, true) => "recorded",
+        (false, false) => "unchanged",
+    };
+    tracing::info!(
+        report = %event.report_id,
+        event = %crate::render::terminal(&event.name),
+        result,
+        "hackerone webhook"
+    );
+    let body = json!({ "result": result, "report": event.report_id });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// The open incident whose PagerDuty incident is `id` (a note's event
+/// names no key): the open incident that learnt that id, else the key
+/// PagerDuty gives for it (`GET /incidents/{id}`). `None` when neither is
+/// pagerd's.
+async fn by_pagerduty_id(st: &AppState, id: &str) -> Result<Option<Target>, ApiError> {
+    let open = st.core.store.list(true, OPEN_SCAN).await?;
+    if let Some(inc) = open.iter().find(|i| i.pagerduty_id.as_deref() == Some(id)) {
+        return Ok(Some(Target::Incident(inc.id)));
+    }
+    let config = st.config.load();
+    let pd = pagerduty::PagerDuty::from_config(
+        &config.pagerduty,
+        false,
+        crate::vendors::http_client(crate::vendors::REQUEST_TIMEOUT),
+    );
+    let key = pd.incident_key(id).await.map_err(|e| {
+        ApiError::Upstream(format!("pagerduty: cannot read incident {id}'s key: {e}"))
+    })?;
+    Ok(key
+        .filter(|k| k.starts_with(pagerduty::webhook::KEY_PREFIX))
+        .map(Target::DedupKey))
+}
+
+/// Most open incidents searched for a PagerDuty id.
+const OPEN_SCAN: usize = 10_000;
+
+/// An emergency's ticket was updated: when its incident is acknowledged
+/// and its lease armed (`policy.ack_lease`), a public reply by an agent
+/// written since the lease was last renewed is progress. The comments are
+/// read off the request path; each reply renews the lease once (its
+/// comment id is the delivery id, and it must be newer than the last
+/// renewal).
+fn check_reply_soon(st: &AppState, applied: &Applied) {
+    let Some(inc) = applied
+        .incident
+        .as_ref()
+        .filter(|i| i.is_open() && i.status == crate::engine::Status::Acknowledged)
+    else {
+        return;
+    };
+    let (Some(expires), Some(lease)) = (inc.deadlines.lease, st.config.load().policy.ack_lease)
+    else {
+        return;
+    };
+    let renewed = expires - lease;
+    let (core, id, ticket) = (st.core.clone(), inc.id, inc.ticket.id.clone());
+    tokio::spawn(async move {
+        let reply = match core.reports.latest_agent_reply(&ticket).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(ticket = %ticket, cause = %e, "cannot read the ticket's comments for progress");
+                return;
+            }
+        };
+        let (comment, at, author) = reply;
+        // Zendesk's times are whole seconds: a reply in the second of the
+        // renewal still counts (once: its id is the delivery id).
+        if at < renewed - 1_000 {
+            return;
+        }
+        let intake = Intake {
+            target: Target::Incident(id),
+            event: Event::Progress {
+                by: crate::engine::Who::named(&format!("Zendesk agent {author}")),
+                what: format!("replied publicly on ticket #{ticket}"),
+                via: Source::Zendesk,
+            },
+            delivery: Some(("zendesk-reply".into(), comment.to_string())),
+        };
+        if let Err(e) = core.submit(intake).await {
+            tracing::warn!(ticket = %ticket, cause = %e, "cannot record a reply as progress");
+        }
+    });
 }
 
 /// `POST /webhooks/slack`: interactivity (buttons) and the `/pagerd` command.

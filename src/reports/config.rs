@@ -1,5 +1,7 @@
 //! `[hackerone]` of the config file: its keys, their defaults and checks,
-//! and the deadlines they give a report.
+//! and the deadlines they give a report. One section for the whole
+//! feature: the Zendesk side (tags, business calendar, channel) and
+//! HackerOne's own webhook (its secret, the disclosure countdown).
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use serde::Deserialize;
 use crate::business_time::{BusinessCalendar, CalendarError};
 use crate::clock::{Millis, millis};
 use crate::engine::Ticket;
+use crate::secret::Secret;
 use crate::validate::{Check, lower};
 
 /// `[hackerone]`: its presence turns the feature on.
@@ -34,6 +37,16 @@ pub struct HackerOneConfig {
     pub channel: String,
     /// Whether a breached deadline pages like an emergency.
     pub page_on_breach: bool,
+    /// The secret of the program's webhook (HackerOne → Program settings →
+    /// Webhooks): the HMAC key of `X-H1-Signature`. `None`: `POST
+    /// /webhooks/hackerone` is not served (404, like any unknown route).
+    pub webhook_secret: Option<Secret>,
+    /// How long after a disclosure request the report is released (30
+    /// days: HackerOne's default).
+    pub disclosure_after: Duration,
+    /// How long before the release the pre-publication reminder is posted
+    /// (5 days: day 25 of 30).
+    pub disclosure_remind_before: Duration,
 }
 
 /// The section as written in the file (unknown keys refused).
@@ -49,6 +62,10 @@ pub struct RawHackerOne {
     pub(crate) remind_before: Option<String>,
     pub(crate) channel: Option<String>,
     pub(crate) page_on_breach: Option<bool>,
+    pub(crate) webhook_secret_file: Option<std::path::PathBuf>,
+    pub(crate) webhook_secret_env: Option<String>,
+    pub(crate) disclosure_after: Option<String>,
+    pub(crate) disclosure_remind_before: Option<String>,
 }
 
 /// Business hours when `business_hours` is not set.
@@ -130,6 +147,32 @@ pub(crate) fn check(
             "name the Slack channel of the reminders (default \"#security\")",
         );
     }
+    // Optional: without it, HackerOne's own events are not followed.
+    // HackerOne signs with an empty key when a webhook has no secret, so a
+    // webhook is only served with one (an empty file is refused).
+    let webhook_secret = c.secret(
+        "hackerone",
+        "webhook_secret",
+        h.webhook_secret_file,
+        h.webhook_secret_env,
+    );
+    let disclosure_after = c.duration(
+        "hackerone.disclosure_after",
+        h.disclosure_after.as_deref(),
+        "30d",
+    );
+    let disclosure_remind_before = c.duration(
+        "hackerone.disclosure_remind_before",
+        h.disclosure_remind_before.as_deref(),
+        "5d",
+    );
+    if disclosure_remind_before >= disclosure_after {
+        c.problem(
+            "hackerone.disclosure_remind_before",
+            "must be shorter than hackerone.disclosure_after (defaults \"5d\" and \"30d\": \
+             the reminder on day 25)",
+        );
+    }
     Some(HackerOneConfig {
         tags,
         timezone,
@@ -141,6 +184,9 @@ pub(crate) fn check(
         remind_before,
         channel: channel.trim().to_string(),
         page_on_breach: h.page_on_breach.unwrap_or(false),
+        webhook_secret,
+        disclosure_after,
+        disclosure_remind_before,
     })
 }
 

@@ -13,7 +13,9 @@
 //! [`ReportChange`]s that move it on, pure); [`config`] the `[hackerone]`
 //! section; [`watch`] what pagerd does when it sees a report's ticket (start
 //! the clock, read the comments); [`timer`] the leader's loop that posts the
-//! notices on time; [`text`] the words of the notices and of the CLI. Rows
+//! notices on time; [`text`] the words of the notices and of the CLI;
+//! [`h1`] what HackerOne's own webhook says (closed, disclosure requested,
+//! public) and the notices that follow. Rows
 //! live in the store (`reports` table, both stores), which applies each
 //! change atomically with [`Report::apply`].
 //!
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Millis;
 
 pub mod config;
+pub mod h1;
+mod h1_notices;
 pub mod text;
 pub mod timer;
 pub mod watch;
@@ -148,6 +152,9 @@ pub struct Report {
     pub seen_at: Millis,
     /// When the row last changed.
     pub updated_at: Millis,
+    /// The HackerOne report id of the ticket ([`h1::report_id_of`]): the
+    /// link to what HackerOne's webhook says ([`h1::H1Report`]).
+    pub h1_report: Option<String>,
 }
 
 /// A step in a report's life, applied by the store atomically
@@ -164,6 +171,9 @@ pub enum ReportChange {
     Paged,
     /// The first public reply by an agent, written at this time.
     Answered(Millis),
+    /// The ticket names this HackerOne report (the latest word wins: an
+    /// agent may correct the ticket's `external_id`).
+    Linked(String),
 }
 
 impl Report {
@@ -189,6 +199,7 @@ impl Report {
             paged_at: None,
             seen_at: now,
             updated_at: now,
+            h1_report: None,
         }
     }
 
@@ -238,6 +249,9 @@ impl Report {
             }
             ReportChange::Paged => {
                 next.paged_at.get_or_insert(now);
+            }
+            ReportChange::Linked(id) => {
+                next.h1_report = Some(id.clone());
             }
         }
         if next == *self {

@@ -196,8 +196,11 @@ fn the_example_config_documents_a_valid_hackerone_section() {
         .take_while(|l| l.starts_with('#'))
         .filter_map(|l| l.strip_prefix("# "))
         .filter(|l| !l.starts_with("[hackerone]") && !l.starts_with(' '))
+        // A path of the production layout, which the test cannot read.
+        .filter(|l| !l.starts_with("webhook_secret_file"))
         .map(|l| format!("{l}\n"))
         .collect();
+    assert!(example[start..].contains("# webhook_secret_file = "));
     for key in [
         "tags",
         "timezone",
@@ -208,6 +211,8 @@ fn the_example_config_documents_a_valid_hackerone_section() {
         "remind_before",
         "channel",
         "page_on_breach",
+        "disclosure_after",
+        "disclosure_remind_before",
     ] {
         assert!(section.contains(&format!("{key} = ")), "{key}: {section}");
     }
@@ -231,6 +236,7 @@ fn report(respond_by: Millis, remind_at: Millis) -> Report {
         paged_at: None,
         seen_at: 0,
         updated_at: 0,
+        h1_report: None,
     }
 }
 
@@ -400,6 +406,13 @@ fn only_a_public_reply_by_an_agent_stops_the_clock() {
         ..comment(7, AGENT, true, "")
     };
     assert_eq!(first(&[comments[0].clone(), undated]), Some(99));
+    // The newest reply (an emergency's progress): the last by id.
+    let latest = |cs: &[CommentInfo]| watch::latest_agent_reply(cs, Some(REQUESTER), ME, 99);
+    assert_eq!(
+        latest(&comments),
+        Some((6, ms("2027-03-29T08:00:00Z"), AGENT))
+    );
+    assert_eq!(latest(&comments[..4]), None, "no reply by an agent yet");
 }
 
 #[test]
@@ -453,7 +466,8 @@ fn the_readme_shows_what_reports_list_prints() {
          "respond_by": "2026-11-30T16:00:00Z", "answered_at": null, "business_seconds_left": 28800},
         {"ticket": "9004", "title": "SSRF in the webhook tester", "state": "answered",
          "respond_by": "2026-11-30T15:40:00Z", "answered_at": "2026-11-29T08:02:11Z",
-         "business_seconds_left": null},
+         "business_seconds_left": null, "hackerone_report": "2741302",
+         "hackerone": {"disclosure_at": "2026-12-24T09:00:00Z", "disclosed_at": null}},
     ]});
     let zone = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
     let local = crate::explain::Local::new(zone, ms("2026-11-29T10:00:00Z"));

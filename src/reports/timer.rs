@@ -55,27 +55,30 @@ const PERMANENT_RETRY: Duration = Duration::from_secs(300);
 
 /// Why a step failed: when to try again is the caller's.
 #[derive(Debug, thiserror::Error)]
-enum StepError {
+pub(super) enum StepError {
     #[error(transparent)]
     Slack(#[from] DeliveryError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Config(&'static str),
+    #[error(transparent)]
+    Zendesk(#[from] super::watch::ReportError),
 }
 
 /// The loop's memory: failed attempts per ticket, and the Slack client
 /// (its channel cache) for the `[slack]` in force.
 #[derive(Default)]
-struct State {
-    /// `ticket → (failed attempts, not before)`.
-    retry: HashMap<String, (u32, Millis)>,
+pub(super) struct State {
+    /// `ticket → (failed attempts, not before)`; HackerOne reports' as
+    /// `h1-<id>`.
+    pub(super) retry: HashMap<String, (u32, Millis)>,
     slack: Option<(String, Arc<Slack>)>,
 }
 
 impl State {
     /// The Slack client of `config` (kept while its URL and token stay).
-    fn slack(&mut self, config: &Config) -> Option<Arc<Slack>> {
+    pub(super) fn slack(&mut self, config: &Config) -> Option<Arc<Slack>> {
         let sc = config.slack.as_ref()?;
         let key = format!("{}\n{}", sc.api_url, sc.bot_token.expose());
         if let Some((k, client)) = &self.slack
@@ -103,7 +106,14 @@ pub async fn run(core: Arc<Core>, refresh: Option<Duration>, shutdown: Cancellat
         let config = reports.config();
         let next = match &config.hackerone {
             None => None,
-            Some(h1) => round(&core, &config, h1, &mut state).await,
+            Some(h1) => {
+                let a = round(&core, &config, h1, &mut state).await;
+                let b = super::h1_notices::round(&core, &config, h1, &mut state).await;
+                match (a, b) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         };
         let now = core.clock.now();
         let mut wait = next.map_or(IDLE, |at| core.clock.real(at - now)).min(IDLE);
@@ -136,7 +146,7 @@ async fn round(
     core.reports.count(&all);
     state
         .retry
-        .retain(|t, _| all.iter().any(|r| r.ticket == *t && r.is_open()));
+        .retain(|t, _| t.starts_with("h1-") || all.iter().any(|r| r.ticket == *t && r.is_open()));
     let mut next: Option<Millis> = None;
     for report in all {
         let not_before = state.retry.get(&report.ticket).map(|(_, at)| *at);
@@ -146,26 +156,7 @@ async fn round(
                 Ok(()) => {
                     state.retry.remove(&ticket);
                 }
-                Err(e) => {
-                    let attempts = state.retry.get(&ticket).map_or(0, |(n, _)| *n);
-                    let backoff = crate::dispatcher::backoff(attempts);
-                    let (wait, permanent) = match &e {
-                        StepError::Slack(DeliveryError::Retryable { retry_after, .. }) => {
-                            (retry_after.map_or(backoff, |r| r.max(backoff)), false)
-                        }
-                        // The store or the intake failed: soon again.
-                        StepError::Store(_) => (backoff, false),
-                        StepError::Slack(DeliveryError::Permanent { .. })
-                        | StepError::Config(_) => (PERMANENT_RETRY, true),
-                    };
-                    if permanent {
-                        tracing::error!(ticket = %ticket, cause = %e, "hackerone: a notice cannot be posted; fix the cause (retried every 5 minutes)");
-                    } else {
-                        tracing::warn!(ticket = %ticket, attempts = attempts + 1, cause = %e, "hackerone: a notice failed; retrying");
-                    }
-                    let at = core.clock.now() + core.clock.clock_time(wait);
-                    state.retry.insert(ticket, (attempts + 1, at));
-                }
+                Err(e) => failed(core, state, ticket, &e),
             }
         }
     }
@@ -185,6 +176,30 @@ async fn round(
         next = Some(next.map_or(at, |n: Millis| n.min(at)));
     }
     next
+}
+
+/// Records a failed step about `key` (a ticket, or `h1-<id>`): when to
+/// try again, with backoff, and the log line.
+pub(super) fn failed(core: &Core, state: &mut State, key: String, e: &StepError) {
+    let attempts = state.retry.get(&key).map_or(0, |(n, _)| *n);
+    let backoff = crate::dispatcher::backoff(attempts);
+    let (wait, permanent) = match e {
+        StepError::Slack(DeliveryError::Retryable { retry_after, .. }) => {
+            (retry_after.map_or(backoff, |r| r.max(backoff)), false)
+        }
+        // The store, the intake or Zendesk failed: soon again.
+        StepError::Store(_) | StepError::Zendesk(_) => (backoff, false),
+        StepError::Slack(DeliveryError::Permanent { .. }) | StepError::Config(_) => {
+            (PERMANENT_RETRY, true)
+        }
+    };
+    if permanent {
+        tracing::error!(report = %key, cause = %e, "hackerone: a notice cannot be posted; fix the cause (retried every 5 minutes)");
+    } else {
+        tracing::warn!(report = %key, attempts = attempts + 1, cause = %e, "hackerone: a notice failed; retrying");
+    }
+    let at = core.clock.now() + core.clock.clock_time(wait);
+    state.retry.insert(key, (attempts + 1, at));
 }
 
 /// Everything due about one report, in order, until nothing is.

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use super::h1::{H1Applied, H1Change, H1Event, H1Report};
 use super::{Report, ReportChange, ReportState};
 use crate::business_time::parse_timestamp;
 use crate::clock::{Clock, Millis};
@@ -89,6 +90,31 @@ pub fn first_agent_reply(
         .min()
 }
 
+/// The newest public reply by an agent among `comments` (oldest first):
+/// `(comment id, written at, author)`, by the rule of
+/// [`first_agent_reply`].
+pub fn latest_agent_reply(
+    comments: &[CommentInfo],
+    requester: Option<u64>,
+    me: u64,
+    now: Millis,
+) -> Option<(u64, Millis, u64)> {
+    comments
+        .iter()
+        .skip(1)
+        .filter(|c| c.public)
+        .filter_map(|c| {
+            let author = c.author_id.filter(|a| *a != me && Some(*a) != requester)?;
+            let at = c
+                .created_at
+                .as_deref()
+                .and_then(|t| parse_timestamp(t).ok())
+                .map_or(now, |t| t.as_millisecond());
+            Some((c.id, at, author))
+        })
+        .max_by_key(|(id, _, _)| *id)
+}
+
 impl Reports {
     /// The reports of a daemon: `config` is read at each use (a reload's
     /// `[hackerone]` applies to the next report and the next notice).
@@ -135,19 +161,29 @@ impl Reports {
     }
 
     /// A report's ticket was seen (webhook or poll), created at
-    /// `created_at` (`None`: ask Zendesk). Starts its clock unless it runs
-    /// already; returns the report as stored, `None` when `[hackerone]` is
-    /// off or the ticket, not watched yet, is solved or closed already.
+    /// `created_at` (`None`: ask Zendesk), naming HackerOne report
+    /// `h1_report` ([`super::h1::report_id_of`]). Starts its clock unless
+    /// it runs already, and records the link to the HackerOne report;
+    /// returns the report as stored, `None` when `[hackerone]` is off or
+    /// the ticket, not watched yet, is solved or closed already.
     pub async fn seen(
         &self,
         ticket: &Ticket,
         created_at: Option<Millis>,
+        h1_report: Option<String>,
     ) -> Result<Option<Report>, ReportError> {
         let config = self.config.load();
         let Some(h1) = &config.hackerone else {
             return Ok(None);
         };
         if let Some(known) = self.store.report(&ticket.id).await? {
+            if let Some(id) = h1_report
+                && known.h1_report.as_deref() != Some(id.as_str())
+            {
+                tracing::info!(ticket = %known.ticket, h1_report = %id, "hackerone: the ticket names its HackerOne report");
+                let linked = self.change(&ticket.id, ReportChange::Linked(id)).await?;
+                return Ok(linked.or(Some(known)));
+            }
             return Ok(Some(known));
         }
         if ticket.is_done() {
@@ -167,7 +203,8 @@ impl Reports {
                 now
             }),
         };
-        let report = Report::new(ticket, created_at, h1.deadlines(created_at), now);
+        let mut report = Report::new(ticket, created_at, h1.deadlines(created_at), now);
+        report.h1_report = h1_report;
         let (stored, new) = self.store.watch_report(report).await?;
         if new {
             tracing::info!(
@@ -278,6 +315,64 @@ impl Reports {
                 }
             }
         });
+    }
+
+    /// What HackerOne's webhook said about report `id` (delivery
+    /// `delivery`), recorded; wakes the timer when it changed something.
+    pub async fn h1_event(
+        &self,
+        id: &str,
+        event: H1Event,
+        delivery: Option<String>,
+    ) -> Result<H1Applied, StoreError> {
+        let now = self.clock.now();
+        let applied = self
+            .store
+            .change_h1(id, H1Change::Event(event, now), delivery, now)
+            .await?;
+        if applied.changed {
+            self.wake.notify_one();
+        }
+        Ok(applied)
+    }
+
+    /// Applies `change` to HackerOne report `id` now (the timer's
+    /// bookkeeping of its notices).
+    pub(crate) async fn change_h1(
+        &self,
+        id: &str,
+        change: H1Change,
+    ) -> Result<H1Report, StoreError> {
+        let now = self.clock.now();
+        Ok(self.store.change_h1(id, change, None, now).await?.report)
+    }
+
+    /// The newest public reply by an agent on `ticket` (neither the
+    /// requester nor pagerd's API user; not the description): its
+    /// comment id, when it was written (`now` when Zendesk gave no time)
+    /// and its author. For emergencies: a reply is progress
+    /// (`policy.ack_lease`). `None` when there is none, or Zendesk does
+    /// not know the ticket.
+    pub async fn latest_agent_reply(
+        &self,
+        ticket: &str,
+    ) -> Result<Option<(u64, Millis, u64)>, ReportError> {
+        let config = self.config.load();
+        let zd = Zendesk::from_config(&config.zendesk, self.http.clone());
+        let me = self.me(&config, &zd).await?;
+        let Some(found) = zd.show(ticket).await? else {
+            return Ok(None);
+        };
+        let comments = zd.comments(ticket).await?;
+        let now = self.clock.now();
+        Ok(latest_agent_reply(&comments, found.requester_id, me, now))
+    }
+
+    /// Zendesk's word on `ticket` right now (`None`: it does not know it).
+    pub(crate) async fn ticket_now(&self, ticket: &str) -> Result<Option<Ticket>, ReportError> {
+        let config = self.config.load();
+        let zd = Zendesk::from_config(&config.zendesk, self.http.clone());
+        Ok(zd.show(ticket).await?.map(|f| f.ticket))
     }
 
     /// Applies `change` now, wakes the timer and recounts on a change.

@@ -611,3 +611,130 @@ pub(crate) async fn reports(open: impl AsyncFn() -> Box<dyn Store>) {
     assert_eq!(after, answered);
     assert!(s2.report("4713").await.expect("get").is_none());
 }
+
+/// HackerOne's webhook: a row per HackerOne report, made by its first
+/// event whether or not the ticket is watched; each event's first
+/// occurrence wins; a delivery id applies once; notices settle once; the
+/// ticket's link to the report is kept; all of it across a restart.
+pub(crate) async fn hackerone_events(open: impl AsyncFn() -> Box<dyn Store>) {
+    use crate::reports::h1::{CloseNotice, Closure, H1Change, H1Event, H1Notice};
+    use crate::reports::{Report, ReportChange};
+    let s = open().await;
+    // The event first: no ticket watched yet, the row is kept anyway.
+    let closed = H1Change::Event(H1Event::Closed(Closure::Resolved), 1_000);
+    let a = s
+        .change_h1("548", closed, Some("d-1".into()), 1_000)
+        .await
+        .expect("closed");
+    assert!(a.changed && !a.replayed);
+    assert_eq!(a.report.closed_at, Some(1_000));
+    assert_eq!(a.report.closure, Some(Closure::Resolved));
+    assert_eq!(a.report.seen_at, 1_000);
+    // The same delivery again: nothing applied, even a different change.
+    let again = H1Change::Event(H1Event::DisclosureRequested, 2_000);
+    let r = s
+        .change_h1("548", again, Some("d-1".into()), 2_000)
+        .await
+        .expect("replay");
+    assert!(r.replayed && !r.changed);
+    assert_eq!(r.report, a.report);
+    // Another delivery of a closure: the first one wins.
+    let dup = H1Change::Event(H1Event::Closed(Closure::Duplicate), 3_000);
+    let d = s
+        .change_h1("548", dup, Some("d-2".into()), 3_000)
+        .await
+        .expect("second closure");
+    assert!(!d.changed && !d.replayed);
+    assert_eq!(d.report.closure, Some(Closure::Resolved));
+    // Disclosure requested, twice: the first request wins.
+    for (at, delivery) in [(4_000, "d-3"), (5_000, "d-4")] {
+        s.change_h1(
+            "548",
+            H1Change::Event(H1Event::DisclosureRequested, at),
+            Some(delivery.into()),
+            at,
+        )
+        .await
+        .expect("disclosure requested");
+    }
+    let posting = s
+        .change_h1("548", H1Change::Posting(H1Notice::Closed), None, 6_000)
+        .await
+        .expect("posting");
+    assert_eq!(posting.report.posting, Some(H1Notice::Closed));
+    // Another report, heard of later.
+    s.change_h1(
+        "549",
+        H1Change::Event(H1Event::Disclosed, 6_500),
+        None,
+        6_500,
+    )
+    .await
+    .expect("549");
+    // The ticket names report 548.
+    let mut watched = Report::new(&ticket("4711", "new"), 500, (9_000, 7_000), 600);
+    watched.h1_report = Some("548".into());
+    s.watch_report(watched).await.expect("watch");
+    let t = ticket("4712", "new");
+    s.watch_report(Report::new(&t, 500, (9_000, 7_000), 600))
+        .await
+        .expect("watch 4712");
+    s.change_report("4712", ReportChange::Linked("549".into()), 700)
+        .await
+        .expect("link");
+
+    // A restart finds it all, the intent included.
+    drop(s);
+    let s2 = open().await;
+    let back = s2.h1_report("548").await.expect("get").expect("kept");
+    assert_eq!(back.disclosure_requested_at, Some(4_000));
+    assert_eq!(back.closed_at, Some(1_000));
+    assert_eq!(back.posting, Some(H1Notice::Closed), "the intent survives");
+    assert_eq!(back.updated_at, 6_000);
+    let listed: Vec<String> = s2
+        .h1_reports(10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(listed, ["549", "548"], "most recently changed first");
+    let links: Vec<Option<String>> = s2
+        .reports(10)
+        .await
+        .expect("reports")
+        .into_iter()
+        .map(|r| r.h1_report)
+        .collect();
+    assert_eq!(links, [Some("548".to_string()), Some("549".to_string())]);
+    // The notice settles once; a replayed delivery still changes nothing.
+    let posted = s2
+        .change_h1(
+            "548",
+            H1Change::Posted(H1Notice::Closed, 7_000),
+            None,
+            7_000,
+        )
+        .await
+        .expect("posted");
+    assert_eq!(posted.report.close_notice, Some(CloseNotice::Posted));
+    assert_eq!(posted.report.posting, None);
+    let twice = s2
+        .change_h1("548", H1Change::TicketDone, None, 7_100)
+        .await
+        .expect("ticket done");
+    assert!(!twice.changed);
+    assert_eq!(twice.report.close_notice, Some(CloseNotice::Posted));
+    let replay = s2
+        .change_h1(
+            "548",
+            H1Change::Event(H1Event::Disclosed, 8_000),
+            Some("d-1".into()),
+            8_000,
+        )
+        .await
+        .expect("replay after restart");
+    assert!(replay.replayed);
+    assert_eq!(replay.report.disclosed_at, None);
+    assert!(s2.h1_report("550").await.expect("get").is_none());
+}

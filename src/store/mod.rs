@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::clock::Millis;
 use crate::engine::{Effect, Event, Incident};
+use crate::reports::h1::{H1Applied, H1Change, H1Report};
 use crate::reports::{Report, ReportChange};
 
 #[cfg(test)]
@@ -548,4 +549,24 @@ pub trait Store: Send + Sync + 'static {
         change: ReportChange,
         now: Millis,
     ) -> Result<Option<Report>, StoreError>;
+
+    // ---- HackerOne's own webhook (`crate::reports::h1`) ---------------------
+
+    /// Applies `change` at `now` to HackerOne report `id`, atomically,
+    /// creating its row when pagerd first hears of it. With a `delivery`
+    /// id (`X-H1-Delivery`), a delivery recorded before applies nothing
+    /// ([`H1Applied::replayed`]); it is recorded in the same transaction.
+    async fn change_h1(
+        &self,
+        id: &str,
+        change: H1Change,
+        delivery: Option<String>,
+        now: Millis,
+    ) -> Result<H1Applied, StoreError>;
+
+    /// HackerOne report `id`, when pagerd heard of it.
+    async fn h1_report(&self, id: &str) -> Result<Option<H1Report>, StoreError>;
+
+    /// HackerOne reports, most recently changed first, at most `limit`.
+    async fn h1_reports(&self, limit: usize) -> Result<Vec<H1Report>, StoreError>;
 }

@@ -788,6 +788,27 @@ impl Store for SqliteStore {
         self.call(move |conn| reports::change(conn, &ticket, &change, now))
             .await
     }
+
+    async fn change_h1(
+        &self,
+        id: &str,
+        change: H1Change,
+        delivery: Option<String>,
+        now: Millis,
+    ) -> Result<H1Applied, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| reports::h1_change(conn, &id, &change, delivery.as_deref(), now))
+            .await
+    }
+
+    async fn h1_report(&self, id: &str) -> Result<Option<H1Report>, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| reports::h1_get(conn, &id)).await
+    }
+
+    async fn h1_reports(&self, limit: usize) -> Result<Vec<H1Report>, StoreError> {
+        self.call(move |conn| reports::h1_list(conn, limit)).await
+    }
 }
 
 

@@ -115,6 +115,162 @@ async fn a_stale_ack_is_re_paged_once_per_lease_and_a_note_renews_it() {
     assert_eq!(lease(&h).await, None);
 }
 
+/// The progress events of incident 1's journal: `(who, via)`.
+async fn progress(h: &Harness) -> Vec<(String, String)> {
+    h.incident(1).await["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["type"] == "progress")
+        .map(|e| {
+            let by = &e["event"]["by"];
+            let name = by.as_str().or_else(|| by["name"].as_str()).unwrap_or("?");
+            (
+                name.to_string(),
+                e["event"]["via"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pagerduty_note_by_a_human_renews_the_lease_and_pagerds_own_note_does_not() {
+    let Some(h) =
+        Harness::started_on(Backend::Sqlite, "ack_timeout = \"1h\"\nack_lease = \"3s\"").await
+    else {
+        return;
+    };
+    let pd = &h.vendors.pagerduty;
+    // pagerd's own notes come back as incident.annotated, as PagerDuty
+    // sends them to a subscription with that event.
+    pd.echo_notes(true);
+    h.paged(8201).await;
+    pd.acknowledge("zendesk-8201", "Ana Engineer")
+        .await
+        .unwrap();
+    let acked = std::time::Instant::now();
+    eventually("acknowledged", || async {
+        h.incident(1).await["incident"]["status"] == "acknowledged"
+    })
+    .await;
+    let first = lease(&h).await.expect("lease armed");
+
+    // Half-way through the lease, a responder writes a note in PagerDuty.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pd.annotate("zendesk-8201", "Bo Builder", "failing over the DB")
+        .await
+        .unwrap();
+    let renewed = lease(&h).await.expect("lease");
+    assert!(renewed >= first + 1_000, "renewed: {first} -> {renewed}");
+    assert_eq!(
+        progress(&h).await,
+        [("Bo Builder".to_string(), "pagerduty".to_string())]
+    );
+    // Past the old expiry: nobody re-paged.
+    let old_expiry = Duration::from_millis(3_400);
+    tokio::time::sleep(old_expiry.saturating_sub(acked.elapsed())).await;
+    assert!(
+        pd.escalations().is_empty(),
+        "the note renewed the lease: {:?}",
+        pd.escalations()
+    );
+
+    // At the renewed expiry: re-paged, with a note; that note comes back
+    // as incident.annotated and renews nothing.
+    eventually("re-paged at the renewed expiry", || async {
+        !pd.escalations().is_empty()
+    })
+    .await;
+    eventually(
+        "pagerd's re-page note came back and was answered",
+        || async {
+            pd.delivered()
+                .iter()
+                .filter(|(what, status)| what.starts_with("incident.annotated") && *status == 200)
+                .count()
+                >= 2
+        },
+    )
+    .await;
+    let after_repage = lease(&h).await.expect("lease");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        lease(&h).await,
+        Some(after_repage),
+        "its own note renews nothing"
+    );
+    assert_eq!(progress(&h).await.len(), 1, "{:?}", progress(&h).await);
+    assert_eq!(pd.escalations().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_reply_on_the_ticket_renews_the_lease_once() {
+    let Some(h) =
+        Harness::started_on(Backend::Sqlite, "ack_timeout = \"1h\"\nack_lease = \"30s\"").await
+    else {
+        return;
+    };
+    h.paged(8301).await;
+    let pd = &h.vendors.pagerduty;
+    pd.acknowledge("zendesk-8301", "Ana Engineer")
+        .await
+        .unwrap();
+    eventually("acknowledged", || async {
+        h.incident(1).await["incident"]["status"] == "acknowledged"
+    })
+    .await;
+    let zd = &h.vendors.zendesk;
+    let url = h.url("/webhooks/zendesk");
+    // An update without a new reply (pagerd's own public comment, an
+    // internal note): no progress.
+    let requester = zd.requester_id(8301).unwrap();
+    zd.add_comment(8301, requester, "still down!", true)
+        .unwrap();
+    zd.add_comment(
+        8301,
+        pagerd::fakes::zendesk::HUMAN_AGENT_ID,
+        "looking",
+        false,
+    )
+    .unwrap();
+    let reads = || {
+        zd.requests
+            .all()
+            .iter()
+            .filter(|r| *r == "GET /api/v2/tickets/8301/comments.json")
+            .count()
+    };
+    assert_eq!(zd.send_webhook(&url, 8301).await, Ok(200));
+    eventually("the comments are read", || async { reads() >= 1 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(progress(&h).await.is_empty(), "{:?}", progress(&h).await);
+
+    // An agent replies publicly: progress, once, however many webhooks follow.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = lease(&h).await.expect("lease");
+    zd.reply_as_agent(8301, "We are failing over the database now.")
+        .unwrap();
+    assert_eq!(zd.send_webhook(&url, 8301).await, Ok(200));
+    eventually("the reply is progress", || async {
+        progress(&h).await.len() == 1
+    })
+    .await;
+    assert_eq!(progress(&h).await[0].1, "zendesk");
+    assert!(lease(&h).await.expect("lease") > before, "renewed");
+    for _ in 0..2 {
+        let n = reads();
+        assert_eq!(zd.send_webhook(&url, 8301).await, Ok(200));
+        eventually("the comments are read again", || async { reads() > n }).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(progress(&h).await.len(), 1, "once per reply");
+    eventually("the reply reached PagerDuty as a note", || async {
+        pd.incident_by_key("zendesk-8301")
+            .is_some_and(|i| i.notes.iter().any(|n| n.contains("replied publicly")))
+    })
+    .await;
+}
+
 // ---- after the crisis --------------------------------------------------------
 
 const KEY: &str = "zendesk-4711";

@@ -58,6 +58,9 @@ mod upgrade;
 // HackerOne reports: a first-response clock, reminders, no page.
 mod reports;
 
+// HackerOne's own webhook: closures and disclosure requests.
+mod hackerone;
+
 // The Debian package (packaging/build-deb.sh), when PAGERD_TEST_DEB names it.
 mod package;
 

@@ -594,6 +594,12 @@ async fn doctor_checks_the_calendar_and_the_reports_channel() {
     assert!(detail.contains("Europe/Amsterdam 09:00-17:00"), "{detail}");
     assert!(detail.contains("8h of business time"), "{detail}");
     assert_eq!(check(&good, "Slack channel #security")["ok"], true);
+    let webhooks = check(&good, "Webhooks");
+    let detail = webhooks["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("HackerOne (no hackerone.webhook_secret_file"),
+        "HackerOne's webhook is said to be off: {detail}"
+    );
 
     slack(&h).remove_bot_from("#security");
     let (code, bad) = tokio::task::spawn_blocking(doctor).await.unwrap();

@@ -818,4 +818,39 @@ impl Store for PostgresStore {
         })
         .await
     }
+
+    async fn change_h1(
+        &self,
+        id: &str,
+        change: H1Change,
+        delivery: Option<String>,
+        now: Millis,
+    ) -> Result<H1Applied, StoreError> {
+        let ctx = (id, change, delivery, now);
+        self.run(
+            "change_h1",
+            false,
+            &ctx,
+            |tx, (id, change, delivery, now)| {
+                Box::pin(async move {
+                    reports::h1_change(tx, id, change, delivery.as_deref(), *now).await
+                })
+            },
+        )
+        .await
+    }
+
+    async fn h1_report(&self, id: &str) -> Result<Option<H1Report>, StoreError> {
+        self.run("h1_report", false, id, |tx, id| {
+            Box::pin(async move { reports::h1_get(tx, id, false).await.map(End::Rollback) })
+        })
+        .await
+    }
+
+    async fn h1_reports(&self, limit: usize) -> Result<Vec<H1Report>, StoreError> {
+        self.run("h1_reports", false, &limit, |tx, &limit| {
+            Box::pin(async move { reports::h1_list(tx, limit).await.map(End::Rollback) })
+        })
+        .await
+    }
 }

@@ -62,12 +62,30 @@ CREATE TABLE reports (
 );
 ";
 
+/// HackerOne's webhook (see the SQLite store's schema 5): the HackerOne
+/// report a ticket names, and what HackerOne said about each report.
+const V5: &str = "
+ALTER TABLE reports ADD COLUMN h1_report TEXT;
+CREATE TABLE h1_reports (
+    report_id TEXT PRIMARY KEY,
+    closed_at BIGINT,
+    closure TEXT,
+    disclosure_requested_at BIGINT,
+    disclosed_at BIGINT,
+    posting TEXT,
+    close_notice TEXT,
+    disclosure_reminded_at BIGINT,
+    seen_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+";
+
 /// Serialises migrations of instances starting together. Any constant no
 /// other application on the database uses: "pagerd" in ASCII.
 const MIGRATION_LOCK: i64 = 0x7061_6765_7264;
 
 /// `(version, SQL)`, oldest first. Never edit a released entry: add one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4), (5, V5)];
 
 /// The newest schema this build knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -316,6 +316,14 @@ async fn hackerone_reports_are_watched_once_and_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn hackerone_events_are_kept_once_per_report_and_survive_a_restart() {
+    let Some(db) = Db::fresh().await else { return };
+    crate::store::contract::hackerone_events(async || Box::new(db.store().await) as Box<dyn Store>)
+        .await;
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn retention_keeps_what_is_needed_and_deletes_the_rest() {
     let Some(db) = Db::fresh().await else { return };
     let s = PostgresStore::connect(&config(&db.url), Arc::new(crate::store::contract::policy()))

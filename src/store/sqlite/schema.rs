@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 /// Newest schema this build knows.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// The whole schema at [`SCHEMA_VERSION`] (every statement idempotent).
 const SCHEMA: &str = "
@@ -88,6 +88,23 @@ CREATE TABLE IF NOT EXISTS reports (
     answered_at INTEGER,
     paged_at INTEGER,
     seen_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    -- Schema 5: the HackerOne report id the ticket names (crate::reports::h1).
+    h1_report TEXT
+);
+-- Schema 5: what HackerOne's own webhook said, one row per HackerOne report.
+CREATE TABLE IF NOT EXISTS h1_reports (
+    report_id TEXT PRIMARY KEY,
+    closed_at INTEGER,
+    closure TEXT,
+    disclosure_requested_at INTEGER,
+    disclosed_at INTEGER,
+    -- closed or disclosure while its Slack post may be in flight
+    posting TEXT,
+    -- posted or ticket_done, once the closure reminder is settled
+    close_notice TEXT,
+    disclosure_reminded_at INTEGER,
+    seen_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
 ";
@@ -139,6 +156,9 @@ WHERE status != 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.incident_i
 // [`SCHEMA`], which creating "whatever is missing" builds on an old file:
 // no statement of its own. Building them reads the incidents table once.
 // Schema 3 to 4 (HackerOne reports) likewise only adds the `reports` table.
+// Schema 4 to 5 (HackerOne's webhook) adds the `h1_reports` table, and the
+// `h1_report` column to a `reports` table schema 4 made (below: SQLite has
+// no `ADD COLUMN IF NOT EXISTS`).
 
 /// Brings the database to [`SCHEMA_VERSION`]; refuses a newer one. The
 /// closing write of the version also proves at start that the disk takes
@@ -190,6 +210,13 @@ pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
             "store: migrating the SQLite schema to 4 (the reports table of HackerOne reports)"
         );
     }
+    if version.is_some_and(|v| v < 5) {
+        tracing::info!(
+            path,
+            "store: migrating the SQLite schema to 5 (HackerOne's webhook: the h1_reports table)"
+        );
+    }
+    add_h1_column(conn).map_err(ctx)?;
     conn.execute_batch(SCHEMA).map_err(ctx)?;
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)
@@ -197,5 +224,19 @@ pub(super) fn migrate(conn: &Connection, path: &str) -> Result<(), StoreError> {
         [SCHEMA_VERSION.to_string()],
     )
     .map_err(ctx)?;
+    Ok(())
+}
+
+/// Adds `reports.h1_report` to a `reports` table without it (made by
+/// schema 4). Looked up rather than keyed on the version, so a migration
+/// cut off after this step runs again cleanly.
+fn add_h1_column(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('reports')")?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if !columns.is_empty() && !columns.iter().any(|c| c == "h1_report") {
+        conn.execute_batch("ALTER TABLE reports ADD COLUMN h1_report TEXT")?;
+    }
     Ok(())
 }

@@ -107,6 +107,16 @@ async fn hackerone_reports_are_watched_once_and_survive_a_restart() {
     .await;
 }
 
+#[tokio::test]
+async fn hackerone_events_are_kept_once_per_report_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    crate::store::contract::hackerone_events(async || {
+        Box::new(SqliteStore::open(&path, Arc::new(Policy::default())).unwrap()) as Box<dyn Store>
+    })
+    .await;
+}
+
 /// `PRAGMA name` on a read-only connection to `path`.
 fn pragma(path: &Path, name: &str) -> i64 {
     open_reader(path)
@@ -166,6 +176,55 @@ async fn a_new_file_gives_the_space_retention_frees_back() {
         0,
         "{full} pages before, {left} after"
     );
+}
+
+#[tokio::test]
+async fn a_schema_4_file_gets_the_hackerone_table_and_keeps_its_reports() {
+    use crate::reports::Report;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    {
+        let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+        let t = crate::engine::Ticket {
+            id: "4711".into(),
+            title: "XSS".into(),
+            priority: "normal".into(),
+            status: "new".into(),
+            tags: vec!["hackerone".into()],
+            url: String::new(),
+            requester_name: String::new(),
+            requester_email: String::new(),
+            organization: String::new(),
+        };
+        s.watch_report(Report::new(&t, 1, (3, 2), 1)).await.unwrap();
+    }
+    {
+        // As schema 4 left it: no h1_reports, no reports.h1_report.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE h1_reports; ALTER TABLE reports DROP COLUMN h1_report;
+             UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    let kept = s.report("4711").await.unwrap().expect("kept");
+    assert_eq!((kept.respond_by, kept.h1_report), (3, None));
+    let linked = s
+        .change_report(
+            "4711",
+            crate::reports::ReportChange::Linked("548".into()),
+            5,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.h1_report.as_deref(), Some("548"));
+    assert!(s.h1_reports(10).await.unwrap().is_empty());
+    drop(s);
+    // Opened again (the migration already done): fine.
+    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    assert!(s.report("4711").await.unwrap().is_some());
 }
 
 #[tokio::test]

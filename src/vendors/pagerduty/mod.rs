@@ -265,6 +265,36 @@ impl PagerDuty {
         Ok(list.incidents.into_iter().last().map(RemoteIncident::from))
     }
 
+    /// The `incident_key` (pagerd's `dedup_key`) of PagerDuty incident
+    /// `id` (`GET /incidents/{id}`); `None` when PagerDuty does not know
+    /// it or it has no key.
+    pub async fn incident_key(&self, id: &str) -> Result<Option<String>, DeliveryError> {
+        #[derive(Deserialize)]
+        struct One {
+            incident: KeyJson,
+        }
+        #[derive(Deserialize)]
+        struct KeyJson {
+            #[serde(default)]
+            incident_key: Option<String>,
+        }
+        // PagerDuty ids are alphanumeric: nothing else reaches the path.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        let resp = self
+            .rest(reqwest::Method::GET, &format!("/incidents/{id}"))
+            .send()
+            .await;
+        if let Ok(r) = &resp
+            && r.status() == reqwest::StatusCode::NOT_FOUND
+        {
+            return Ok(None);
+        }
+        let one: One = json_response("PagerDuty REST API", resp).await?;
+        Ok(one.incident.incident_key)
+    }
+
     /// Escalates the incident to `level`.
     pub async fn escalate(&self, id: &str, level: u8) -> Result<(), DeliveryError> {
         let body =

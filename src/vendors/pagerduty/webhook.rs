@@ -71,6 +71,23 @@ pub enum Action {
     Acknowledged,
     /// Someone resolved in PagerDuty.
     Resolved,
+    /// Someone added a note (`incident.annotated`): progress, which renews
+    /// the acknowledgement's lease. Never pagerd's own note: those are
+    /// refused as [`Refused::Ignored`] ([`is_pagerd_note`]).
+    Annotated {
+        /// The note (`data.content`; PagerDuty may trim a long one).
+        content: String,
+    },
+}
+
+/// Which incident an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentRef {
+    /// pagerd's `dedup_key` (`data.incident_key` of an incident event).
+    Key(String),
+    /// PagerDuty's incident id (`data.incident.id` of a note event, which
+    /// carries no key).
+    Id(String),
 }
 
 /// Who acted, as PagerDuty references them.
@@ -91,8 +108,8 @@ pub struct Notice {
     pub action: Action,
     /// Who did it.
     pub agent: Agent,
-    /// The incident's key: pagerd's `dedup_key`.
-    pub incident_key: String,
+    /// The incident.
+    pub incident: IncidentRef,
 }
 
 /// Why a well-signed event is not acted on.
@@ -143,16 +160,49 @@ pub fn parse(body: &[u8], now: SystemTime) -> Result<Notice, Refused> {
     let action = match ev.event_type.as_str() {
         "incident.acknowledged" => Action::Acknowledged,
         "incident.resolved" => Action::Resolved,
+        "incident.annotated" => {
+            let content = ev
+                .data
+                .get("content")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            // pagerd's own notes (escalations, re-pages, progress from
+            // Slack or the CLI) come back too: they are not a human's
+            // progress, or pagerd's re-page note would renew the lease it
+            // reports on.
+            if is_pagerd_note(&content) {
+                return Err(Refused::Ignored("pagerd's own note"));
+            }
+            Action::Annotated { content }
+        }
         // Subscriptions often carry more types than pagerd acts on.
         _ => return Err(Refused::Ignored("event type not acted on")),
     };
-    let Some(key) = ev
-        .data
-        .get("incident_key")
-        .and_then(Value::as_str)
-        .filter(|k| k.starts_with(KEY_PREFIX))
-    else {
-        return Err(Refused::Ignored("not a pagerd incident"));
+    let incident = if let Action::Annotated { .. } = action {
+        // A note's data is the note; its incident is a reference by id.
+        let Some(id) = ev
+            .data
+            .get("incident")
+            .and_then(|i| i.get("id"))
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+        else {
+            // Answered 200 like any event pagerd cannot act on: PagerDuty
+            // drops a 4xx and disables a subscription that keeps failing.
+            return Err(Refused::Ignored("a note without its incident"));
+        };
+        IncidentRef::Id(id.to_string())
+    } else {
+        let Some(key) = ev
+            .data
+            .get("incident_key")
+            .and_then(Value::as_str)
+            .filter(|k| k.starts_with(KEY_PREFIX))
+        else {
+            return Err(Refused::Ignored("not a pagerd incident"));
+        };
+        IncidentRef::Key(key.to_string())
     };
     recent(ev.occurred_at.as_deref(), now).map_err(Refused::Stale)?;
     if ev.id.trim().is_empty() {
@@ -166,7 +216,29 @@ pub fn parse(body: &[u8], now: SystemTime) -> Result<Notice, Refused> {
         event_id: ev.id,
         action,
         agent,
-        incident_key: key.to_string(),
+        incident,
+    })
+}
+
+/// Whether a note is one pagerd wrote: every note pagerd adds ends with
+/// its effect's marker on a line of its own, `[pagerd-<incident>-<row>]`
+/// (`PagerDuty::add_note`). The handler also refuses a note whose author
+/// is `pagerduty.from`, in case PagerDuty trimmed the marker off a long
+/// note.
+pub fn is_pagerd_note(content: &str) -> bool {
+    content.lines().any(|line| {
+        let Some(inner) = line
+            .trim()
+            .strip_prefix("[pagerd-")
+            .and_then(|l| l.strip_suffix(']'))
+        else {
+            return false;
+        };
+        let mut parts = inner.split('-');
+        let digits = |p: Option<&str>| {
+            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
     })
 }
 
@@ -240,7 +312,7 @@ mod tests {
         let n = parse(body("incident.acknowledged", "zendesk-1").as_bytes(), now).unwrap();
         assert_eq!(n.action, Action::Acknowledged);
         assert_eq!(n.agent.id.as_deref(), Some("PANA"));
-        assert_eq!(n.incident_key, "zendesk-1");
+        assert_eq!(n.incident, IncidentRef::Key("zendesk-1".into()));
         assert!(matches!(
             parse(
                 body("incident.priority_updated", "zendesk-1").as_bytes(),
@@ -253,5 +325,57 @@ mod tests {
             Err(Refused::Ignored(_))
         ));
         assert!(matches!(parse(b"{", now), Err(Refused::Malformed(_))));
+    }
+
+    /// `incident.annotated` as PagerDuty sends it: `data` is the note,
+    /// its incident a reference by id.
+    fn note(content: &str) -> String {
+        serde_json::json!({"event": {"id": "E2", "event_type": "incident.annotated",
+            "resource_type": "incident", "occurred_at": "2023-11-14T22:13:20Z",
+            "agent": {"id": "PANA", "summary": "Ana", "type": "user_reference"},
+            "client": null,
+            "data": {"incident": {"id": "PGR0VU2", "type": "incident_reference",
+                                  "summary": "[#1] Production down"},
+                     "id": "PNOTE1", "content": content, "trimmed": false,
+                     "type": "incident_note"}}})
+        .to_string()
+    }
+
+    #[test]
+    fn a_human_note_is_progress_and_pagerds_own_note_is_not() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let n = parse(note("failing over the DB").as_bytes(), now).unwrap();
+        assert_eq!(
+            n.action,
+            Action::Annotated {
+                content: "failing over the DB".into()
+            }
+        );
+        assert_eq!(n.incident, IncidentRef::Id("PGR0VU2".into()));
+        assert_eq!(n.agent.id.as_deref(), Some("PANA"));
+        // What pagerd's notes look like (PagerDuty::add_note): the text,
+        // then the effect's marker on its own line.
+        let own =
+            "Acknowledged by Ana, but no progress for 30m: pagerd re-paged level 1.\n[pagerd-7-42]";
+        assert_eq!(
+            parse(note(own).as_bytes(), now),
+            Err(Refused::Ignored("pagerd's own note"))
+        );
+        assert!(is_pagerd_note("Progress from Bo: x\r\n [pagerd-1-2] "));
+        // A human quoting something like it is still a human.
+        for human in [
+            "see [pagerd-7] above",
+            "[pagerd-a-1]",
+            "[pagerd-1-2-3]",
+            "pagerd-1-2",
+        ] {
+            assert!(!is_pagerd_note(human), "{human}");
+        }
+        let mut bad: Value = serde_json::from_str(&note("x")).unwrap();
+        bad["event"]["data"]["incident"]["id"] = "../users".into();
+        assert_eq!(
+            parse(bad.to_string().as_bytes(), now),
+            Err(Refused::Ignored("a note without its incident"))
+        );
     }
 }

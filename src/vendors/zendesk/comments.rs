@@ -23,6 +23,8 @@ pub struct Found {
     pub created_at: Option<String>,
     /// The requester's user id.
     pub requester_id: Option<u64>,
+    /// `external_id` (HackerOne reports: the HackerOne report id).
+    pub external_id: Option<String>,
 }
 
 /// One comment of a ticket.
@@ -45,10 +47,12 @@ impl Zendesk {
     fn found(&self, t: TicketJson) -> Found {
         let created_at = t.created_at.clone();
         let requester_id = t.requester_id;
+        let external_id = t.external_id.clone();
         Found {
             ticket: self.to_ticket(t),
             created_at,
             requester_id,
+            external_id,
         }
     }
 

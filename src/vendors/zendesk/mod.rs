@@ -62,6 +62,9 @@ struct TicketJson {
     created_at: Option<String>,
     #[serde(default)]
     requester_id: Option<u64>,
+    /// Set by integrations (HackerOne's: the report id).
+    #[serde(default)]
+    external_id: Option<String>,
 }
 
 impl Zendesk {

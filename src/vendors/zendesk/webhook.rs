@@ -125,6 +125,10 @@ struct ZendeskTicket {
     /// HackerOne reports only.
     #[serde(default)]
     created_at: Loose,
+    /// `{{ticket.external_id}}`: read by [`external_id`] for HackerOne
+    /// reports only.
+    #[serde(default)]
+    external_id: Loose,
 }
 
 #[derive(Deserialize, Default)]
@@ -183,6 +187,16 @@ pub fn created_at(body: &[u8]) -> Result<Option<jiff::Timestamp>, String> {
     crate::business_time::parse_timestamp(&text)
         .map(Some)
         .map_err(|e| format!("ticket.created_at: {e}"))
+}
+
+/// The ticket's `external_id` in the documented body
+/// (`"external_id":"{{ticket.external_id}}"`), `None` when absent or
+/// empty (a trigger written before the key was documented, a ticket
+/// without one). Only HackerOne reports read it
+/// ([`crate::reports::h1::report_id_of`]).
+pub fn external_id(body: &[u8]) -> Option<String> {
+    let parsed: ZendeskBody = serde_json::from_slice(body).ok()?;
+    Some(parsed.ticket.external_id.text()).filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -283,6 +297,7 @@ mod tests {
             ("tags", "{{ticket.tags}}"),
             ("organization", "{{ticket.organization.name}}"),
             ("created_at", "{{ticket.created_at_with_timestamp}}"),
+            ("external_id", "{{ticket.external_id}}"),
         ] {
             assert_eq!(t[key], placeholder, "{key}");
         }
@@ -297,6 +312,10 @@ mod tests {
             "4711"
         );
         assert!(created_at(rendered.as_bytes()).unwrap().is_some());
+        let linked = rendered.replace("{{ticket.external_id}}", "548");
+        assert_eq!(external_id(linked.as_bytes()).as_deref(), Some("548"));
+        let unlinked = rendered.replace("{{ticket.external_id}}", "");
+        assert_eq!(external_id(unlinked.as_bytes()), None);
     }
 
     #[test]

@@ -322,6 +322,75 @@ fn progress_renews_the_lease_and_reaches_pagerduty() {
 }
 
 #[test]
+fn a_note_added_in_pagerduty_renews_the_lease_without_an_echo() {
+    let p = lease_policy();
+    let (inc, _) = step(&p, &opened(&p), ack("ana", Source::Pagerduty), T0 + MIN);
+    let (inc, fx) = step(
+        &p,
+        &inc,
+        Event::Progress {
+            by: "bo".into(),
+            what: "failing over the DB".into(),
+            via: Source::Pagerduty,
+        },
+        T0 + 25 * MIN,
+    );
+    assert_eq!(inc.deadlines.lease, Some(T0 + 55 * MIN));
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::PageNote { .. })),
+        "not written back to PagerDuty, where it came from: {fx:?}"
+    );
+    // The old expiry passes: no re-page.
+    assert!(step_ignored(&p, &inc, Event::Tick, T0 + 31 * MIN));
+    // A note with no text (trimmed by PagerDuty) still counts.
+    let (inc, _) = step(
+        &p,
+        &inc,
+        Event::Progress {
+            by: "bo".into(),
+            what: String::new(),
+            via: Source::Pagerduty,
+        },
+        T0 + 40 * MIN,
+    );
+    assert_eq!(inc.deadlines.lease, Some(T0 + 70 * MIN));
+}
+
+#[test]
+fn a_public_reply_on_the_ticket_renews_the_lease_and_tells_pagerduty() {
+    let p = lease_policy();
+    let (inc, _) = step(&p, &opened(&p), ack("ana", Source::Pagerduty), T0 + MIN);
+    let (inc, fx) = step(
+        &p,
+        &inc,
+        Event::Progress {
+            by: "Zendesk agent 42".into(),
+            what: "replied publicly on ticket #4711".into(),
+            via: Source::Zendesk,
+        },
+        T0 + 29 * MIN,
+    );
+    assert_eq!(inc.deadlines.lease, Some(T0 + 59 * MIN));
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::PageNote { text } if text.contains("replied publicly"))),
+        "{fx:?}"
+    );
+    // Before the acknowledgement there is no lease to renew.
+    let (fresh, _) = step(
+        &p,
+        &opened(&p),
+        Event::Progress {
+            by: "Zendesk agent 42".into(),
+            what: "replied publicly on ticket #4711".into(),
+            via: Source::Zendesk,
+        },
+        T0 + MIN,
+    );
+    assert_eq!(fresh.deadlines.lease, None);
+}
+
+#[test]
 fn without_a_lease_an_ack_lasts() {
     let p = Policy::default();
     let (inc, _) = step(&p, &opened(&p), ack("ana", Source::Cli), T0 + MIN);
