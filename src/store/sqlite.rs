@@ -811,7 +811,6 @@ impl Store for SqliteStore {
     }
 }
 
-
 /// The counts of [`read_stats`]: every incident; the open and the
 /// acknowledged ones; the pending outbox rows and the oldest; the rows given
 /// up; the incidents with an undeliverable page. Each reads an index, not

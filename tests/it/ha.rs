@@ -117,7 +117,9 @@ async fn two_instances_take_tickets_and_page_each_exactly_once() {
     for id in 1..=tickets {
         assert_eq!(c.triggers(id), 1, "ticket {id} paged once");
     }
-    assert!(c.leader().await.is_some());
+    // On a loaded machine the 1 s lease may lapse between renewals; some
+    // instance leads again at once.
+    eventually("a leader", || async { c.leader().await.is_some() }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,7 +100,18 @@ impl Vendor for PagerDuty {
     async fn deliver(&self, p: &Pending) -> Result<Option<Outcome>, DeliveryError> {
         let inc = &p.incident;
         match &p.effect {
-            Effect::Page { summary } => self.page(inc, summary).await.map(|()| None),
+            Effect::Page { summary } => {
+                // A redelivery (the outcome of an earlier attempt was not
+                // recorded: a crash, a lapsed lease) looks first: a second
+                // trigger after the incident was resolved in PagerDuty would
+                // open a new incident and page the engineer again.
+                if p.maybe_sent
+                    && let Some(remote) = self.find(&inc.dedup_key).await?
+                {
+                    return Ok(Some(Outcome::PagerIncident { id: remote.id }));
+                }
+                self.page(inc, summary).await.map(|()| None)
+            }
             Effect::PageAcknowledge => self
                 .update(&inc.dedup_key, "acknowledge")
                 .await

@@ -180,3 +180,43 @@ async fn find_user_tells_a_rejected_token_from_an_unknown_user() {
         Err(ProbeError::Failed(e)) if e.is_retryable()
     ));
 }
+
+#[tokio::test]
+async fn a_page_sent_before_is_found_not_triggered_again() {
+    use crate::engine::{Effect, Outcome};
+    use crate::vendors::{Vendor, test_pending};
+    let (fake, pd) = setup().await;
+    let page = || Effect::Page {
+        summary: "Emergency ticket #4711".into(),
+    };
+    // First attempt: triggered.
+    assert_eq!(
+        pd.deliver(&test_pending(1, 1, page(), false))
+            .await
+            .unwrap(),
+        None
+    );
+    let triggers = |fake: &FakePagerDuty| {
+        fake.events()
+            .iter()
+            .filter(|e| e.action == "trigger" && e.dedup_key == "zendesk-4711")
+            .count()
+    };
+    assert_eq!(triggers(&fake), 1);
+    let remote = fake.incident_by_key("zendesk-4711").unwrap();
+    // Its outcome was not recorded, and the engineer resolved it meanwhile:
+    // the redelivery finds the incident and learns its id; no new trigger
+    // (which would open a second incident and page again).
+    fake.resolve("zendesk-4711", "ana@acme.example")
+        .await
+        .unwrap();
+    let again = pd.deliver(&test_pending(1, 1, page(), true)).await.unwrap();
+    assert_eq!(again, Some(Outcome::PagerIncident { id: remote.id }));
+    assert_eq!(triggers(&fake), 1);
+    assert_eq!(fake.opened_for("zendesk-4711"), 1);
+    // A redelivery of a page PagerDuty never saw triggers it.
+    let mut other = test_pending(2, 2, page(), true);
+    other.incident.dedup_key = "zendesk-4711-2".into();
+    assert_eq!(pd.deliver(&other).await.unwrap(), None);
+    assert_eq!(fake.opened_for("zendesk-4711-2"), 1);
+}
