@@ -175,11 +175,15 @@ impl Dispatcher {
                 for pending in handoff.scan_ended(due) {
                     self.spawn(tasks, pending);
                 }
-                match next {
+                let wait = match next {
                     Some(n) if n <= now => None,
                     Some(n) => Some(self.core.clock.real(n - now).min(self.poll)),
                     None => Some(self.poll),
+                };
+                if wait.is_some() {
+                    handoff.caught_up();
                 }
+                wait
             }
             Err(e) => {
                 handoff.scan_ended(Vec::new());

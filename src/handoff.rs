@@ -67,6 +67,11 @@ struct State {
     queue: VecDeque<Pending>,
     /// Most rows that may wait; `None` while no dispatcher takes them.
     room: Option<usize>,
+    /// A row was declined for want of room: newer rows are declined too
+    /// until a scan catches up, so the oldest go first (the scan reads
+    /// the outbox oldest first) instead of waiting behind every newer row
+    /// the hand-off would queue.
+    overflow: bool,
 }
 
 impl Handoff {
@@ -150,6 +155,11 @@ impl Handoff {
             .collect()
     }
 
+    /// A scan found every due row: rows may be queued again.
+    pub fn caught_up(&self) {
+        self.lock().overflow = false;
+    }
+
     /// Gives a claimed row back, once its outcome is stored or the attempt
     /// was abandoned (then it stays pending for a later scan).
     pub fn release(&self, id: i64) {
@@ -176,11 +186,13 @@ impl Ready for Handoff {
         let (mut queued, mut declined) = (false, false);
         let mut st = self.lock();
         for p in rows {
-            let room = st.room.is_some_and(|room| st.queue.len() < room);
+            let room = !st.overflow && st.room.is_some_and(|room| st.queue.len() < room);
             if room && st.claimed.insert(p.id) {
                 st.queue.push_back(p);
                 queued = true;
             } else {
+                // Full (not merely claimed already): the scan takes over.
+                st.overflow |= st.room.is_some() && !st.claimed.contains(&p.id);
                 declined = true;
             }
         }
@@ -268,6 +280,23 @@ mod tests {
         let asked = scan.notified();
         tokio::pin!(asked);
         assert!(futures_util::FutureExt::now_or_never(asked).is_some());
+    }
+
+    #[test]
+    fn once_full_newer_rows_wait_for_the_scan_behind_the_older_ones() {
+        let h = Handoff::new(Arc::new(Notify::new()));
+        h.open(1);
+        h.ready(vec![row(1), row(2)]);
+        assert_eq!(ids(&h.take(5)), [1], "room for one; row 2 declined");
+        // Room again, but row 2 (declined, older) must go first: row 3 is
+        // declined too and left to the scan, which reads oldest first.
+        h.ready(vec![row(3)]);
+        assert!(h.take(5).is_empty());
+        h.scan_started();
+        assert_eq!(ids(&h.scan_ended(vec![row(2), row(3)])), [2, 3]);
+        h.caught_up();
+        h.ready(vec![row(4)]);
+        assert_eq!(ids(&h.take(5)), [4], "caught up: handed off again");
     }
 
     #[test]

@@ -319,6 +319,40 @@ async fn the_writer_cuts_the_wal_back_when_it_starts_over() {
     assert!(WAL_LIMIT > 0 && WAL_LIMIT <= 64 << 20);
 }
 
+#[tokio::test]
+async fn a_failing_job_leaves_nothing_alone_or_in_a_group() {
+    let (_dir, s) = open();
+    let put = |key: &'static str, fail: bool| {
+        let s = s.clone();
+        async move {
+            s.call(move |conn| {
+                conn.execute("INSERT INTO meta(key, value) VALUES (?1, 'v')", [key])?;
+                if fail {
+                    return Err(StoreError::Corrupt(format!("{key} failed")));
+                }
+                Ok(())
+            })
+            .await
+        }
+    };
+    // Alone: the whole transaction is rolled back, and the next one works.
+    assert!(put("alone", true).await.is_err());
+    put("after", false).await.unwrap();
+    // Queued together (most likely one group): only the failing job's
+    // write is undone.
+    let (a, b, c) = tokio::join!(put("a", false), put("b", true), put("c", false));
+    assert!(a.is_ok() && b.is_err() && c.is_ok());
+    let keys: Vec<String> = s
+        .call(|conn| {
+            let mut st = conn.prepare("SELECT key FROM meta WHERE value = 'v' ORDER BY key")?;
+            let keys = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            Ok(keys)
+        })
+        .await
+        .unwrap();
+    assert_eq!(keys, ["a", "after", "c"]);
+}
+
 // ---- the store contract (src/store/contract.rs) ----------------------------
 
 #[tokio::test]
