@@ -15,13 +15,12 @@ use std::sync::Arc;
 
 use super::config::HackerOneConfig;
 use super::h1::{H1Change, H1Notice, H1Report};
-use super::timer::{State, StepError, failed};
+use super::timer::{State, StepError, failed, post_marked};
 use super::watch::MAX_REPORTS;
 use super::{Report, Thread, text};
 use crate::clock::Millis;
 use crate::config::Config;
 use crate::intake::Core;
-use crate::vendors::slack::SlackMessage;
 
 /// The retry key of HackerOne report `id` in the timer's [`State`].
 fn key(id: &str) -> String {
@@ -204,20 +203,15 @@ async fn post(
         Some(Thread { channel, ts }) => (channel.clone(), Some(ts.clone())),
         None => (h1.channel.clone(), None),
     };
-    let msg = SlackMessage {
+    post_marked(
+        &slack,
         channel,
-        text: body,
-        blocks: None,
         thread_ts,
-        marker: notice.marker(&report.id),
-    };
-    let posted = slack.post(&msg, maybe_sent).await?;
-    tracing::info!(
-        report = %report.id,
-        notice = notice.as_str(),
-        channel = %posted.channel,
-        "hackerone: notice posted"
-    );
+        body,
+        notice.marker(&report.id),
+        maybe_sent,
+    )
+    .await?;
     Ok(core
         .reports
         .change_h1(&report.id, H1Change::Posted(notice, core.clock.now()))

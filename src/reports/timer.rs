@@ -250,6 +250,29 @@ async fn act(
     Ok(())
 }
 
+/// Posts a notice tagged with `marker` (looked for first when
+/// `maybe_sent`: an earlier attempt may have reached Slack), in `thread_ts`
+/// when given; shared by the report and the HackerOne notices.
+pub(super) async fn post_marked(
+    slack: &Slack,
+    channel: String,
+    thread_ts: Option<String>,
+    text: String,
+    marker: String,
+    maybe_sent: bool,
+) -> Result<crate::vendors::slack::Posted, StepError> {
+    let msg = SlackMessage {
+        channel,
+        text,
+        blocks: None,
+        thread_ts,
+        marker,
+    };
+    let posted = slack.post(&msg, maybe_sent).await?;
+    tracing::info!(marker = %msg.marker, channel = %posted.channel, "hackerone: notice posted");
+    Ok(posted)
+}
+
 /// Posts `notice` about `report` (see the module's crash safety) and
 /// records it; returns the report afterwards.
 async fn post(
@@ -292,20 +315,15 @@ async fn post(
             )
         }
     };
-    let msg = SlackMessage {
+    let posted = post_marked(
+        &slack,
         channel,
-        text: body,
-        blocks: None,
         thread_ts,
-        marker: notice.marker(&report.ticket),
-    };
-    let posted = slack.post(&msg, maybe_sent).await?;
-    tracing::info!(
-        ticket = %report.ticket,
-        notice = notice.as_str(),
-        channel = %posted.channel,
-        "hackerone: notice posted"
-    );
+        body,
+        notice.marker(&report.ticket),
+        maybe_sent,
+    )
+    .await?;
     let change = match notice {
         Notice::Reminder => ReportChange::Reminded(Thread {
             channel: posted.channel,
