@@ -38,9 +38,6 @@ type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// timeout, the disk failed), so its caller hears what happened.
 type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Reply) + Send>;
 
-/// Bytes the WAL file is cut back to when it starts over.
-pub(crate) const WAL_LIMIT: i64 = 64 << 20;
-
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -157,12 +154,12 @@ impl SqliteStore {
         // blocking the writer (PASSIVE).
         conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
             .map_err(ctx)?;
-        // SQLite never shrinks the WAL by itself: after a retention pass on
-        // a big store it stayed at 0.7-0.9 GB while the data took 93 MB.
-        // With a limit, the writer truncates it to that size each time it
-        // starts the WAL over (after a checkpoint copied all of it).
-        conn.execute_batch(&format!("PRAGMA journal_size_limit={WAL_LIMIT};"))
-            .map_err(ctx)?;
+        // No `journal_size_limit`: cutting the WAL back at each restart
+        // made the writer grow the file again, and with 1 000 deadlines due
+        // a second the escalations' p99 went from 17 ms to 410-460 ms
+        // (docs/benchmark.md). After a retention pass on a big store the
+        // WAL keeps its size until a TRUNCATE checkpoint.
+
         // Every statement is prepared once and kept. Two things defeated
         // that: the cache held 16 statements, fewer than the writer uses;
         // and SQLite marks a statement whose plan might depend on a bound

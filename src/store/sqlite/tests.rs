@@ -309,16 +309,6 @@ fn the_start_counts_read_indexes_not_tables() {
 }
 
 #[tokio::test]
-async fn the_writer_cuts_the_wal_back_when_it_starts_over() {
-    let (_dir, s) = open();
-    let limit: i64 = s
-        .call(|conn| Ok(conn.query_row("PRAGMA journal_size_limit", [], |r| r.get(0))?))
-        .await
-        .unwrap();
-    assert_eq!(limit, WAL_LIMIT);
-}
-
-#[tokio::test]
 async fn a_failing_job_leaves_nothing_alone_or_in_a_group() {
     let (_dir, s) = open();
     let put = |key: &'static str, fail: bool| {
