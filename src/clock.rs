@@ -31,6 +31,26 @@ pub trait Clock: Send + Sync + 'static {
     fn real(&self, ms: Millis) -> Duration;
     /// How much clock time passes in `d` of real time.
     fn clock_time(&self, d: Duration) -> Millis;
+    /// How long to really wait until the clock reads `at`. The default
+    /// counts from [`Clock::now`], whole milliseconds; the real clocks count
+    /// from the microsecond, so a deadline is not slept past by up to a
+    /// millisecond of truncation.
+    fn until(&self, at: Millis) -> Duration {
+        self.real(at - self.now())
+    }
+}
+
+/// Microseconds since the Unix epoch.
+fn system_micros() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX / 4)
+}
+
+/// A wait of `us` microseconds (none if negative).
+fn micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us.max(0)).unwrap_or(0))
 }
 
 /// The system's wall clock.
@@ -53,6 +73,9 @@ impl Clock for SystemClock {
     }
     fn clock_time(&self, d: Duration) -> Millis {
         millis(d)
+    }
+    fn until(&self, at: Millis) -> Duration {
+        micros(at.saturating_mul(1000) - system_micros())
     }
 }
 
@@ -86,6 +109,12 @@ impl Clock for ScaledClock {
     fn clock_time(&self, d: Duration) -> Millis {
         millis(d).saturating_mul(i64::from(self.factor))
     }
+    fn until(&self, at: Millis) -> Duration {
+        // The real instant at which this clock reads `at`.
+        let real = self.start_real.saturating_mul(1000)
+            + (at - self.start_real).saturating_mul(1000) / i64::from(self.factor);
+        micros(real - system_micros())
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +126,31 @@ mod tests {
         let c = ScaledClock::new(300);
         assert_eq!(c.real(300_000), Duration::from_secs(1));
         assert!(c.now() >= c.start_real);
+    }
+
+    #[test]
+    fn waits_until_a_deadline_count_from_the_microsecond() {
+        // Late in a millisecond, where counting from `now()` (truncated to
+        // the millisecond) would overshoot the most: by 0.5-0.9 ms.
+        let t = loop {
+            let t = system_micros();
+            if (500..900).contains(&(t % 1000)) {
+                break t;
+            }
+        };
+        let c = SystemClock;
+        let at = t / 1000 + 50;
+        let wait = c.until(at);
+        assert!(wait <= micros(at * 1000 - t), "{wait:?}");
+        assert!(wait > Duration::from_millis(48), "{wait:?}");
+        assert_eq!(c.until(at - 100), Duration::ZERO);
+        // The demo's clock: 300 times faster.
+        let s = ScaledClock::new(300);
+        let wait = s.until(s.now() + 300_000);
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::from_millis(990),
+            "{wait:?}"
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Scheduler {
             // wall-clock jump.
             // And turn at least every beat, to show the loop is alive.
             let mut wait = next
-                .map_or(Duration::from_secs(60), |n| core.clock.real(n - now))
+                .map_or(Duration::from_secs(60), |n| core.clock.until(n))
                 .min(Duration::from_secs(60))
                 .min(crate::health::BEAT_EVERY);
             if let Some(every) = reload {
