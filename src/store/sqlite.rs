@@ -1,17 +1,18 @@
 //! The embedded SQLite store (the default: nothing to install).
 //!
 //! One thread owns the connection; async callers send it jobs and await the
-//! answer, so no SQLite call ever blocks the reactor. The thread commits in
-//! groups: it takes every job already queued, runs each in a savepoint of
-//! one transaction, commits once (WAL, `synchronous=FULL`: one fsync), and
-//! only then answers each caller. Under a burst this turns a thousand fsyncs
-//! into a few, while every caller still hears back only after its own data
-//! is durable.
+//! answer, so no SQLite call ever blocks the reactor. The thread
+//! ([`writer`]) commits in groups: it takes every job already queued, runs
+//! them all in one transaction, commits once and syncs the WAL once, and
+//! only then answers each caller. Under a burst this turns a thousand
+//! fsyncs into a few, while every caller still hears back only after its
+//! own data is durable.
 //!
 //! With a [`Ready`] hook ([`Store::hand_off`]), the thread also reports,
-//! right after each commit and before answering, the outbox rows the commit
-//! made deliverable (a new lane head, or the row a settlement promoted), so
-//! the dispatcher sends a page without reading the outbox back.
+//! after each commit and before answering, the outbox rows the commit made
+//! deliverable (a new lane head, or the row a settlement promoted), so the
+//! dispatcher sends a page without reading the outbox back; pages go while
+//! the WAL syncs, the other rows once it is synced ([`writer`]).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -23,20 +24,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::*;
 use crate::engine::{EffectKind, Policy};
 use crate::shared::Shared;
-
-/// Most jobs committed together.
-const MAX_GROUP: usize = 512;
+use writer::{Job, Work};
 
 /// Prepared statements the writer keeps (it uses about 30).
 const STATEMENTS_CACHED: usize = 64;
-
-type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A unit of work for the owner thread: runs inside a savepoint and says
-/// whether to keep it, plus how to answer once the commit is known. It is
-/// handed the error instead of the connection when no transaction could be
-/// begun (the database is locked by another connection past the busy
-/// timeout, the disk failed), so its caller hears what happened.
-type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> (bool, Reply) + Send>;
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
@@ -56,18 +47,18 @@ type Deliverable<'a> = Option<&'a mut Vec<Pending>>;
 /// closes the queue and waits for the thread, which releases the database
 /// lock: a daemon restarted in the same process can open it at once.
 struct Owner {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    checkpointer: Option<(
-        Arc<std::sync::atomic::AtomicBool>,
-        std::thread::JoinHandle<()>,
-    )>,
+    checkpointer: Option<(Arc<Checkpoints>, std::thread::JoinHandle<()>)>,
+    /// The write-ahead log's path (its size is looked at after a retention
+    /// pass).
+    wal: std::path::PathBuf,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        if let Some((stop, t)) = self.checkpointer.take() {
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some((asks, t)) = self.checkpointer.take() {
+            asks.stop.store(true, std::sync::atomic::Ordering::SeqCst);
             t.thread().unpark();
             let _ = t.join();
         }
@@ -87,7 +78,16 @@ impl SqliteStore {
     /// Each decision reads the current value of `policy` (a [`Shared`] that
     /// a reload swaps; a plain `Arc<Policy>` never changes).
     pub fn open(path: &Path, policy: impl Into<Shared<Policy>>) -> Result<SqliteStore, StoreError> {
-        let policy = policy.into();
+        Self::open_with(path, policy.into(), None)
+    }
+
+    /// [`SqliteStore::open`], syncing the WAL with `sync` instead of
+    /// `fdatasync` (tests watch or fail it).
+    fn open_with(
+        path: &Path,
+        policy: Shared<Policy>,
+        sync: Option<writer::Sync>,
+    ) -> Result<SqliteStore, StoreError> {
         let ctx = |e: rusqlite::Error| StoreError::sqlite(path.display().to_string(), e);
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
@@ -177,26 +177,33 @@ impl SqliteStore {
         )
         .map_err(ctx)?;
         let checkpoint_conn = Connection::open(path).map_err(ctx)?;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asks = Arc::new(Checkpoints::default());
         let checkpointer = {
-            let stop = stop.clone();
+            let asks = asks.clone();
             std::thread::Builder::new()
                 .name("pagerd-checkpoint".into())
-                .spawn(move || checkpoints(checkpoint_conn, &stop))
+                .spawn(move || checkpoints(checkpoint_conn, &asks))
                 .map_err(|e| StoreError::io("cannot start the checkpoint thread", e))?
         };
-        let (tx, rx) = mpsc::channel::<Job>(4096);
+        // From here on the writer syncs the WAL itself after each commit,
+        // once it has handed off the pages (see [`writer`]); what was done
+        // above (migrations) SQLite synced at each commit.
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(ctx)?;
+        let sync = sync.unwrap_or_else(|| writer::sync_wal(wal_path(path)));
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4096);
         let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
             .spawn(move || {
-                owner(conn, rx);
+                writer::writer(conn, rx, sync);
                 drop(lock);
             })
             .map_err(|e| StoreError::io("cannot start the store thread", e))?;
         let owner = Owner {
             jobs: Some(tx),
             thread: Some(thread),
-            checkpointer: Some((stop, checkpointer)),
+            checkpointer: Some((asks, checkpointer)),
+            wal: wal_path(path),
         };
         Ok(SqliteStore {
             owner: Arc::new(owner),
@@ -206,10 +213,11 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the owner thread inside the group transaction; answers
-    /// after commit. An `Err` from `f` rolls back only `f`'s own writes.
+    /// after commit. An `Err` from `f` undoes only `f`'s own writes. `f` may
+    /// run twice (see [`Job`]).
     async fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        mut f: impl FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.call_ready(move |conn, _| f(conn)).await
     }
@@ -220,132 +228,78 @@ impl SqliteStore {
     /// (and even when nobody waits for the answer any more).
     async fn call_ready<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection, Deliverable<'_>) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnMut(&Connection, Deliverable<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        let hook = self.ready.get().cloned();
-        let job: Job = Box::new(move |conn| {
-            let mut rows = hook.as_ref().map(|_| Vec::new());
-            let result = match conn {
-                Ok(conn) => f(conn, rows.as_mut()),
-                Err(e) => Err(e.clone()),
-            };
-            let keep = result.is_ok();
-            let reply: Reply = Box::new(move |commit| {
-                if commit.is_ok()
-                    && keep
-                    && let (Some(hook), Some(rows)) = (hook, rows)
-                    && !rows.is_empty()
-                {
-                    hook.ready(rows);
-                }
-                let _ = tx.send(commit.and(result));
-            });
-            (keep, reply)
-        });
+        let job = Box::new(Work::new(f, self.ready.get().cloned(), tx));
         let jobs = self.owner.jobs.as_ref().ok_or(StoreError::Closed)?;
         jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
+/// What the checkpoint thread is asked to do beside its rounds.
+#[derive(Default)]
+struct Checkpoints {
+    /// End (after one more round).
+    stop: std::sync::atomic::AtomicBool,
+    /// Give the WAL's disk space back at the next round.
+    truncate: std::sync::atomic::AtomicBool,
+}
+
+/// A WAL larger than this after a retention pass is cut back to nothing.
+/// In steady state it stays a few MiB (a checkpoint every quarter second);
+/// a first pass over a big store leaves it at hundreds of MiB.
+const WAL_KEPT: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
+
 /// The checkpoint thread: every quarter second, copy what the WAL holds into
-/// the database file, until told to stop (then once more).
-fn checkpoints(conn: Connection, stop: &std::sync::atomic::AtomicBool) {
+/// the database file, until told to stop (then once more). Asked to, it
+/// also truncates the WAL: once, not at every start or commit (cutting it
+/// back at each restart made the writer grow the file again and delayed
+/// commits, see `journal_size_limit` in docs/benchmark.md).
+fn checkpoints(conn: Connection, asks: &Checkpoints) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let checkpoint = |mode: &str| {
+        // (busy, frames in the WAL, frames copied into the database).
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+    };
     loop {
         std::thread::park_timeout(std::time::Duration::from_millis(250));
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(cause = %e, "store: checkpoint failed; will retry");
+        match checkpoint("PASSIVE") {
+            // Everything copied: a TRUNCATE now only waits for the writer
+            // to be between two commits, and holds it up for one sync.
+            Ok((0, frames, copied)) if frames == copied && asks.truncate.load(SeqCst) => {
+                match checkpoint("TRUNCATE") {
+                    Ok((0, _, _)) => {
+                        asks.truncate.store(false, SeqCst);
+                        tracing::info!("store: the WAL was cut back after the retention pass");
+                    }
+                    Ok(_) => {} // busy: next round
+                    Err(e) => {
+                        tracing::warn!(cause = %e, "store: cannot truncate the WAL; will retry")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(cause = %e, "store: checkpoint failed; will retry"),
         }
-        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        if asks.stop.load(SeqCst) {
             return;
         }
     }
 }
 
-/// The owner thread: group commit loop. Ends when every sender is gone.
-fn owner(conn: Connection, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = run(&conn, "BEGIN IMMEDIATE") {
-            // Each caller hears why (its sender retries: a webhook gets 503).
-            let busy = matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            );
-            let err = if busy {
-                StoreError::Busy(format!(
-                    "the database is locked by another connection (a sqlite3 shell, a backup?) \
-                     for longer than the busy timeout: {e}"
-                ))
-            } else {
-                StoreError::sqlite("cannot begin a transaction", e)
-            };
-            tracing::error!(cause = %err, jobs = group.len(), "store: cannot begin a transaction");
-            for job in group {
-                let (_, reply) = job(Err(&err));
-                reply(Err(err.clone()));
-            }
-            continue;
-        }
-        let mut answers: Vec<Reply> = Vec::with_capacity(group.len());
-        // A job alone needs no savepoint: its failure rolls back the whole
-        // transaction. (A savepoint keeps a statement journal of every page
-        // the job changes; a new ticket's 15 pages passed SQLite's 64 KiB
-        // and spilled it to a temporary file, in one commit in four.)
-        if group.len() == 1
-            && let Some(job) = group.pop()
-        {
-            let (keep, reply) = job(Ok(&conn));
-            let end = if keep {
-                run(&conn, "COMMIT").map_err(|e| StoreError::sqlite("commit failed", e))
-            } else {
-                run(&conn, "ROLLBACK").map_err(|e| StoreError::sqlite("rollback failed", e))
-            };
-            if let Err(e) = &end {
-                tracing::error!(cause = %e, "store: commit failed; the caller gets an error and retries");
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            reply(end);
-            continue;
-        }
-        for job in group {
-            let sp = run(&conn, "SAVEPOINT job");
-            let (keep, reply) = job(Ok(&conn));
-            let end = if keep {
-                run(&conn, "RELEASE job")
-            } else {
-                run(&conn, "ROLLBACK TO job").and_then(|()| run(&conn, "RELEASE job"))
-            };
-            if let Err(e) = sp.and(end) {
-                tracing::error!(cause = %e, "store: savepoint failed");
-            }
-            answers.push(reply);
-        }
-        let commit = run(&conn, "COMMIT").map_err(|e| StoreError::sqlite("commit failed", e));
-        if let Err(e) = &commit {
-            tracing::error!(cause = %e, "store: commit failed; every caller in the group gets an error and retries");
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for reply in answers {
-            reply(match &commit {
-                Ok(()) => Ok(()),
-                Err(e) => Err(e.clone()),
-            });
-        }
-    }
-}
-
-/// Runs one statement without parameters, prepared once (transaction
-/// control, on every group and job).
-fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.raw_execute().map(|_| ())
+/// The WAL beside the database at `path`.
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
 }
 
 fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
@@ -711,7 +665,15 @@ impl Store for SqliteStore {
     ) -> Result<Option<Applied>, StoreError> {
         let policy = self.policy.clone();
         self.call_ready(move |conn, ready| {
-            finish(conn, &policy.load(), row, None, |_| feedback, now, ready)
+            finish(
+                conn,
+                &policy.load(),
+                row,
+                None,
+                |_| feedback.clone(),
+                now,
+                ready,
+            )
         })
         .await
     }
@@ -783,6 +745,15 @@ impl Store for SqliteStore {
         // deletes and the vacuum. Run after every batch: what one batch
         // leaves beyond its bound is handed back by the next ones.
         self.call(space::reclaim).await?;
+        // The pass is over: a WAL it grew gives its space back.
+        if pruned.finished
+            && std::fs::metadata(&self.owner.wal).is_ok_and(|m| m.len() > WAL_KEPT)
+            && let Some((asks, thread)) = &self.owner.checkpointer
+        {
+            asks.truncate
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            thread.thread().unpark();
+        }
         Ok(pruned)
     }
 
@@ -850,3 +821,4 @@ mod schema;
 mod space;
 #[cfg(test)]
 mod tests;
+mod writer;

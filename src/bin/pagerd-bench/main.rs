@@ -3,7 +3,7 @@
 //!
 //! The bench starts `target/release/pagerd run` as a child process (found
 //! next to this executable, or `--pagerd PATH`) with its own config and a
-//! fresh SQLite store per phase (WAL, `synchronous=FULL`: every accepted
+//! fresh SQLite store per phase (WAL, synced at every commit: every accepted
 //! webhook is fsynced), PagerDuty pacing and all polling off, and only
 //! PagerDuty and Zendesk configured. It plays both vendors itself: it sends
 //! Zendesk webhooks signed with `pagerd::fakes::sign::zendesk` from a

@@ -310,11 +310,14 @@ fn the_start_counts_read_indexes_not_tables() {
 
 #[tokio::test]
 async fn a_failing_job_leaves_nothing_alone_or_in_a_group() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let (_dir, s) = open();
+    let runs = Arc::new(AtomicUsize::new(0));
     let put = |key: &'static str, fail: bool| {
-        let s = s.clone();
+        let (s, runs) = (s.clone(), runs.clone());
         async move {
             s.call(move |conn| {
+                runs.fetch_add(1, Ordering::SeqCst);
                 conn.execute("INSERT INTO meta(key, value) VALUES (?1, 'v')", [key])?;
                 if fail {
                     return Err(StoreError::Corrupt(format!("{key} failed")));
@@ -327,10 +330,34 @@ async fn a_failing_job_leaves_nothing_alone_or_in_a_group() {
     // Alone: the whole transaction is rolled back, and the next one works.
     assert!(put("alone", true).await.is_err());
     put("after", false).await.unwrap();
-    // Queued together (most likely one group): only the failing job's
-    // write is undone.
+    assert_eq!(runs.swap(0, Ordering::SeqCst), 2);
+    // Queued together behind a slow job, so they form one group: b's
+    // failure undoes the group (c never ran in it), each job runs again
+    // alone, and only b's write is missing. A job run twice wrote once.
+    let (started, running) = std::sync::mpsc::channel();
+    let slow = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.call(move |_| {
+                let _ = started.send(());
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok(())
+            })
+            .await
+        })
+    };
+    tokio::task::spawn_blocking(move || running.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let (a, b, c) = tokio::join!(put("a", false), put("b", true), put("c", false));
     assert!(a.is_ok() && b.is_err() && c.is_ok());
+    slow.await.unwrap().unwrap();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        5,
+        "a and b in the group, then a, b, c alone"
+    );
     let keys: Vec<String> = s
         .call(|conn| {
             let mut st = conn.prepare("SELECT key FROM meta WHERE value = 'v' ORDER BY key")?;
@@ -340,6 +367,43 @@ async fn a_failing_job_leaves_nothing_alone_or_in_a_group() {
         .await
         .unwrap();
     assert_eq!(keys, ["a", "after", "c"]);
+}
+
+#[tokio::test]
+async fn the_end_of_a_retention_pass_gives_a_grown_wal_back() {
+    let (dir, s) = open();
+    let wal = dir.path().join("p.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    // One commit of 2 MiB grows the WAL past WAL_KEPT (1 MiB in tests);
+    // SQLite reuses the file from its start but keeps its size.
+    s.call(|conn| {
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('big', ?1)",
+            ["x".repeat(2 << 20)],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    s.call(|conn| {
+        conn.execute("DELETE FROM meta WHERE key = 'big'", [])?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // Checkpoints alone do not shrink it.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(wal_len() > WAL_KEPT, "{}", wal_len());
+    // The end of a pass (nothing to prune here: it ends at once) does.
+    let pruned = s.prune(0, 0, 100, None).await.unwrap();
+    assert!(pruned.finished);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal_len() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(wal_len(), 0);
+    // And the store goes on.
+    s.apply(seen("after-truncate"), 1).await.unwrap();
 }
 
 // ---- the store contract (src/store/contract.rs) ----------------------------
@@ -482,4 +546,94 @@ async fn commits_report_the_rows_they_make_deliverable_and_only_those() {
         seen_rows.take().iter().map(|r| r.1).collect::<Vec<_>>(),
         vec![EffectKind::PageResolve]
     );
+}
+
+/// What the writer did, in order: rows handed off (`page`, or the effect's
+/// kind) and WAL syncs.
+#[derive(Default)]
+struct Steps(std::sync::Mutex<Vec<String>>);
+
+impl Ready for Steps {
+    fn ready(&self, rows: Vec<Pending>) {
+        let mut steps = self.0.lock().unwrap();
+        for p in rows {
+            steps.push(match p.effect.kind() {
+                EffectKind::Page => "page".into(),
+                other => format!("{other:?}"),
+            });
+        }
+    }
+}
+
+impl Steps {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A store whose WAL syncs are recorded in `steps`, and fail while `fail`.
+fn open_watched() -> (
+    tempfile::TempDir,
+    SqliteStore,
+    Arc<Steps>,
+    Arc<std::sync::atomic::AtomicBool>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = Arc::new(Steps::default());
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let real = writer::sync_wal(dir.path().join("p.db-wal"));
+    let sync: writer::Sync = {
+        let (steps, fail, mut real) = (steps.clone(), fail.clone(), real);
+        Box::new(move || {
+            steps.0.lock().unwrap().push("sync".into());
+            if fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::other("I/O error (test)"));
+            }
+            real()
+        })
+    };
+    let policy: Shared<Policy> = Arc::new(Policy::default()).into();
+    let s = SqliteStore::open_with(&dir.path().join("p.db"), policy, Some(sync)).unwrap();
+    assert!(s.hand_off(steps.clone()));
+    (dir, s, steps, fail)
+}
+
+#[tokio::test]
+async fn a_page_leaves_while_the_wal_syncs_and_everything_else_after() {
+    let (_d, s, steps, _) = open_watched();
+    // A new emergency: its page is handed off before the sync, and the
+    // caller hears back after it.
+    s.apply(seen("1"), 0).await.unwrap();
+    assert_eq!(steps.take(), ["page", "sync"]);
+    // An acknowledgement: the customer's comment waits for the sync.
+    let ack = Event::Acknowledge {
+        by: "ana".into(),
+        via: Source::Cli,
+    };
+    s.apply(Intake::incident(1, ack), 1).await.unwrap();
+    assert_eq!(steps.take(), ["sync", "TicketComment"]);
+    // Reads write nothing and sync nothing.
+    s.get(1).await.unwrap();
+    s.due(2, 10, vec![]).await.unwrap();
+    assert!(steps.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_commit_that_cannot_be_synced_is_an_error_for_its_caller() {
+    let (_d, s, steps, fail) = open_watched();
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let e = s.apply(seen("1"), 0).await.unwrap_err();
+    assert!(
+        e.to_string().contains("cannot sync the write-ahead log"),
+        "{e}"
+    );
+    // The page had left (the ticket comes again: the same dedup_key).
+    assert_eq!(steps.take(), ["page", "sync"]);
+    // Once the disk syncs again, so does the store; the ticket sent again
+    // finds its incident (written, now durable with the next sync).
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let again = s.apply(seen("1"), 1).await.unwrap();
+    assert_eq!(again.incident.map(|i| i.id), Some(1));
+    s.apply(seen("2"), 2).await.unwrap();
+    assert_eq!(steps.take(), ["page", "sync"]);
 }
