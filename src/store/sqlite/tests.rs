@@ -637,3 +637,45 @@ async fn a_commit_that_cannot_be_synced_is_an_error_for_its_caller() {
     s.apply(seen("2"), 2).await.unwrap();
     assert_eq!(steps.take(), ["page", "sync"]);
 }
+
+#[tokio::test]
+async fn a_full_database_fails_each_caller_and_keeps_nothing_half_written() {
+    let (_d, s) = open();
+    s.apply(seen("1"), 0).await.unwrap();
+    // The file may not grow any more: SQLITE_FULL, as on a full disk (some
+    // statements roll the whole transaction back themselves).
+    let pages: i64 = s
+        .call(|conn| Ok(conn.query_row("PRAGMA page_count", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    s.call(move |conn| Ok(conn.pragma_update(None, "max_page_count", pages)?))
+        .await
+        .unwrap();
+    let big = |id: &str| {
+        let mut i = seen(id);
+        if let Event::Ticket { ticket, .. } = &mut i.event {
+            ticket.title = "x".repeat(64 * 1024);
+        }
+        i
+    };
+    // Several at once, so they meet in one group, and alone.
+    let (a, b, c) = tokio::join!(
+        s.apply(big("2"), 1),
+        s.apply(big("3"), 1),
+        s.apply(big("4"), 1)
+    );
+    for r in [a, b, c] {
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("full"), "{e}");
+    }
+    // Room again: everything works, and nothing of the failed tickets is
+    // there (they come again from Zendesk).
+    s.call(|conn| Ok(conn.pragma_update(None, "max_page_count", 1_073_741_823)?))
+        .await
+        .unwrap();
+    assert!(s.by_ticket("2").await.unwrap().is_none());
+    assert!(s.by_ticket("3").await.unwrap().is_none());
+    let again = s.apply(big("2"), 2).await.unwrap();
+    assert_eq!(again.result, Change::Created);
+    assert_eq!(s.list(false, 10).await.unwrap().len(), 2);
+}
