@@ -126,7 +126,7 @@ impl Core {
         // Re-arming an unchanged incident is harmless and keeps a timer
         // whose tick was ignored (nothing due yet) in the set.
         if let Some((id, due)) = applied.next_due() {
-            self.scheduler.arm(id, due);
+            self.scheduler.arm(id, due, applied.version);
         }
         // A store that hands its rows off has told the dispatcher already.
         if applied.effects > 0 && !self.handoff.covers_commits() {

@@ -294,6 +294,7 @@ mod tests {
             incident: Some(inc),
             effects,
             undeliverable_delta: 0,
+            version: 0,
         }
     }
 

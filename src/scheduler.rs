@@ -88,7 +88,7 @@ impl Scheduler {
             match core.store.deadlines().await {
                 Ok(all) => {
                     for (id, due) in all {
-                        self.arm(id, Some(due));
+                        self.arm(id, Some(due), 0);
                     }
                     return true;
                 }
@@ -107,7 +107,8 @@ impl Scheduler {
         let intake = Intake::incident(id, Event::Tick);
         if let Err(e) = core.submit(intake).await {
             tracing::error!(incident = id, cause = %e, "scheduler: deadline not processed; retrying in 1s");
-            self.arm(id, Some(core.clock.now() + 1000));
+            // Version 0: a commit's deadline armed meanwhile stands.
+            self.arm(id, Some(core.clock.now() + 1000), 0);
         }
     }
 }

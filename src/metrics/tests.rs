@@ -48,6 +48,7 @@ fn updated(inc: &Incident) -> Applied {
         incident: Some(inc.clone()),
         effects: 0,
         undeliverable_delta: 0,
+        version: 0,
     }
 }
 

@@ -114,6 +114,12 @@ pub struct Applied {
     /// How this commit changed the count of undeliverable incidents
     /// (`Incident::is_undeliverable`): -1, 0 or +1.
     pub undeliverable_delta: i64,
+    /// The incident's version: the id of the last journal entry applied to
+    /// it (later commits of an incident have larger ones; 0 without one).
+    /// What follows two commits may run in either order (a page settled
+    /// before the intake that queued it hears back); the scheduler keeps
+    /// the deadline of the newest version, never an older one.
+    pub version: i64,
 }
 
 impl Applied {
@@ -212,11 +218,13 @@ pub(crate) fn decide(
     now: Millis,
 ) -> Result<(Incident, Vec<Effect>, bool, i64), Applied> {
     match crate::engine::apply(policy, current.as_ref(), event, now) {
+        // The caller fills in the version of `current`.
         crate::engine::Decision::Ignore(reason) => Err(Applied {
             result: Change::Ignored(reason),
             incident: current,
             effects: 0,
             undeliverable_delta: 0,
+            version: 0,
         }),
         // A new incident, or a new episode of a resolved ticket's: id 0.
         crate::engine::Decision::Apply { incident, effects } => {

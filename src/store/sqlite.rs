@@ -348,6 +348,7 @@ fn apply_in(
             let incident = load(conn, &intake.target)?;
             return Ok(Applied {
                 result: Change::Replayed,
+                version: version(conn, incident.as_ref())?,
                 incident,
                 effects: 0,
                 undeliverable_delta: 0,
@@ -358,7 +359,10 @@ fn apply_in(
     let (mut incident, effects, created, undeliverable_delta) =
         match decide(policy, current, &intake.event, now) {
             Ok(decided) => decided,
-            Err(unchanged) => return Ok(unchanged),
+            Err(mut unchanged) => {
+                unchanged.version = version(conn, unchanged.incident.as_ref())?;
+                return Ok(unchanged);
+            }
         };
     if created {
         incident.id = conn
@@ -373,15 +377,19 @@ fn apply_in(
     }
     conn.prepare_cached("UPDATE incidents SET status = ?2, next_due = ?3, updated_at = ?4, state = ?5, undeliverable = ?6 WHERE id = ?1")?
         .execute(params![incident.id, incident.status.as_str(), incident.deadlines.next(), now, to_json(&incident)?, incident.is_undeliverable()])?;
-    conn.prepare_cached(
-        "INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![
-        incident.id,
-        now,
-        to_json(&intake.event)?,
-        effects.len() as i64
-    ])?;
+    let version: i64 = conn
+        .prepare_cached(
+            "INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        )?
+        .query_row(
+            params![
+                incident.id,
+                now,
+                to_json(&intake.event)?,
+                effects.len() as i64
+            ],
+            |r| r.get(0),
+        )?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox(incident_id, lane, effect, created_at, next_attempt_at, head)
          VALUES (?1, ?2, ?3, ?4, ?4,
@@ -418,7 +426,18 @@ fn apply_in(
         incident: Some(incident),
         effects: effects.len(),
         undeliverable_delta,
+        version,
     })
+}
+
+/// The version of `incident` as stored (see [`Applied::version`]).
+fn version(conn: &Connection, incident: Option<&Incident>) -> Result<i64, StoreError> {
+    let Some(incident) = incident else {
+        return Ok(0);
+    };
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM journal WHERE incident_id = ?1")?
+        .query_row([incident.id], |r| r.get(0))?)
 }
 
 /// Marks row `row` done; applies `feedback` to its incident when it was

@@ -117,6 +117,7 @@ pub(super) async fn apply_in(
             let incident = load(tx, &intake.target, false).await?;
             return Ok(Applied {
                 result: Change::Replayed,
+                version: version(tx, incident.as_ref()).await?,
                 incident,
                 effects: 0,
                 undeliverable_delta: 0,
@@ -127,7 +128,10 @@ pub(super) async fn apply_in(
     let (mut incident, effects, created, undeliverable_delta) =
         match decide(policy, current, &intake.event, now) {
             Ok(decided) => decided,
-            Err(unchanged) => return Ok(unchanged),
+            Err(mut unchanged) => {
+                unchanged.version = version(tx, unchanged.incident.as_ref()).await?;
+                return Ok(unchanged);
+            }
         };
     if created {
         // No conflict target: a twin may collide on (ticket_id, episode) or
@@ -167,12 +171,18 @@ pub(super) async fn apply_in(
     )
     .await?;
     let count = i32::try_from(effects.len()).unwrap_or(i32::MAX);
-    execute(
+    let row = query_opt(
         tx,
-        "INSERT INTO journal(incident_id, at, event, effects) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO journal(incident_id, at, event, effects) VALUES ($1, $2, $3, $4) RETURNING id",
         &[&incident.id, &now, &to_json(&intake.event)?, &count],
     )
-    .await?;
+    .await?
+    .ok_or_else(|| {
+        Fail::Store(StoreError::Corrupt(
+            "a journal insert returned no id".into(),
+        ))
+    })?;
+    let version: i64 = col(&row, 0)?;
     for effect in &effects {
         execute(
             tx,
@@ -197,6 +207,7 @@ pub(super) async fn apply_in(
         incident: Some(incident),
         effects: effects.len(),
         undeliverable_delta,
+        version,
     })
 }
 
@@ -491,4 +502,19 @@ pub(super) async fn prune(
     .await?;
     out.finished = out.examined < batch as u64 && out.deliveries < batch as u64;
     Ok(out)
+}
+
+/// The version of `incident` as stored (see [`Applied::version`]).
+async fn version(tx: &Transaction<'_>, incident: Option<&Incident>) -> Result<i64, Fail> {
+    let Some(incident) = incident else {
+        return Ok(0);
+    };
+    let row = query_opt(
+        tx,
+        "SELECT COALESCE(MAX(id), 0) FROM journal WHERE incident_id = $1",
+        &[&incident.id],
+    )
+    .await?
+    .ok_or_else(|| Fail::Store(StoreError::Corrupt("an aggregate returned no row".into())))?;
+    col(&row, 0)
 }

@@ -679,3 +679,23 @@ async fn a_full_database_fails_each_caller_and_keeps_nothing_half_written() {
     assert_eq!(again.result, Change::Created);
     assert_eq!(s.list(false, 10).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn each_commit_of_an_incident_has_a_newer_version_and_a_no_op_the_current_one() {
+    let (_d, s) = open();
+    let created = s.apply(seen("1"), 0).await.unwrap();
+    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
+    let done = Event::Delivered {
+        effect: EffectKind::Page,
+        outcome: None,
+    };
+    let settled = s.complete(due[0].id, done, 1).await.unwrap().unwrap();
+    assert!(settled.version > created.version && created.version > 0);
+    // Nothing changes: the version of the incident as it is.
+    let same = s.apply(seen("1"), 2).await.unwrap();
+    assert_eq!(same.version, settled.version);
+    // Another incident's commits do not make this one's older.
+    s.apply(seen("2"), 3).await.unwrap();
+    let tick = s.apply(Intake::incident(1, Event::Tick), 4).await.unwrap();
+    assert_eq!(tick.version, settled.version, "nothing due yet: ignored");
+}
