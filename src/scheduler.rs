@@ -88,7 +88,7 @@ impl Scheduler {
             match core.store.deadlines().await {
                 Ok(all) => {
                     for (id, due) in all {
-                        self.arm(id, Some(due), 0);
+                        self.arm_stored(id, due);
                     }
                     return true;
                 }

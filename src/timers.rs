@@ -27,16 +27,31 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Sets (or, with `None`, clears) an incident's next deadline, as of
-    /// the incident's `version` ([`crate::store::Applied::version`]; 0 for
-    /// a deadline read from the store). A version older than the one armed
-    /// is ignored: the sequel of an older commit heard late (the intake
-    /// that queued a page answers after the page's settlement started the
-    /// acknowledgement timer) must not put back the older deadline.
+    /// the incident's `version` ([`crate::store::Applied::version`]). A
+    /// version older than the one armed is ignored: the sequel of an older
+    /// commit heard late (the intake that queued a page answers after the
+    /// page's settlement started the acknowledgement timer) must not put
+    /// back the older deadline.
     pub fn arm(&self, incident: i64, due: Option<Millis>, version: i64) {
+        self.set(incident, due, Some(version));
+    }
+
+    /// Sets an incident's deadline as read from the store (at start, and
+    /// every `reload` when other instances commit too): it replaces what is
+    /// armed, whatever its version, since another instance's commits arm
+    /// nothing here; commits heard later still move it.
+    pub fn arm_stored(&self, incident: i64, due: Millis) {
+        self.set(incident, Some(due), None);
+    }
+
+    fn set(&self, incident: i64, due: Option<Millis>, version: Option<i64>) {
         let mut t = self.timers.lock().expect("timers lock");
+        let mut keep = version.unwrap_or(0);
         if let Some(&(old, armed)) = t.by_incident.get(&incident) {
-            if version < armed {
-                return;
+            match version {
+                Some(v) if v < armed => return,
+                Some(_) => {}
+                None => keep = armed,
             }
             // Remove the old entry before inserting the new one, or a moved
             // deadline would fire twice.
@@ -46,7 +61,7 @@ impl Scheduler {
         let Some(due) = due else { return };
         let earliest = t.queue.first().is_none_or(|(head, _)| due < *head);
         t.queue.insert((due, incident));
-        t.by_incident.insert(incident, (due, version));
+        t.by_incident.insert(incident, (due, keep));
         drop(t);
         if earliest {
             self.wake.notify_one();
@@ -111,11 +126,16 @@ mod tests {
         s.arm(2, Some(400), 3);
         s.arm(2, Some(300), 4);
         assert_eq!(s.take_due(1_000), (vec![(300, 2)], None));
-        // A deadline read from the store (version 0) arms what nothing
-        // armed, and moves nothing a commit armed.
-        s.arm(3, Some(900), 0);
-        s.arm(4, Some(800), 7);
-        s.arm(4, Some(100), 0);
-        assert_eq!(s.take_due(1_000), (vec![(800, 4), (900, 3)], None));
+        // A deadline read from the store replaces what is armed (another
+        // instance may have moved it), and keeps the version armed: a late
+        // older sequel still cannot move it, a newer commit can.
+        s.arm(4, Some(3_600_000), 7);
+        s.arm_stored(4, 800);
+        s.arm(4, Some(5_000), 6);
+        assert_eq!(s.take_due(1_000), (vec![(800, 4)], None));
+        s.arm(5, Some(3_600_000), 7);
+        s.arm_stored(5, 800);
+        s.arm(5, Some(900), 8);
+        assert_eq!(s.take_due(1_000), (vec![(900, 5)], None));
     }
 }
