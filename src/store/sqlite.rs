@@ -190,7 +190,8 @@ impl SqliteStore {
         // above (migrations) SQLite synced at each commit.
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(ctx)?;
-        let sync = sync.unwrap_or_else(|| writer::sync_wal(wal_path(path)));
+        let wal = wal_path(path);
+        let sync = sync.unwrap_or_else(|| writer::sync_wal(wal.clone()));
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4096);
         let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
@@ -203,7 +204,7 @@ impl SqliteStore {
             jobs: Some(tx),
             thread: Some(thread),
             checkpointer: Some((asks, checkpointer)),
-            wal: wal_path(path),
+            wal,
         };
         Ok(SqliteStore {
             owner: Arc::new(owner),
