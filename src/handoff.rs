@@ -20,8 +20,10 @@
 //! released row was settled, or its outcome could not be stored and a later
 //! scan picks it up. Why this never delivers a row twice:
 //!
-//! - a row reported by the hand-off is claimed on the store's writer thread
-//!   after its commit, before the writer answers anything it ran later; a
+//! - a row reported by the hand-off is claimed after its commit (a page by
+//!   the store's writer thread, before the sync; another row by its sync
+//!   thread, after it), before anything the writer ran later is answered
+//!   (the sync thread answers in the writer's order); a
 //!   scan that saw the row ran after that commit, so it started before the
 //!   claim only if it ended after it: the row is in flight, or was released
 //!   during the scan, and is dropped;

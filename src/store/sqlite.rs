@@ -3,12 +3,13 @@
 //! One thread owns the connection; async callers send it jobs and await the
 //! answer, so no SQLite call ever blocks the reactor. The thread
 //! ([`writer`]) commits in groups: it takes every job already queued, runs
-//! them all in one transaction, commits once and syncs the WAL once, and
-//! only then answers each caller. Under a burst this turns a thousand
-//! fsyncs into a few, while every caller still hears back only after its
-//! own data is durable.
+//! them all in one transaction and commits once; a second thread syncs the
+//! WAL, once for every group written since its last sync, and only then
+//! answers each caller, in order. Under a burst this turns a thousand
+//! fsyncs into a few, and the writer never waits for the disk, while every
+//! caller still hears back only after its own data is durable.
 //!
-//! With a [`Ready`] hook ([`Store::hand_off`]), the thread also reports,
+//! With a [`Ready`] hook ([`Store::hand_off`]), the store also reports,
 //! after each commit and before answering, the outbox rows the commit made
 //! deliverable (a new lane head, or the row a settlement promoted), so the
 //! dispatcher sends a page without reading the outbox back; pages go while
@@ -43,8 +44,8 @@ pub struct SqliteStore {
 /// hook wants them.
 type Deliverable<'a> = Option<&'a mut Vec<Pending>>;
 
-/// The owner thread's queue and handle. Dropping the last store handle
-/// closes the queue and waits for the thread, which releases the database
+/// The writer thread's queue and handle. Dropping the last store handle
+/// closes the queue and waits for the thread (and its sync thread), which releases the database
 /// lock: a daemon restarted in the same process can open it at once.
 struct Owner {
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
@@ -185,18 +186,27 @@ impl SqliteStore {
                 .spawn(move || checkpoints(checkpoint_conn, &asks))
                 .map_err(|e| StoreError::io("cannot start the checkpoint thread", e))?
         };
-        // From here on the writer syncs the WAL itself after each commit,
-        // once it has handed off the pages (see [`writer`]); what was done
+        // From here on the sync thread syncs the WAL after the commits, once
+        // the writer has handed off the pages (see [`writer`]); what was done
         // above (migrations) SQLite synced at each commit.
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(ctx)?;
         let wal = wal_path(path);
         let sync = sync.unwrap_or_else(|| writer::sync_wal(wal.clone()));
+        let (to_sync, synced) = std::sync::mpsc::channel();
+        let syncer = std::thread::Builder::new()
+            .name("pagerd-sync".into())
+            .spawn(move || writer::syncer(synced, sync))
+            .map_err(|e| StoreError::io("cannot start the sync thread", e))?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4096);
         let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
             .spawn(move || {
-                writer::writer(conn, rx, sync);
+                writer::writer(conn, rx, to_sync);
+                // Every caller is answered before the store is closed.
+                if syncer.join().is_err() {
+                    tracing::error!("store: the sync thread panicked");
+                }
                 drop(lock);
             })
             .map_err(|e| StoreError::io("cannot start the store thread", e))?;
@@ -213,7 +223,7 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on the owner thread inside the group transaction; answers
+    /// Runs `f` on the writer thread inside the group transaction; answers
     /// after commit. An `Err` from `f` undoes only `f`'s own writes. `f` may
     /// run twice (see [`Job`]).
     async fn call<T: Send + 'static>(
@@ -224,9 +234,9 @@ impl SqliteStore {
     }
 
     /// [`SqliteStore::call`] for a job that may make outbox rows
-    /// deliverable: it collects them, and once its commit is durable they
-    /// go to the [`Ready`] hook, on the owner thread, before the answer
-    /// (and even when nobody waits for the answer any more).
+    /// deliverable: it collects them, and they go to the [`Ready`] hook
+    /// before the answer (and even when nobody waits for it any more):
+    /// pages once the commit is written, the other rows once it is durable.
     async fn call_ready<T: Send + 'static>(
         &self,
         f: impl FnMut(&Connection, Deliverable<'_>) -> Result<T, StoreError> + Send + 'static,

@@ -618,6 +618,66 @@ async fn a_page_leaves_while_the_wal_syncs_and_everything_else_after() {
     assert!(steps.take().is_empty());
 }
 
+/// Waits (at most 10 s) until `steps` holds `want`, leaving them there.
+async fn steps_reach(steps: &Steps, want: &[&str]) {
+    for _ in 0..1000 {
+        if *steps.0.lock().unwrap() == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("steps {:?}, want {want:?}", steps.0.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_commits_the_next_group_while_the_last_one_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = Arc::new(Steps::default());
+    // Each sync waits for a go from the test.
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let sync: writer::Sync = {
+        let steps = steps.clone();
+        let mut real = writer::sync_wal(dir.path().join("p.db-wal"));
+        Box::new(move || {
+            steps.0.lock().unwrap().push("sync".into());
+            gate.recv().map_err(std::io::Error::other)?;
+            real()
+        })
+    };
+    let policy: Shared<Policy> = Arc::new(Policy::default()).into();
+    let s = SqliteStore::open_with(&dir.path().join("p.db"), policy, Some(sync)).unwrap();
+    assert!(s.hand_off(steps.clone()));
+    let first = tokio::spawn({
+        let s = s.clone();
+        async move { s.apply(seen("1"), 0).await }
+    });
+    steps_reach(&steps, &["page", "sync"]).await;
+    // The first commit is syncing. The writer is not waiting for it: a
+    // second ticket is committed and its page leaves meanwhile; a read,
+    // which sees both commits, is answered once both are durable.
+    let second = tokio::spawn({
+        let s = s.clone();
+        async move { s.apply(seen("2"), 1).await }
+    });
+    steps_reach(&steps, &["page", "sync", "page"]).await;
+    let read = tokio::spawn({
+        let s = s.clone();
+        async move { s.get(1).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!first.is_finished() && !second.is_finished() && !read.is_finished());
+    go.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap().incident.unwrap().id, 1);
+    // The second commit was written after that sync began: it waits for a
+    // sync of its own, and so does the read behind it.
+    steps_reach(&steps, &["page", "sync", "page", "sync"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!second.is_finished() && !read.is_finished());
+    go.send(()).unwrap();
+    assert_eq!(second.await.unwrap().unwrap().incident.unwrap().id, 2);
+    assert_eq!(read.await.unwrap().unwrap().unwrap().id, 1);
+}
+
 #[tokio::test]
 async fn a_commit_that_cannot_be_synced_is_an_error_for_its_caller() {
     let (_d, s, steps, fail) = open_watched();

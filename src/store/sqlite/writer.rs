@@ -10,7 +10,7 @@
 //!
 //! **The page leaves during the fsync.** A commit writes its WAL frames
 //! without syncing them (`synchronous=NORMAL`); then the pages it made
-//! deliverable go to the dispatcher, then the thread syncs the WAL
+//! deliverable go to the dispatcher, then the sync thread syncs the WAL
 //! (`fdatasync`), and only then are the other rows handed off and the
 //! callers answered. So no caller hears "done", and no customer comment,
 //! Slack post or escalation leaves, before the data is on disk, exactly as
@@ -22,6 +22,13 @@
 //! (redelivery or the poller) and triggers the same key, which PagerDuty
 //! merges into the incident already open. A process crash loses nothing:
 //! the frames are in the kernel's page cache.
+//!
+//! **The writer does not wait for the disk.** It hands each ended
+//! transaction to the sync thread ([`syncer`]) and begins the next group at
+//! once; one `fdatasync` then covers every commit written before it began.
+//! So a burst commits while the last group syncs, instead of taking turns
+//! with the disk. The answers keep the writer's order, reads included (a
+//! read may see a commit not yet synced; it is answered after that sync).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -145,8 +152,32 @@ pub(super) fn sync_wal(wal: PathBuf) -> Sync {
     })
 }
 
-/// The writer thread: group commit loop. Ends when every sender is gone.
-pub(super) fn writer(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, mut sync: Sync) {
+/// A transaction the writer ended: its jobs wait in the sync thread for
+/// their answers.
+pub(super) struct Ended {
+    jobs: Vec<Box<dyn Job>>,
+    /// Whether the transaction changed a row (else there is nothing of its
+    /// own to sync, but its answer may rest on earlier commits, so it is
+    /// answered in turn, after them).
+    wrote: bool,
+}
+
+/// The writer thread: group commit loop. Ends when every sender is gone;
+/// then `synced` is dropped and the sync thread answers what is left.
+pub(super) fn writer(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    synced: std::sync::mpsc::Sender<Ended>,
+) {
+    let sync = |jobs: Vec<Box<dyn Job>>, wrote: bool| {
+        // The sync thread outlives this one (it ends when `synced` is
+        // dropped), so the send cannot fail while the writer runs.
+        if let Err(std::sync::mpsc::SendError(ended)) = synced.send(Ended { jobs, wrote }) {
+            for job in ended.jobs {
+                job.answer(Err(StoreError::Closed));
+            }
+        }
+    };
     while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -155,26 +186,54 @@ pub(super) fn writer(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, mut
                 Err(_) => break,
             }
         }
-        let answer = |group: Vec<Box<dyn Job>>, end: Result<(), StoreError>| {
-            for job in group {
-                job.answer(end.clone());
-            }
-        };
-        match transaction(&conn, &mut group, &mut sync) {
-            End::Committed => answer(group, Ok(())),
+        match transaction(&conn, &mut group) {
+            End::Committed { wrote } => sync(group, wrote),
             // Each caller hears why (its sender retries: a webhook gets 503).
-            End::Failed(e) => answer(group, Err(e)),
+            End::Failed(e) => {
+                for job in group {
+                    job.answer(Err(e.clone()));
+                }
+            }
             // The job's own error is its answer.
-            End::JobFailed if group.len() == 1 => answer(group, Ok(())),
+            End::JobFailed if group.len() == 1 => sync(group, false),
             // The others were undone with it: each again, alone.
             End::JobFailed => {
                 for mut job in group {
-                    let end = match transaction(&conn, std::slice::from_mut(&mut job), &mut sync) {
-                        End::Failed(e) => Err(e),
-                        End::Committed | End::JobFailed => Ok(()),
-                    };
-                    job.answer(end);
+                    match transaction(&conn, std::slice::from_mut(&mut job)) {
+                        End::Failed(e) => job.answer(Err(e)),
+                        End::Committed { wrote } => sync(vec![job], wrote),
+                        End::JobFailed => sync(vec![job], false),
+                    }
                 }
+            }
+        }
+    }
+}
+
+/// The sync thread: makes what the writer committed durable and answers
+/// its callers, in the order the writer ended their transactions. One
+/// `fdatasync` covers every commit written before it began, so while it
+/// runs the writer goes on with the next groups, and the next sync covers
+/// them all. A caller is answered only after a sync that began after its
+/// commit was written; one that could not be synced is an error for every
+/// caller waiting on it.
+pub(super) fn syncer(rx: std::sync::mpsc::Receiver<Ended>, mut sync: Sync) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let jobs: usize = batch.iter().map(|e| e.jobs.len()).sum();
+        let end = if batch.iter().any(|e| e.wrote) {
+            sync().map_err(|e| {
+                let e = StoreError::io("cannot sync the write-ahead log to disk", e);
+                tracing::error!(cause = %e, jobs, "store: a commit is written but not durable; every caller gets an error and retries");
+                e
+            })
+        } else {
+            Ok(())
+        };
+        for ended in batch {
+            for job in ended.jobs {
+                job.answer(end.clone());
             }
         }
     }
@@ -182,18 +241,18 @@ pub(super) fn writer(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, mut
 
 /// How a transaction ended.
 enum End {
-    /// Every job ran and the commit is durable.
-    Committed,
+    /// Every job ran and the commit is written (`wrote`: a row changed).
+    Committed { wrote: bool },
     /// A job failed: everything was rolled back.
     JobFailed,
-    /// No transaction could be begun, its commit failed or could not be
-    /// synced: nothing is promised.
+    /// No transaction could be begun or its commit failed: nothing is
+    /// promised.
     Failed(StoreError),
 }
 
-/// Runs `jobs` in one transaction, commits it if every one succeeds, hands
-/// off the pages and syncs.
-fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>], sync: &mut Sync) -> End {
+/// Runs `jobs` in one transaction, commits it if every one succeeds and
+/// hands off the pages; the sync is the sync thread's.
+fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
     if let Err(e) = begin(conn) {
         tracing::error!(cause = %e, jobs = jobs.len(), "store: cannot begin a transaction");
         return End::Failed(e);
@@ -219,20 +278,12 @@ fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>], sync: &mut Sync) ->
     }
     // A read, or space given back (no row changed), has nothing to sync:
     // the next commit's sync or a checkpoint covers it.
-    if !wrote {
-        return End::Committed;
-    }
-    for job in jobs.iter_mut() {
-        job.send_pages();
-    }
-    match sync() {
-        Ok(()) => End::Committed,
-        Err(e) => {
-            let e = StoreError::io("cannot sync the write-ahead log to disk", e);
-            tracing::error!(cause = %e, jobs = jobs.len(), "store: a commit is written but not durable; every caller gets an error and retries");
-            End::Failed(e)
+    if wrote {
+        for job in jobs.iter_mut() {
+            job.send_pages();
         }
     }
+    End::Committed { wrote }
 }
 
 /// `BEGIN IMMEDIATE`, with the reason it could not be taken.
