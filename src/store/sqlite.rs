@@ -405,13 +405,15 @@ fn apply_in(
         conn.prepare_cached("UPDATE incidents SET status = ?2, next_due = ?3, updated_at = ?4, state = ?5, undeliverable = ?6 WHERE id = ?1")?
             .execute(params![incident.id, incident.status.as_str(), incident.deadlines.next(), now, to_json(&incident)?, incident.is_undeliverable()])?;
     }
-    conn.prepare_cached("INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![
-            incident.id,
-            now,
-            to_json(&intake.event)?,
-            effects.len() as i64
-        ])?;
+    conn.prepare_cached(
+        "INSERT INTO journal(incident_id, at, event, effects) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        incident.id,
+        now,
+        to_json(&intake.event)?,
+        effects.len() as i64
+    ])?;
     let version = conn.last_insert_rowid();
     let mut pending = conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0)",
