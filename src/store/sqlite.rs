@@ -258,14 +258,18 @@ struct Checkpoints {
     truncate: std::sync::atomic::AtomicBool,
 }
 
-/// A WAL larger than this after a retention pass is cut back to nothing.
-/// In steady state it stays a few MiB (a checkpoint every quarter second);
-/// a first pass over a big store leaves it at hundreds of MiB.
+/// A WAL larger than this after a retention pass is cut back to nothing,
+/// and one that grows past it under steady writes is started again from
+/// its beginning. With pauses between writes it stays a few MiB (a
+/// checkpoint every quarter second); without (1 000 tickets a second for
+/// 100 s) it grew to 8 GiB before the restart, and a first retention pass
+/// over a big store leaves it at hundreds of MiB.
 const WAL_KEPT: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 
 /// The checkpoint thread: every quarter second, copy what the WAL holds into
-/// the database file, until told to stop (then once more). Asked to, it
-/// also truncates the WAL: once, not at every start or commit (cutting it
+/// the database file, until told to stop (then once more); past
+/// [`WAL_KEPT`], make the next commit write the WAL from its start. Asked
+/// to, it also truncates the WAL: once, not at every start or commit (cutting it
 /// back at each restart made the writer grow the file again and delayed
 /// commits, see `journal_size_limit` in docs/benchmark.md).
 fn checkpoints(conn: Connection, asks: &Checkpoints) {
@@ -280,6 +284,9 @@ fn checkpoints(conn: Connection, asks: &Checkpoints) {
             ))
         })
     };
+    let page: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap_or(4096);
     loop {
         std::thread::park_timeout(std::time::Duration::from_millis(250));
         match checkpoint("PASSIVE") {
@@ -294,6 +301,22 @@ fn checkpoints(conn: Connection, asks: &Checkpoints) {
                     Ok(_) => {} // busy: next round
                     Err(e) => {
                         tracing::warn!(cause = %e, "store: cannot truncate the WAL; will retry")
+                    }
+                }
+            }
+            // Under steady writes the log never starts again from its
+            // beginning by itself: SQLite restarts it only when a write
+            // begins with everything copied, and some commit always comes
+            // between a checkpoint's end and the next write. So past
+            // WAL_KEPT, a RESTART (which waits for the writer to be between
+            // two commits, copies the few frames written since, and makes
+            // the next commit write from the start of the file): the file
+            // stays that size, reused, instead of growing by every commit.
+            Ok((0, frames, copied)) if frames == copied && frames * page > WAL_KEPT as i64 => {
+                match checkpoint("RESTART") {
+                    Ok(_) => {} // busy: next round
+                    Err(e) => {
+                        tracing::warn!(cause = %e, "store: cannot restart the WAL; will retry")
                     }
                 }
             }

@@ -406,6 +406,36 @@ async fn the_end_of_a_retention_pass_gives_a_grown_wal_back() {
     s.apply(seen("after-truncate"), 1).await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_writes_reuse_the_wal_instead_of_growing_it() {
+    let (dir, s) = open();
+    let wal = dir.path().join("p.db-wal");
+    // Four writers back to back for three seconds: the writer is never
+    // idle, so SQLite never starts the log again by itself (each commit of
+    // a new ticket adds tens of KiB to it).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let writers = (0..4).map(|w| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while std::time::Instant::now() < until {
+                s.apply(seen(&format!("{w}-{n}")), n).await.unwrap();
+                n += 1;
+            }
+            n
+        })
+    });
+    let mut commits = 0;
+    for w in writers {
+        commits += w.await.unwrap();
+    }
+    let len = std::fs::metadata(&wal).unwrap().len();
+    // Past WAL_KEPT (1 MiB in tests) the checkpoint thread restarts the
+    // log: it grows by at most a quarter second's commits past that.
+    assert!(commits > 400, "{commits} commits: too few to tell");
+    assert!(len < 32 << 20, "WAL of {len} bytes after {commits} commits");
+}
+
 // ---- the store contract (src/store/contract.rs) ----------------------------
 
 #[tokio::test]
