@@ -199,10 +199,11 @@ impl SqliteStore {
             .spawn(move || writer::syncer(synced, sync))
             .map_err(|e| StoreError::io("cannot start the sync thread", e))?;
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4096);
+        let restart = asks.clone();
         let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
             .spawn(move || {
-                writer::writer(conn, rx, to_sync);
+                writer::writer(conn, rx, to_sync, &restart);
                 // Every caller is answered before the store is closed.
                 if syncer.join().is_err() {
                     tracing::error!("store: the sync thread panicked");
@@ -256,19 +257,29 @@ struct Checkpoints {
     stop: std::sync::atomic::AtomicBool,
     /// Give the WAL's disk space back at the next round.
     truncate: std::sync::atomic::AtomicBool,
+    /// Asks the writer to copy the WAL into the database between two
+    /// groups, so that its next commit writes the WAL from the start (set
+    /// by the checkpoint thread, taken by the writer).
+    restart: std::sync::atomic::AtomicBool,
 }
 
-/// A WAL larger than this after a retention pass is cut back to nothing,
-/// and one that grows past it under steady writes is started again from
-/// its beginning. With pauses between writes it stays a few MiB (a
-/// checkpoint every quarter second); without (1 000 tickets a second for
-/// 100 s) it grew to 8 GiB before the restart, and a first retention pass
-/// over a big store leaves it at hundreds of MiB.
+/// A WAL larger than this after a retention pass is cut back to nothing.
+/// With pauses between writes it stays a few MiB (a checkpoint every
+/// quarter second); a first retention pass over a big store leaves it at
+/// hundreds of MiB.
 const WAL_KEPT: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
+
+/// A WAL that grows past this under writes that never pause is started
+/// again from its beginning (1 000 tickets a second for 100 s grew it to
+/// 8 GiB before). Each restart holds the writer up for one sync of the
+/// database file (on a disk that syncs in 5 ms, a restart at every 64 MiB
+/// took the p99 lateness of 10 000 timers from 16 to 26 ms), so the bound is
+/// high: a flood of a thousand tickets a second restarts it every 13 s.
+const WAL_RESTART: u64 = if cfg!(test) { 1 << 20 } else { 1 << 30 };
 
 /// The checkpoint thread: every quarter second, copy what the WAL holds into
 /// the database file, until told to stop (then once more); past
-/// [`WAL_KEPT`], make the next commit write the WAL from its start. Asked
+/// [`WAL_RESTART`], make the next commit write the WAL from its start. Asked
 /// to, it also truncates the WAL: once, not at every start or commit (cutting it
 /// back at each restart made the writer grow the file again and delayed
 /// commits, see `journal_size_limit` in docs/benchmark.md).
@@ -308,17 +319,15 @@ fn checkpoints(conn: Connection, asks: &Checkpoints) {
             // beginning by itself: SQLite restarts it only when a write
             // begins with everything copied, and some commit always comes
             // between a checkpoint's end and the next write. So past
-            // WAL_KEPT, a RESTART (which waits for the writer to be between
-            // two commits, copies the few frames written since, and makes
-            // the next commit write from the start of the file): the file
+            // WAL_RESTART the writer is asked to copy the few frames written
+            // since, itself, between two groups ([`writer::writer`]): its
+            // next commit then writes from the start of the file, which
             // stays that size, reused, instead of growing by every commit.
-            Ok((0, frames, copied)) if frames == copied && frames * page > WAL_KEPT as i64 => {
-                match checkpoint("RESTART") {
-                    Ok(_) => {} // busy: next round
-                    Err(e) => {
-                        tracing::warn!(cause = %e, "store: cannot restart the WAL; will retry")
-                    }
-                }
+            // (A RESTART checkpoint from this thread did the same but held
+            // the writer up longer: it waited in SQLite's busy handler,
+            // which sleeps 1, 2, 5 ms… between tries.)
+            Ok((0, frames, copied)) if frames == copied && frames * page > WAL_RESTART as i64 => {
+                asks.restart.store(true, SeqCst);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(cause = %e, "store: checkpoint failed; will retry"),

@@ -168,6 +168,7 @@ pub(super) fn writer(
     conn: Connection,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     synced: std::sync::mpsc::Sender<Ended>,
+    asks: &super::Checkpoints,
 ) {
     let sync = |jobs: Vec<Box<dyn Job>>, wrote: bool| {
         // The sync thread outlives this one (it ends when `synced` is
@@ -179,6 +180,12 @@ pub(super) fn writer(
         }
     };
     while let Some(first) = rx.blocking_recv() {
+        if asks
+            .restart
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            restart_wal(&conn);
+        }
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -284,6 +291,18 @@ fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
         }
     }
     End::Committed { wrote }
+}
+
+/// Copies what the WAL holds into the database, between two groups: with
+/// no commit in between, the next one writes the WAL from its start (see
+/// [`super::WAL_RESTART`]). Little is left to copy (the checkpoint thread has
+/// just copied the rest), so this holds the writer up for about one sync of
+/// the database file. A reader still on the old log, or an error, only
+/// puts the restart off to a later round.
+fn restart_wal(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(cause = %e, "store: cannot copy the WAL before restarting it; will retry");
+    }
 }
 
 /// `BEGIN IMMEDIATE`, with the reason it could not be taken.
