@@ -45,8 +45,9 @@ pub struct SqliteStore {
 type Deliverable<'a> = Option<&'a mut Vec<Pending>>;
 
 /// The writer thread's queue and handle. Dropping the last store handle
-/// closes the queue and waits for the thread (and its sync thread), which releases the database
-/// lock: a daemon restarted in the same process can open it at once.
+/// closes the queue and waits for the thread (and its sync thread), which
+/// releases the database lock: a daemon restarted in the same process can
+/// open it at once.
 struct Owner {
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -271,18 +272,18 @@ const WAL_KEPT: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 
 /// A WAL that grows past this under writes that never pause is started
 /// again from its beginning (1 000 tickets a second for 100 s grew it to
-/// 8 GiB before). Each restart holds the writer up for one sync of the
-/// database file (on a disk that syncs in 5 ms, a restart at every 64 MiB
+/// 8 GiB before). Each restart holds the writer up for a sync of the WAL
+/// and one of the database file (on a disk that syncs in 5 ms, a restart at every 64 MiB
 /// took the p99 lateness of 10 000 timers from 16 to 26 ms), so the bound is
 /// high: a flood of a thousand tickets a second restarts it every 13 s.
 const WAL_RESTART: u64 = if cfg!(test) { 1 << 20 } else { 1 << 30 };
 
 /// The checkpoint thread: every quarter second, copy what the WAL holds into
 /// the database file, until told to stop (then once more); past
-/// [`WAL_RESTART`], make the next commit write the WAL from its start. Asked
-/// to, it also truncates the WAL: once, not at every start or commit (cutting it
-/// back at each restart made the writer grow the file again and delayed
-/// commits, see `journal_size_limit` in docs/benchmark.md).
+/// [`WAL_RESTART`], have the next commit write the WAL from its start.
+/// Asked to, it also truncates the WAL: once, not at every start or commit
+/// (cutting it back at each restart made the writer grow the file again and
+/// delayed commits, see `journal_size_limit` in docs/benchmark.md).
 fn checkpoints(conn: Connection, asks: &Checkpoints) {
     use std::sync::atomic::Ordering::SeqCst;
     let checkpoint = |mode: &str| {

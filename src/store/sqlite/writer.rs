@@ -295,10 +295,10 @@ fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
 
 /// Copies what the WAL holds into the database, between two groups: with
 /// no commit in between, the next one writes the WAL from its start (see
-/// [`super::WAL_RESTART`]). Little is left to copy (the checkpoint thread has
-/// just copied the rest), so this holds the writer up for about one sync of
-/// the database file. A reader still on the old log, or an error, only
-/// puts the restart off to a later round.
+/// [`super::WAL_RESTART`]). Little is left to copy (the checkpoint thread
+/// has just copied the rest), so this holds the writer up for about two
+/// syncs: the WAL's and the database file's. A reader still on the old log,
+/// or an error, only puts the restart off to a later round.
 fn restart_wal(conn: &Connection) {
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(cause = %e, "store: cannot copy the WAL before restarting it; will retry");
