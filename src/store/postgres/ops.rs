@@ -51,6 +51,19 @@ pub(super) async fn query_opt(
     tx.query_opt(&stmt, params).await.map_err(Fail::pg("query"))
 }
 
+/// Runs a cached statement that always returns one row (an aggregate, an
+/// `INSERT … RETURNING`); none is a corrupt store, named by `what`.
+pub(super) async fn query_one(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &str,
+) -> Result<Row, Fail> {
+    query_opt(tx, sql, params)
+        .await?
+        .ok_or_else(|| Fail::Store(StoreError::Corrupt(format!("{what} returned no row"))))
+}
+
 /// Runs a cached statement and returns how many rows it touched.
 pub(super) async fn execute(
     tx: &Transaction<'_>,
@@ -171,17 +184,13 @@ pub(super) async fn apply_in(
     )
     .await?;
     let count = i32::try_from(effects.len()).unwrap_or(i32::MAX);
-    let row = query_opt(
+    let row = query_one(
         tx,
         "INSERT INTO journal(incident_id, at, event, effects) VALUES ($1, $2, $3, $4) RETURNING id",
         &[&incident.id, &now, &to_json(&intake.event)?, &count],
+        "a journal insert",
     )
-    .await?
-    .ok_or_else(|| {
-        Fail::Store(StoreError::Corrupt(
-            "a journal insert returned no id".into(),
-        ))
-    })?;
+    .await?;
     let version: i64 = col(&row, 0)?;
     for effect in &effects {
         execute(
@@ -403,7 +412,7 @@ pub(super) async fn deadlines(tx: &Transaction<'_>) -> Result<Vec<(i64, Millis)>
 
 /// Counts for metrics.
 pub(super) async fn stats(tx: &Transaction<'_>, now: Millis) -> Result<Stats, Fail> {
-    let rows = query(
+    let r = &query_one(
         tx,
         "SELECT (SELECT COUNT(*) FROM incidents),
                 (SELECT COUNT(*) FROM incidents WHERE status <> 'resolved'),
@@ -413,13 +422,9 @@ pub(super) async fn stats(tx: &Transaction<'_>, now: Millis) -> Result<Stats, Fa
                 (SELECT COUNT(*) FROM incidents WHERE undeliverable),
                 (SELECT COUNT(*) FROM incidents WHERE status = 'acknowledged')",
         &[],
+        "stats",
     )
     .await?;
-    let Some(r) = rows.first() else {
-        return Err(Fail::Store(StoreError::Corrupt(
-            "stats returned no row".into(),
-        )));
-    };
     let count = |i| col::<i64>(r, i).map(|n| u64::try_from(n).unwrap_or(0));
     let oldest: Option<i64> = col(r, 3)?;
     Ok(Stats {
@@ -509,12 +514,12 @@ async fn version(tx: &Transaction<'_>, incident: Option<&Incident>) -> Result<i6
     let Some(incident) = incident else {
         return Ok(0);
     };
-    let row = query_opt(
+    let row = query_one(
         tx,
         "SELECT COALESCE(MAX(id), 0) FROM journal WHERE incident_id = $1",
         &[&incident.id],
+        "the journal's last id",
     )
-    .await?
-    .ok_or_else(|| Fail::Store(StoreError::Corrupt("an aggregate returned no row".into())))?;
+    .await?;
     col(&row, 0)
 }
