@@ -222,15 +222,32 @@ impl Recorder {
 
     /// Polls until all of `keys` arrived or `timeout` passed; returns the
     /// tally either way.
+    ///
+    /// An arrival is never forgotten, so each poll resumes at the first key
+    /// still missing. (A whole tally every 5 ms, over 100 000 keys, held the
+    /// lock the stand-in's handlers take for most of each 5 ms, and for
+    /// longer the more keys had arrived: the timer phase measured the
+    /// bench's own waiting, growing through the run.)
     pub async fn wait_all(&self, kind: Kind, keys: &[String], timeout: Duration) -> Tally {
         let deadline = Instant::now() + timeout;
+        let mut arrived = 0;
         loop {
-            let t = self.tally(kind, keys.iter().map(String::as_str));
-            if t.distinct >= keys.len() || Instant::now() >= deadline {
-                return t;
+            arrived += self.leading_arrived(kind, &keys[arrived..]);
+            if arrived >= keys.len() || Instant::now() >= deadline {
+                return self.tally(kind, keys.iter().map(String::as_str));
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// How many of `keys`, from the first, arrived (up to the first that
+    /// did not).
+    fn leading_arrived(&self, kind: Kind, keys: &[String]) -> usize {
+        let b = self.lock();
+        let book = b.book(kind);
+        keys.iter()
+            .take_while(|k| book.first.contains_key(k.as_str()))
+            .count()
     }
 
     /// Arrivals beyond the first per key, over every key of `kind` seen in
@@ -419,4 +436,48 @@ async fn alertmanager_hook(State(rec): State<Arc<Recorder>>, body: Bytes) -> Res
         }
     }
     StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("zendesk-{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn wait_all_sees_keys_that_arrive_out_of_order() {
+        let rec = Arc::new(Recorder::default());
+        let keys = keys(3);
+        // The last key first, then the others while the wait polls.
+        rec.record(Kind::Escalation, &keys[2], Arrival::now());
+        let late = rec.clone();
+        let (k0, k1) = (keys[0].clone(), keys[1].clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            late.record(Kind::Escalation, &k1, Arrival::now());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            late.record(Kind::Escalation, &k0, Arrival::now());
+            late.record(Kind::Escalation, &k0, Arrival::now());
+        });
+        let t = rec
+            .wait_all(Kind::Escalation, &keys, Duration::from_secs(10))
+            .await;
+        assert_eq!((t.distinct, t.duplicates), (3, 1));
+    }
+
+    #[tokio::test]
+    async fn wait_all_gives_up_with_what_arrived() {
+        let rec = Recorder::default();
+        let keys = keys(3);
+        rec.record(Kind::Trigger, &keys[0], Arrival::now());
+        rec.record(Kind::Trigger, &keys[2], Arrival::now());
+        // Another kind's arrival does not count.
+        rec.record(Kind::Escalation, &keys[1], Arrival::now());
+        let t = rec
+            .wait_all(Kind::Trigger, &keys, Duration::from_millis(30))
+            .await;
+        assert_eq!(t.distinct, 2);
+    }
 }
