@@ -118,12 +118,14 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 /// `GET /metrics`, from memory.
 async fn metrics(State(st): State<AppState>) -> Response {
-    let scrape = crate::metrics::Scrape {
-        stats: st.core.live.stats(st.core.clock.now()),
-        leader: st.core.leadership.is_leader(),
-        armed: st.core.scheduler.len(),
+    let asked = std::time::Instant::now();
+    let core = &st.core;
+    let scrape = || crate::metrics::Scrape {
+        stats: core.live.stats(core.clock.now()),
+        leader: core.leadership.is_leader(),
+        armed: core.scheduler.len(),
     };
-    match st.core.metrics.render(&scrape) {
+    match core.metrics.scrape(asked, scrape).await {
         Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => {
             tracing::error!(cause = %e, "cannot encode the metrics");

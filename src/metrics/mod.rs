@@ -18,12 +18,19 @@
 //!   [`crate::live::Live`], the leadership, the armed deadlines): a scrape
 //!   never touches the store;
 //! - process metrics are read from `/proc` at scrape time ([`process`]).
+//!
+//! Scrapes that arrive while a render runs share the next one
+//! ([`Metrics::scrape`]): each still sees everything done before it was
+//! asked, and a flood of scrapes (a scraper in a loop, a dashboard opened
+//! by many) costs one render at a time instead of one each, so it cannot
+//! take the CPU that paging needs.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -177,6 +184,8 @@ pub struct Metrics {
     gauges: Gauges,
     /// The last page and ack observations: `(what, incident, at)`.
     recent: Mutex<VecDeque<(Observed, i64, Millis)>>,
+    /// The last rendered text and when its render began ([`Metrics::scrape`]).
+    last: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
 }
 
 impl Default for Metrics {
@@ -214,6 +223,7 @@ impl Metrics {
             reloads: Family::default(),
             gauges: Gauges::default(),
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            last: tokio::sync::Mutex::new(None),
         };
         for source in WEBHOOK_SOURCES {
             for result in WEBHOOK_RESULTS {
@@ -459,6 +469,30 @@ impl Metrics {
     pub fn observe_timer(&self, due: Millis, now: Millis) {
         self.timers_fired.inc();
         self.timer_lateness.observe(seconds(due, now));
+    }
+
+    /// The exposition text for a scrape asked for at `asked`: that of a
+    /// render begun at or after `asked` (so it shows everything done before
+    /// the request), with the gauges `scrape` reads when it begins. Scrapes
+    /// that wait while a render runs share the next one: one render at a
+    /// time however many scrapers loop.
+    pub async fn scrape(
+        &self,
+        asked: Instant,
+        scrape: impl FnOnce() -> Scrape,
+    ) -> Result<Bytes, std::fmt::Error> {
+        // Fair (first in, first out): a waiting scrape is served by the
+        // render that follows the one running when it came.
+        let mut last = self.last.lock().await;
+        if let Some((began, text)) = last.as_ref()
+            && *began >= asked
+        {
+            return Ok(text.clone());
+        }
+        let began = Instant::now();
+        let text = Bytes::from(self.render(&scrape())?);
+        *last = Some((began, text.clone()));
+        Ok(text)
     }
 
     /// The exposition text, with the gauges of `scrape`.

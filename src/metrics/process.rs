@@ -94,14 +94,15 @@ pub fn parse(status: &str, stat: &str, limits: &str, system_stat: &str) -> Sampl
     }
 }
 
-/// Reads this process's sample now.
+/// Reads this process's sample now, all but its start time (which never
+/// changes: [`start_time`], read once).
 pub fn sample() -> Sample {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let mut s = parse(
         &read("/proc/self/status"),
         &read("/proc/self/stat"),
         &read("/proc/self/limits"),
-        &read("/proc/stat"),
+        "",
     );
     s.open_fds = std::fs::read_dir("/proc/self/fd")
         .ok()
@@ -109,20 +110,29 @@ pub fn sample() -> Sample {
     s
 }
 
+/// When this process started, seconds since the Unix epoch (from
+/// `/proc/self/stat` and the boot time in `/proc/stat`, which is long on a
+/// machine of many CPUs: read once, not at every scrape).
+pub fn start_time() -> Option<f64> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    parse("", &read("/proc/self/stat"), "", &read("/proc/stat")).start_time_seconds
+}
+
 /// The process metrics, read at each scrape.
 #[derive(Debug)]
 pub struct Process {
-    /// When this collector was made: the start time where `/proc` is
-    /// missing.
-    made: f64,
+    /// When the process started; when this collector was made where
+    /// `/proc` is missing.
+    started: f64,
 }
 
 impl Default for Process {
     fn default() -> Process {
+        let made = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         Process {
-            made: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            started: start_time().unwrap_or(made),
         }
     }
 }
@@ -178,7 +188,7 @@ impl Collector for Process {
             &mut encoder,
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
-            Some(s.start_time_seconds.unwrap_or(self.made)),
+            Some(self.started),
         )
     }
 }
@@ -232,7 +242,7 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or_default();
-        let started = s.start_time_seconds.unwrap_or_default();
-        assert!(started > now - 3600.0 && started <= now + 1.0, "{s:?}");
+        let started = start_time().unwrap_or_default();
+        assert!(started > now - 3600.0 && started <= now + 1.0, "{started}");
     }
 }

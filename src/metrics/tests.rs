@@ -390,3 +390,32 @@ fn reloads_are_counted_by_result() {
     assert_eq!(reloads("applied"), Some(1.0));
     assert_eq!(reloads("refused"), Some(2.0));
 }
+
+#[tokio::test]
+async fn a_scrape_shares_a_render_begun_after_it_was_asked_and_no_older_one() {
+    let m = Metrics::new();
+    let fired = |text: &[u8]| {
+        let text = std::str::from_utf8(text).expect("utf-8");
+        value(&parse(text), "pagerd_timer_fired_total", &[])
+    };
+    let asked = Instant::now();
+    let first = m.scrape(asked, Scrape::default).await.expect("renders");
+    assert_eq!(fired(&first), Some(0.0));
+    // Asked before that render began (it waited while it ran): served by it.
+    let shared = m.scrape(asked, Scrape::default).await.expect("renders");
+    assert_eq!(shared.as_ptr(), first.as_ptr(), "the same render");
+    // Asked after something happened: a new render, which shows it.
+    m.observe_timer(0, 5);
+    let gauges = Scrape {
+        armed: 3,
+        ..Scrape::default()
+    };
+    let later = m.scrape(Instant::now(), || gauges).await.expect("renders");
+    assert_ne!(later.as_ptr(), first.as_ptr(), "a new render");
+    assert_eq!(fired(&later), Some(1.0));
+    let text = std::str::from_utf8(&later).expect("utf-8");
+    assert_eq!(
+        value(&parse(text), "pagerd_deadlines_armed", &[]),
+        Some(3.0)
+    );
+}
