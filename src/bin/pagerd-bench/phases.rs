@@ -280,6 +280,8 @@ impl Ctx {
         let peer_idle = peer.as_ref().map(|(am, _)| am.proc.mem()).transpose()?;
         let (mut pd_rounds, mut am_rounds) = (Vec::new(), Vec::new());
         let (mut after, mut peer_after) = (None, None);
+        // Each system's round runs with the other one stopped (see
+        // `Proc::pause`).
         for _ in 0..self.s.rounds.max(1) {
             pd_rounds.push(self.one_burst(&pd_send, self.s.burst, &pd.proc).await?);
             if after.is_none() {
@@ -287,12 +289,20 @@ impl Ctx {
                 after = Some(pd.proc.mem()?);
             }
             if let Some((am, send)) = &peer {
-                am_rounds.push(self.one_burst(send, self.s.burst, &am.proc).await?);
+                pd.proc.pause()?;
+                am.proc.resume()?;
+                let round = self.one_burst(send, self.s.burst, &am.proc).await;
                 if peer_after.is_none() {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     peer_after = Some(am.proc.mem()?);
                 }
+                am.proc.pause()?;
+                pd.proc.resume()?;
+                am_rounds.push(round?);
             }
+        }
+        if let Some((am, _)) = &peer {
+            am.proc.resume()?;
         }
         let summary = |rounds: &[Value]| {
             let med = |k: &str| {
