@@ -534,3 +534,42 @@ pub fn find_pagerd(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
     Ok(bin)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state letter of `/proc/PID/stat` (`T`: stopped).
+    fn state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    fn wait_for_state(pid: u32, want: impl Fn(char) -> bool) -> Option<char> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = state(pid);
+            if now.is_some_and(&want) || Instant::now() >= deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pause_stops_the_process_and_resume_lets_it_go_on() {
+        let log =
+            std::env::temp_dir().join(format!("pagerd-bench-pause-{}.log", std::process::id()));
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let p = Proc::spawn("sleep", cmd, log.clone()).expect("spawns sleep");
+        p.pause().expect("pauses");
+        assert_eq!(wait_for_state(p.pid(), |s| s == 'T'), Some('T'));
+        p.resume().expect("resumes");
+        let after = wait_for_state(p.pid(), |s| s != 'T');
+        assert!(after.is_some_and(|s| s != 'T'), "{after:?}");
+        drop(p);
+        let _ = std::fs::remove_file(log);
+    }
+}
