@@ -430,8 +430,9 @@ async fn steady_writes_reuse_the_wal_instead_of_growing_it() {
         commits += w.await.unwrap();
     }
     let len = std::fs::metadata(&wal).unwrap().len();
-    // Past WAL_RESTART (1 MiB in tests) the checkpoint thread restarts the
-    // log: it grows by a few rounds' commits past that at most.
+    // Past WAL_RESTART (1 MiB in tests) the checkpoint thread asks the
+    // writer to restart the log between two groups: it grows by a few
+    // rounds' commits past that at most.
     assert!(commits > 400, "{commits} commits: too few to tell");
     assert!(len < 64 << 20, "WAL of {len} bytes after {commits} commits");
 }
