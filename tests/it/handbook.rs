@@ -327,6 +327,15 @@ async fn assert_after_care_once(vendors: &pagerd::fakes::stand_ins::StandIns) {
         },
     )
     .await;
+    // The timeline goes through the doc's own lane (behind its sharing),
+    // not the calendar's and GitLab's: it may land after the links.
+    eventually("the timeline in the doc", || async {
+        google
+            .docs()
+            .first()
+            .is_some_and(|d| d.text.contains("Timeline of incident 1"))
+    })
+    .await;
     let events = google.events();
     assert_eq!(events.len(), 1, "one hand-off call: {events:?}");
     let call = &events[0];
