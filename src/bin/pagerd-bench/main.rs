@@ -26,8 +26,9 @@
 //!    window + max(window / 2, 1 s), so all are armed before the first is
 //!    due; lateness of
 //!    each escalation `PUT /incidents/{id}` against the stored deadline
-//!    (`opened_at + ack_timeout` read from the store beside the daemon,
-//!    pagerd's wall clock, whole milliseconds);
+//!    (`paged_at + ack_timeout`, `paged_at` read from the store beside the
+//!    daemon: the moment PagerDuty took the page, when the acknowledgement
+//!    clock starts; pagerd's wall clock, whole milliseconds);
 //! 4. **recovery**: deadlines armed, outbox drained, SIGKILL, deadlines
 //!    allowed to pass, restart: spawn → last overdue escalation received;
 //! 5. **memory**: VmRSS / VmHWM from `/proc` idle, after the burst, and with

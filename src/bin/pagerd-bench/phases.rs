@@ -341,7 +341,7 @@ impl Ctx {
 
     /// Timer precision: deadlines spread over a window, all armed before the
     /// first comes due; lateness of each escalation against its stored
-    /// deadline (`opened_at + ack_timeout`, both in pagerd's wall clock).
+    /// deadline (`paged_at + ack_timeout`, both in pagerd's wall clock).
     pub async fn timers(&self) -> anyhow::Result<Value> {
         // Deadlines come due at most `timer_rate` a second: 100 000 armed
         // deadlines are spread over 100 s, not crammed into the window.
@@ -383,14 +383,14 @@ impl Ctx {
             .rec
             .tally(Kind::Escalation, keys.iter().map(String::as_str))
             .duplicates;
-        // Each incident's stored deadline: `opened_at` read from the store
+        // Each incident's stored deadline: `paged_at` read from the store
         // (read-only; the admin API lists at most 10 000 incidents).
-        let opened = opened_at(&setup.store)?;
+        let paged = paged_at(&setup.store)?;
         let lateness: Vec<f64> = self
             .rec
             .arrivals(Kind::Escalation, keys.iter().map(String::as_str))
             .into_iter()
-            .filter_map(|(k, a)| Some(a.wall_ms - (opened.get(&k)? + ack_ms)))
+            .filter_map(|(k, a)| Some(a.wall_ms - (paged.get(&k)? + ack_ms)))
             .collect();
         // Where the time goes: deadline → pagerd's first REST call of the
         // escalation (timer fired, tick committed, outbox read).
@@ -398,7 +398,7 @@ impl Ctx {
             .rec
             .arrivals(Kind::Lookup, keys.iter().map(String::as_str))
             .into_iter()
-            .filter_map(|(k, a)| Some(a.wall_ms - (opened.get(&k)? + ack_ms)))
+            .filter_map(|(k, a)| Some(a.wall_ms - (paged.get(&k)? + ack_ms)))
             .collect();
         let early = lateness.iter().filter(|l| **l < 0.0).count();
         Ok(json!({
@@ -517,11 +517,15 @@ impl Ctx {
     }
 }
 
-/// `dedup_key → opened_at` of every incident in a pagerd SQLite store, read
-/// through a read-only connection beside the running daemon.
-fn opened_at(store: &std::path::Path) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+/// `dedup_key → paged_at` of every incident in a pagerd SQLite store (when
+/// PagerDuty took its page, which arms the acknowledgement deadline), read
+/// through a read-only connection beside the running daemon; `opened_at`
+/// for one not paged.
+fn paged_at(store: &std::path::Path) -> anyhow::Result<std::collections::HashMap<String, f64>> {
     let conn = pagerd::store::sqlite::open_reader(store).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut stmt = conn.prepare("SELECT dedup_key, opened_at FROM incidents")?;
+    let mut stmt = conn.prepare(
+        "SELECT dedup_key, COALESCE(json_extract(state, '$.paged_at'), opened_at) FROM incidents",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as f64))
     })?;
