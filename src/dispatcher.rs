@@ -33,7 +33,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Event, Outcome};
+use crate::clock::Millis;
+use crate::engine::{Effect, Event, Outcome};
 use crate::handoff::Handoff;
 use crate::intake::Core;
 use crate::store::{Pending, StoreError};
@@ -201,6 +202,7 @@ impl Dispatcher {
     fn spawn(&self, tasks: &mut JoinSet<()>, mut pending: Pending) {
         pending.maybe_sent |= pending.attempts > 0
             || pending.created_at < self.started
+            || due_before(&pending, self.started)
             || self
                 .unrecorded
                 .lock()
@@ -213,6 +215,27 @@ impl Dispatcher {
             pending,
         ));
     }
+}
+
+/// How far a deadline may lie after a dispatcher's start and still count as
+/// due before it ([`due_before`]): a wall clock stepped back a little at a
+/// reboot (a correction by NTP) must not make an escalation that an earlier
+/// process made look new. The reboot after a power cut adds its own time.
+/// A clock stepped back by minutes is beyond it, as it is beyond every
+/// deadline of pagerd's, which are wall-clock times: each would fire
+/// minutes late.
+const CLOCK_STEP_MARGIN: Millis = 10_000;
+
+/// Whether `p` is an escalation by the timer for a deadline that passed
+/// before `started` (the dispatcher's start, plus [`CLOCK_STEP_MARGIN`]).
+/// An earlier process may have sent it: the SQLite store sends a timer's
+/// escalation while its commit syncs, so a power cut can lose the commit
+/// after the request left, and the timer fires again after the restart, as
+/// a new row. Its delivery must look first; one whose deadline came later
+/// was made by no one else (a process crash, unlike a power cut, loses no
+/// commit, and a row queued before the start is looked for anyway).
+fn due_before(p: &Pending, started: Millis) -> bool {
+    matches!(p.effect, Effect::PageEscalate { due: Some(due), .. } if due < started + CLOCK_STEP_MARGIN)
 }
 
 async fn deliver_one(
@@ -593,6 +616,43 @@ mod tests {
             );
         }
         assert_eq!(core.handoff.claimed(), 0, "every claim released");
+    }
+
+    #[cfg(feature = "demo")]
+    #[test]
+    fn only_a_timers_escalation_due_before_the_start_may_repeat_an_earlier_process() {
+        use crate::vendors::test_pending;
+        let started: Millis = 1_800_000_000_000;
+        let escalation = |due| {
+            test_pending(
+                1,
+                1,
+                Effect::PageEscalate {
+                    level: 2,
+                    note: "n".into(),
+                    due,
+                },
+                false,
+            )
+        };
+        // Due before the start: an earlier process may have sent it.
+        assert!(due_before(&escalation(Some(started - 1)), started));
+        // Within the margin for a wall clock stepped back at a reboot.
+        assert!(due_before(
+            &escalation(Some(started + CLOCK_STEP_MARGIN - 1)),
+            started
+        ));
+        // Due well after the start: no one else made it.
+        assert!(!due_before(
+            &escalation(Some(started + CLOCK_STEP_MARGIN)),
+            started
+        ));
+        // Asked for by a person or a lease: never sent early.
+        assert!(!due_before(&escalation(None), started));
+        let page = Effect::Page {
+            summary: "s".into(),
+        };
+        assert!(!due_before(&test_pending(1, 1, page, false), started));
     }
 
     #[test]

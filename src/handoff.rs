@@ -20,13 +20,13 @@
 //! released row was settled, or its outcome could not be stored and a later
 //! scan picks it up. Why this never delivers a row twice:
 //!
-//! - a row reported by the hand-off is claimed after its commit (a page by
-//!   the store's writer thread, before the sync; another row by its sync
-//!   thread, after it), before anything the writer ran later is answered
-//!   (the sync thread answers in the writer's order); a
-//!   scan that saw the row ran after that commit, so it started before the
-//!   claim only if it ended after it: the row is in flight, or was released
-//!   during the scan, and is dropped;
+//! - a row reported by the hand-off is claimed after its commit (a page or
+//!   a timer's escalation by the store's writer thread, before the sync;
+//!   another row by its sync thread, after it), before anything the writer
+//!   ran later is answered (the sync thread answers in the writer's
+//!   order); a scan that saw the row ran after that commit, so it started
+//!   before the claim only if it ended after it: the row is in flight, or
+//!   was released during the scan, and is dropped;
 //! - a row claimed and released before a scan started was settled before
 //!   the scan read the outbox (or its outcome was not stored, and it is due
 //!   again);

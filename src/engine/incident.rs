@@ -578,6 +578,14 @@ pub enum Effect {
         level: u8,
         /// The note added to the incident.
         note: String,
+        /// The acknowledgement deadline whose passing made it (an escalation
+        /// by the timer; `None` for one asked for by a person or a lease).
+        /// The SQLite store sends such an escalation while its commit syncs,
+        /// and a delivery of one due before its dispatcher started first
+        /// looks for an escalation since then: see
+        /// `store::sqlite::writer` and `dispatcher::Dispatcher::spawn`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<Millis>,
     },
     /// REST: a note on the incident.
     #[serde(rename = "pagerduty_note")]
@@ -777,6 +785,7 @@ mod tests {
                 Effect::PageEscalate {
                     level: 2,
                     note: "n".into(),
+                    due: None,
                 },
                 "pagerduty_escalate",
                 "pagerduty",

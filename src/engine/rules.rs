@@ -142,7 +142,7 @@ impl Step<'_> {
         match event {
             Event::Ticket { ticket, .. } => self.ticket(ticket),
             Event::Acknowledge { by, via } => self.acknowledge(by, *via),
-            Event::Escalate { by, reason, via } => self.escalate(by, reason, *via),
+            Event::Escalate { by, reason, via } => self.escalate(by, reason, *via, None),
             Event::DeclareCrisis { by, .. } => {
                 self.require_open()?;
                 if self.inc.crisis.is_some() {
@@ -295,7 +295,15 @@ impl Step<'_> {
         Ok(())
     }
 
-    fn escalate(&mut self, by: &Who, reason: &str, via: Source) -> Result<(), String> {
+    /// Escalates to level 2; `due` is the acknowledgement deadline when the
+    /// timer does it.
+    fn escalate(
+        &mut self,
+        by: &Who,
+        reason: &str,
+        via: Source,
+        due: Option<Millis>,
+    ) -> Result<(), String> {
         self.require_open()?;
         let note = if via == Source::Timer {
             reason.to_string()
@@ -307,6 +315,7 @@ impl Step<'_> {
         self.fx.push(Effect::PageEscalate {
             level: 2,
             note: render::pagerduty_note(&note),
+            due,
         });
         self.page_sent();
         self.thread_update(&note);
@@ -336,6 +345,7 @@ impl Step<'_> {
                     "Escalated to level 2; re-sent by {} after PagerDuty refused it ({why}).",
                     by.name
                 )),
+                due: None,
             });
         }
         self.inc.last_error = None;
@@ -391,13 +401,13 @@ impl Step<'_> {
         // escalation arms the fallback, which may be due at once
         // (`fallback_after = "0s"`; found by cargo fuzz).
         if due(self.inc.deadlines.ack) {
-            self.inc.deadlines.ack = None;
+            let deadline = self.inc.deadlines.ack.take();
             if self.inc.status == Status::Triggered {
                 let note = format!(
                     "No acknowledgement within {}: pagerd escalated to level 2.",
                     human(self.policy.ack_timeout)
                 );
-                self.escalate(&Who::named("pagerd"), &note, Source::Timer)?;
+                self.escalate(&Who::named("pagerd"), &note, Source::Timer, deadline)?;
             }
         }
         if due(self.inc.deadlines.fallback) {

@@ -1,5 +1,6 @@
-//! kill -9 at random moments under a storm of tickets: nothing lost, nothing
-//! paged twice. Size and seed from the environment:
+//! kill -9 at random moments under a storm of tickets, and a power cut
+//! played by putting back the store's files: nothing lost, nothing paged
+//! twice. Size and seed from the environment:
 //! `PAGERD_CHAOS_TICKETS` (1000), `PAGERD_CHAOS_KILLS` (12),
 //! `PAGERD_CHAOS_SEED` (random; printed, to replay a failure).
 
@@ -456,5 +457,95 @@ async fn kill_dash_nine_during_the_crisis_wave_creates_one_doc_share_and_announc
         "crisis chaos result: {incidents} crises, {kills} kills: {} docs, 1 share each, one announcement per channel each",
         docs.len()
     );
+    daemon.kill().await;
+}
+
+/// The incident as the admin API of the daemon at `addr` shows it.
+async fn incident_at(addr: std::net::SocketAddr) -> serde_json::Value {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/incidents/1"))
+        .bearer_auth(secrets::ADMIN)
+        .send()
+        .await
+        .expect("admin API");
+    resp.json().await.expect("JSON")
+}
+
+/// The timer's escalation leaves while its commit syncs. A power cut in
+/// that window loses the commit after the request left: the daemon comes
+/// back with the deadline still armed and fires it again. It must find
+/// the escalation in PagerDuty's log, not page level 2 twice. The cut is
+/// played by putting back a copy of the store made before the deadline
+/// passed, after a kill -9.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_whose_commit_a_power_cut_lost_is_not_sent_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendors = StandIns::start(Options::default()).await.unwrap();
+    let extra = Extra {
+        policy: "ack_timeout = \"3s\"".into(),
+        pagerduty: "poll_interval = \"off\"".into(),
+        zendesk: "poll_interval = \"off\"".into(),
+        ..Extra::default()
+    };
+    let mut daemon = Proc::for_stand_ins(&vendors, dir.path(), &extra);
+    let addr = daemon.addr;
+    daemon.start().await;
+    vendors
+        .zendesk
+        .upsert_ticket(crate::util::urgent(7, "down"));
+    assert_eq!(
+        vendors
+            .zendesk
+            .send_webhook(&format!("http://{addr}/webhooks/zendesk"), 7)
+            .await,
+        Ok(200)
+    );
+    // Paged, the acknowledgement deadline armed, nothing left to send: the
+    // store is at rest, and a copy of its files is what a power cut after
+    // the next commit leaves.
+    crate::util::eventually("paged, deadline armed, outbox settled", || async {
+        let body = incident_at(addr).await;
+        body["incident"]["deadlines"]["ack"].is_i64()
+            && body["outbox"]
+                .as_array()
+                .is_some_and(|rows| rows.iter().all(|r| r["state"] == "delivered"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let files = ["pagerd.db", "pagerd.db-wal"];
+    for f in files {
+        std::fs::copy(dir.path().join(f), dir.path().join(format!("{f}.cut"))).unwrap();
+    }
+    assert!(
+        vendors.pagerduty.escalations().is_empty(),
+        "escalated early"
+    );
+    crate::util::eventually("escalated", || async {
+        vendors.pagerduty.escalations().len() == 1
+    })
+    .await;
+    daemon.kill().await;
+    for f in files {
+        std::fs::rename(dir.path().join(format!("{f}.cut")), dir.path().join(f)).unwrap();
+    }
+    // The index of the WAL is rebuilt from the WAL itself.
+    let _ = std::fs::remove_file(dir.path().join("pagerd.db-shm"));
+    daemon.start().await;
+    crate::util::eventually("the deadline fired again and its row settled", || async {
+        let body = incident_at(addr).await;
+        body["incident"]["level"] == 2
+            && body["outbox"].as_array().is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["effect"]["type"] == "pagerduty_escalate")
+                    && rows.iter().all(|r| r["state"] == "delivered")
+            })
+    })
+    .await;
+    assert_eq!(
+        vendors.pagerduty.escalations().len(),
+        1,
+        "level 2 paged twice"
+    );
+    assert_eq!(vendors.pagerduty.opened_for("zendesk-7"), 1);
     daemon.kill().await;
 }

@@ -272,6 +272,7 @@ impl Step<'_> {
         self.fx.push(Effect::PageEscalate {
             level: self.inc.level,
             note: render::pagerduty_note(&note),
+            due: None,
         });
         self.page_sent();
         self.thread_update(&format!(":alarm_clock: {note}"));

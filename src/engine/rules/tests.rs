@@ -191,7 +191,12 @@ fn no_ack_by_deadline_escalates_to_level_two_once() {
     let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 5 * MIN);
     assert_eq!(inc.level, 2);
     assert_eq!(inc.deadlines.ack, None);
-    assert!(matches!(&fx[..], [Effect::PageEscalate { level: 2, note }] if note.contains("5m")));
+    // It carries the deadline, by which a redelivery looks for it.
+    assert!(matches!(
+        &fx[..],
+        [Effect::PageEscalate { level: 2, note, due: Some(due) }]
+            if note.contains("5m") && *due == T0 + 5 * MIN
+    ));
     // The crisis deadline is still armed; a tick in between does nothing.
     assert!(matches!(
         apply(&p, Some(&inc), &Event::Tick, T0 + 6 * MIN),
@@ -293,7 +298,7 @@ fn manual_escalation_records_who_and_why() {
     assert_eq!(inc.level, 2);
     assert_eq!(inc.responders, vec![Who::named("ana")]);
     assert!(
-        matches!(&fx[..], [Effect::PageEscalate { level: 2, note }] if note == "Escalated to level 2 by ana: cluster is read-only")
+        matches!(&fx[..], [Effect::PageEscalate { level: 2, note, due: None }] if note == "Escalated to level 2 by ana: cluster is read-only")
     );
 }
 

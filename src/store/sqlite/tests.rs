@@ -649,6 +649,42 @@ async fn a_page_leaves_while_the_wal_syncs_and_everything_else_after() {
     assert!(steps.take().is_empty());
 }
 
+#[tokio::test]
+async fn a_timers_escalation_leaves_while_the_wal_syncs_and_a_persons_after_it() {
+    let (_d, s, steps, _) = open_watched();
+    let ack_timeout = Policy::default().ack_timeout;
+    for id in ["1", "2"] {
+        s.apply(seen(id), 0).await.unwrap();
+    }
+    // PagerDuty took both pages: their acknowledgement deadlines run.
+    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
+    for p in due.iter().filter(|p| p.effect.kind() == EffectKind::Page) {
+        let done = Event::Delivered {
+            effect: EffectKind::Page,
+            outcome: None,
+        };
+        s.complete(p.id, done, 10).await.unwrap();
+    }
+    steps.take();
+    // Incident 1's deadline passes: the timer's escalation leaves before
+    // the sync, and carries the deadline.
+    s.apply(Intake::incident(1, Event::Tick), 10 + ack_timeout)
+        .await
+        .unwrap();
+    assert_eq!(steps.take()[..2], ["PageEscalate", "sync"]);
+    let (due, _) = s.due(10 + ack_timeout, 10, vec![]).await.unwrap();
+    assert!(due.iter().any(|p| p.incident.id == 1
+        && matches!(p.effect, Effect::PageEscalate { due: Some(d), .. } if d == 10 + ack_timeout)));
+    // Someone escalates incident 2 by hand: that waits for the sync.
+    let escalate = Event::Escalate {
+        by: "ana".into(),
+        reason: "read-only".into(),
+        via: Source::Cli,
+    };
+    s.apply(Intake::incident(2, escalate), 20).await.unwrap();
+    assert_eq!(steps.take()[..2], ["sync", "PageEscalate"]);
+}
+
 /// Waits (at most 10 s) until `steps` holds `want`, leaving them there.
 async fn steps_reach(steps: &Steps, want: &[&str]) {
     for _ in 0..1000 {

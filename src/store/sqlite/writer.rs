@@ -8,20 +8,32 @@
 //! page a job touched into a statement journal: an eighth of the daemon's
 //! CPU in a burst.)
 //!
-//! **The page leaves during the fsync.** A commit writes its WAL frames
-//! without syncing them (`synchronous=NORMAL`); then the pages it made
-//! deliverable go to the dispatcher, then the sync thread syncs the WAL
-//! (`fdatasync`), and only then are the other rows handed off and the
-//! callers answered. So no caller hears "done", and no customer comment,
-//! Slack post or escalation leaves, before the data is on disk, exactly as
-//! with `synchronous=FULL`; but the PagerDuty trigger is on its way while
-//! the disk syncs, which took 0.3 ms of the 1.0 ms from webhook to page
-//! (docs/benchmark.md). A page is the one effect that is safe to send early:
-//! its `dedup_key` is the ticket's (`zendesk-<id>`), so if the power fails
-//! in that window the ticket, not yet acknowledged to Zendesk, comes again
-//! (redelivery or the poller) and triggers the same key, which PagerDuty
-//! merges into the incident already open. A process crash loses nothing:
-//! the frames are in the kernel's page cache.
+//! **The page and the timer's escalation leave during the fsync.** A
+//! commit writes its WAL frames without syncing them (`synchronous=NORMAL`);
+//! then the pages and timer escalations it made deliverable go to the
+//! dispatcher, then the sync thread syncs the WAL (`fdatasync`), and only
+//! then are the other rows handed off and the callers answered. So no
+//! caller hears "done", and no customer comment, Slack post or note leaves,
+//! before the data is on disk, exactly as with `synchronous=FULL`; but the
+//! PagerDuty trigger or escalation is on its way while the disk syncs
+//! (0.3 ms of the 1.0 ms from webhook to page; up to 8 ms of an
+//! escalation's lateness when the disk is slow: docs/benchmark.md). Those
+//! two are safe to send early, because a power cut in that window loses
+//! the commit but makes the same request come again, and the second one
+//! changes nothing:
+//!
+//! - a page's `dedup_key` is the ticket's (`zendesk-<id>`): the ticket, not
+//!   yet acknowledged to Zendesk, comes again (redelivery or the poller)
+//!   and triggers the same key, which PagerDuty merges into the incident
+//!   already open;
+//! - a timer's escalation is made again when the restarted daemon finds
+//!   its deadline passed; the dispatcher marks one due before it started as
+//!   maybe sent, and its delivery looks in PagerDuty's log for an
+//!   escalation since the deadline before escalating
+//!   (`dispatcher::due_before`).
+//!
+//! A process crash loses nothing: the frames are in the kernel's page
+//! cache.
 //!
 //! **The writer does not wait for the disk.** It hands each ended
 //! transaction to the sync thread ([`syncer`]) and begins the next group at
@@ -50,9 +62,9 @@ pub(super) trait Job: Send {
     /// Runs the work inside the current transaction; `false` if it failed
     /// (its writes must then be rolled back).
     fn run(&mut self, conn: &Connection) -> bool;
-    /// Once its commit is written: hands off the pages the job made
-    /// deliverable (see the module's doc).
-    fn send_pages(&mut self);
+    /// Once its commit is written: hands off the pages and the timer
+    /// escalations the job made deliverable (see the module's doc).
+    fn send_early(&mut self);
     /// Answers the caller once the fate of the transaction is known (and
     /// hands off the job's other rows if it is durable).
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
@@ -99,13 +111,11 @@ where
         keep
     }
 
-    fn send_pages(&mut self) {
+    fn send_early(&mut self) {
         if let (Some(hook), Some(rows), Some(Ok(_))) = (&self.hook, &mut self.rows, &self.result) {
-            let pages: Vec<Pending> = rows
-                .extract_if(.., |p| matches!(p.effect, Effect::Page { .. }))
-                .collect();
-            if !pages.is_empty() {
-                hook.ready(pages);
+            let early: Vec<Pending> = rows.extract_if(.., |p| safe_early(&p.effect)).collect();
+            if !early.is_empty() {
+                hook.ready(early);
             }
         }
     }
@@ -129,6 +139,15 @@ where
         }
         let _ = tx.send(commit.and(result));
     }
+}
+
+/// Whether `effect` may leave before its commit is synced: a page, or an
+/// escalation by the timer (see the module's doc).
+fn safe_early(effect: &Effect) -> bool {
+    matches!(
+        effect,
+        Effect::Page { .. } | Effect::PageEscalate { due: Some(_), .. }
+    )
 }
 
 /// Makes written commits durable: `fdatasync` of the WAL.
@@ -258,7 +277,7 @@ enum End {
 }
 
 /// Runs `jobs` in one transaction, commits it if every one succeeds and
-/// hands off the pages; the sync is the sync thread's.
+/// hands off what may leave early; the sync is the sync thread's.
 fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
     if let Err(e) = begin(conn) {
         tracing::error!(cause = %e, jobs = jobs.len(), "store: cannot begin a transaction");
@@ -287,7 +306,7 @@ fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
     // the next commit's sync or a checkpoint covers it.
     if wrote {
         for job in jobs.iter_mut() {
-            job.send_pages();
+            job.send_early();
         }
     }
     End::Committed { wrote }

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Page, PagerDuty};
+use crate::clock::Millis;
 use crate::engine::{Effect, Incident, Outcome};
 use crate::render;
 use crate::store::Pending;
@@ -70,6 +71,7 @@ impl PagerDuty {
         p: &Pending,
         level: u8,
         note: &str,
+        due: Option<Millis>,
     ) -> Result<Option<Outcome>, DeliveryError> {
         let key = p.key();
         let (id, learned) = self.incident_id(&p.incident).await?;
@@ -79,12 +81,19 @@ impl PagerDuty {
         // means both happened; an API escalation in PagerDuty's log since
         // the effect was queued means the escalation did. Escalating twice
         // would page level 2 twice.
+        //
+        // An escalation by the timer may have been made before, by an
+        // earlier process whose commit of it a power cut lost after the
+        // request left (it leaves while the commit syncs): the timer then
+        // fires again, and this row is a new one, queued after the
+        // restart. So the look goes back to the deadline.
         if p.maybe_sent {
             if self.has_note(&id, &key).await? {
                 return Ok(outcome);
             }
+            let since = due.map_or(p.created_at, |d| d.min(p.created_at));
             // A minute of slack for the clocks of pagerd and PagerDuty.
-            if !self.escalated_since(&id, p.created_at - 60_000).await? {
+            if !self.escalated_since(&id, since - 60_000).await? {
                 self.escalate(&id, level).await?;
             }
         } else {
@@ -117,7 +126,9 @@ impl Vendor for PagerDuty {
                 .await
                 .map(|()| None),
             Effect::PageResolve => self.update(&inc.dedup_key, "resolve").await.map(|()| None),
-            Effect::PageEscalate { level, note } => self.escalate_once(p, *level, note).await,
+            Effect::PageEscalate { level, note, due } => {
+                self.escalate_once(p, *level, note, *due).await
+            }
             Effect::PageNote { text } => {
                 let (id, learned) = self.incident_id(inc).await?;
                 self.note(&id, text, &p.key()).await?;

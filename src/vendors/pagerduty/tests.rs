@@ -1,4 +1,5 @@
-//! Tests of the PagerDuty client's user lookups, against the fake.
+//! Tests of the PagerDuty client: user lookups, and the redelivery checks of a
+//! page and an escalation, against the fake.
 use super::*;
 use crate::fakes::pagerduty::{FakePagerDuty, PagerDutyOptions};
 use crate::fakes::{Fault, Timeline};
@@ -219,4 +220,41 @@ async fn a_page_sent_before_is_found_not_triggered_again() {
     other.incident.dedup_key = "zendesk-4711-2".into();
     assert_eq!(pd.deliver(&other).await.unwrap(), None);
     assert_eq!(fake.opened_for("zendesk-4711-2"), 1);
+}
+
+#[tokio::test]
+async fn a_timers_escalation_that_a_lost_commit_sent_is_found_back_to_its_deadline() {
+    use crate::clock::{Clock as _, SystemClock};
+    use crate::engine::Effect;
+    use crate::vendors::{Vendor, test_pending};
+    let (fake, pd) = setup().await;
+    let page = Effect::Page {
+        summary: "Emergency ticket #4711".into(),
+    };
+    pd.deliver(&test_pending(1, 1, page, false)).await.unwrap();
+    let now = SystemClock.now();
+    let escalate = |due| Effect::PageEscalate {
+        level: 2,
+        note: "No acknowledgement within 5m: pagerd escalated to level 2.".into(),
+        due,
+    };
+    // The deadline passes and the escalation leaves while its commit syncs.
+    pd.deliver(&test_pending(1, 2, escalate(Some(now - 1_000)), false))
+        .await
+        .unwrap();
+    assert_eq!(fake.escalations().len(), 1);
+    // A power cut lost that commit; the daemon came back ten minutes later,
+    // found the deadline passed and made the escalation again, as a new row
+    // (due before the dispatcher started, so maybe sent): PagerDuty's log
+    // has it since the deadline, and level 2 is not paged twice.
+    let mut again = test_pending(1, 3, escalate(Some(now - 1_000)), true);
+    again.created_at = now + 600_000;
+    pd.deliver(&again).await.unwrap();
+    assert_eq!(fake.escalations().len(), 1, "escalated twice");
+    // A re-page ten minutes later by someone (no deadline) is not mistaken
+    // for it.
+    let mut repage = test_pending(1, 4, escalate(None), true);
+    repage.created_at = now + 600_000;
+    pd.deliver(&repage).await.unwrap();
+    assert_eq!(fake.escalations().len(), 2);
 }

@@ -260,7 +260,7 @@ fn an_ack_without_progress_is_re_paged_once_per_lease() {
     assert!(step_ignored(&p, &inc, Event::Tick, T0 + 30 * MIN));
     let (inc, fx) = step(&p, &inc, Event::Tick, T0 + 31 * MIN);
     let note = fx.iter().find_map(|e| match e {
-        Effect::PageEscalate { level, note } => Some((*level, note.clone())),
+        Effect::PageEscalate { level, note, .. } => Some((*level, note.clone())),
         _ => None,
     });
     let (level, note) = note.expect("re-paged");
