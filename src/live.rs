@@ -31,14 +31,29 @@ struct Counts {
     open: u64,
     /// Open and acknowledged.
     acknowledged: u64,
-    pending: u64,
+    /// Signed, like `queued_at`: see there.
+    pending: i64,
     failed: u64,
     /// Open incidents whose page failed for good, not re-sent.
     undeliverable: u64,
     /// `created_at → how many pending effects` (a multiset), for the age
     /// of the oldest. May miss rows queued by another instance until the
-    /// next correction.
-    queued_at: BTreeMap<Millis, u64>,
+    /// next correction. A count may be negative for a moment: a page or a
+    /// timer's escalation leaves while its commit syncs, so its delivery
+    /// can be settled before the commit that queued it is counted; the
+    /// two then cancel out whichever comes first. Entries are removed at 0.
+    queued_at: BTreeMap<Millis, i64>,
+}
+
+impl Counts {
+    /// Adds `n` (negative: takes) to the effects queued at `at`.
+    fn queue(&mut self, at: Millis, n: i64) {
+        let count = self.queued_at.entry(at).or_insert(0);
+        *count = count.saturating_add(n);
+        if *count == 0 {
+            self.queued_at.remove(&at);
+        }
+    }
 }
 
 /// The last store probe.
@@ -125,8 +140,9 @@ impl Live {
             _ => {}
         }
         if applied.effects > 0 {
-            c.pending += applied.effects as u64;
-            *c.queued_at.entry(now).or_insert(0) += applied.effects as u64;
+            let n = i64::try_from(applied.effects).unwrap_or(i64::MAX);
+            c.pending = c.pending.saturating_add(n);
+            c.queue(now, n);
         }
         drop(c);
         self.seq.fetch_add(1, Ordering::SeqCst);
@@ -140,12 +156,7 @@ impl Live {
         if failed {
             c.failed += 1;
         }
-        if let Some(n) = c.queued_at.get_mut(&created_at) {
-            *n -= 1;
-            if *n == 0 {
-                c.queued_at.remove(&created_at);
-            }
-        }
+        c.queue(created_at, -1);
         drop(c);
         self.seq.fetch_add(1, Ordering::SeqCst);
     }
@@ -175,11 +186,16 @@ impl Live {
         c.incidents = stats.incidents;
         c.open = stats.open_incidents;
         c.acknowledged = stats.acknowledged_incidents;
-        c.pending = stats.pending_effects;
+        c.pending = i64::try_from(stats.pending_effects).unwrap_or(i64::MAX);
         c.failed = stats.failed_effects;
         c.undeliverable = stats.undeliverable;
         match queued {
-            Some(q) => c.queued_at = q,
+            Some(q) => {
+                c.queued_at = q
+                    .into_iter()
+                    .map(|(at, n)| (at, i64::try_from(n).unwrap_or(i64::MAX)))
+                    .collect();
+            }
             None if stats.pending_effects == 0 => c.queued_at.clear(),
             None => {
                 // Rows older than the database's oldest are done.
@@ -198,14 +214,15 @@ impl Live {
         let c = self.counts();
         let oldest = c
             .queued_at
-            .first_key_value()
+            .iter()
+            .find(|(_, n)| **n > 0)
             .filter(|_| c.pending > 0)
             .map_or(0, |(at, _)| (now - at).max(0));
         Stats {
             open_incidents: c.open,
             acknowledged_incidents: c.acknowledged.min(c.open),
             incidents: c.incidents,
-            pending_effects: c.pending,
+            pending_effects: u64::try_from(c.pending).unwrap_or(0),
             failed_effects: c.failed,
             undeliverable: c.undeliverable,
             oldest_pending_ms: oldest,
@@ -330,6 +347,38 @@ mod tests {
         live.committed(&applied(Change::Updated, resolved, 0), 500);
         assert_eq!(live.stats(500).open_incidents, 0);
         assert_eq!(live.stats(500).acknowledged_incidents, 0);
+    }
+
+    #[test]
+    fn a_row_settled_before_its_commit_is_counted_leaves_nothing_pending() {
+        // A page (or a timer's escalation) leaves while its commit syncs:
+        // its delivery may be settled before the intake task counts the
+        // commit that queued it.
+        let live = Live::default();
+        live.committed(
+            &applied(Change::Created, incident(Status::Triggered, None), 1),
+            100,
+        );
+        live.settled(200, false);
+        live.committed(
+            &applied(Change::Created, incident(Status::Triggered, None), 1),
+            200,
+        );
+        let s = live.stats(300);
+        assert_eq!(s.pending_effects, 1);
+        assert_eq!(s.oldest_pending_ms, 200, "the row queued at 100 is left");
+        live.settled(100, false);
+        let s = live.stats(300);
+        assert_eq!((s.pending_effects, s.oldest_pending_ms), (0, 0));
+        // The same with nothing else pending.
+        live.settled(400, false);
+        assert_eq!(live.stats(500).pending_effects, 0);
+        live.committed(
+            &applied(Change::Created, incident(Status::Triggered, None), 2),
+            400,
+        );
+        let s = live.stats(500);
+        assert_eq!((s.pending_effects, s.oldest_pending_ms), (1, 100));
     }
 
     #[test]

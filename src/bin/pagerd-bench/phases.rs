@@ -181,7 +181,10 @@ impl Ctx {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("pagerd's outbox did not drain within {timeout:?}: {v}");
+                bail!(
+                    "pagerd's outbox did not drain within {timeout:?}: {v}; its log ends with:\n{}",
+                    p.proc.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
