@@ -304,16 +304,7 @@ async fn sigterm_drains_and_exits_zero_and_the_next_start_delivers_the_rest() {
     let mut daemon = Proc::for_stand_ins(&vendors, dir.path(), &extra);
     let addr = daemon.addr;
     daemon.start().await;
-    vendors
-        .zendesk
-        .upsert_ticket(crate::util::urgent(7, "down"));
-    assert_eq!(
-        vendors
-            .zendesk
-            .send_webhook(&format!("http://{addr}/webhooks/zendesk"), 7)
-            .await,
-        Ok(200)
-    );
+    urgent_ticket(&vendors, addr, 7).await;
     let status = daemon
         .terminate()
         .await
@@ -460,6 +451,16 @@ async fn kill_dash_nine_during_the_crisis_wave_creates_one_doc_share_and_announc
     daemon.kill().await;
 }
 
+/// Files urgent ticket `id` in Zendesk and sends its webhook to the daemon
+/// at `addr`, which must take it.
+async fn urgent_ticket(vendors: &StandIns, addr: std::net::SocketAddr, id: u64) {
+    vendors
+        .zendesk
+        .upsert_ticket(crate::util::urgent(id, "down"));
+    let url = format!("http://{addr}/webhooks/zendesk");
+    assert_eq!(vendors.zendesk.send_webhook(&url, id).await, Ok(200));
+}
+
 /// The incident as the admin API of the daemon at `addr` shows it.
 async fn incident_at(addr: std::net::SocketAddr) -> serde_json::Value {
     let resp = reqwest::Client::new()
@@ -490,16 +491,7 @@ async fn an_escalation_whose_commit_a_power_cut_lost_is_not_sent_twice() {
     let mut daemon = Proc::for_stand_ins(&vendors, dir.path(), &extra);
     let addr = daemon.addr;
     daemon.start().await;
-    vendors
-        .zendesk
-        .upsert_ticket(crate::util::urgent(7, "down"));
-    assert_eq!(
-        vendors
-            .zendesk
-            .send_webhook(&format!("http://{addr}/webhooks/zendesk"), 7)
-            .await,
-        Ok(200)
-    );
+    urgent_ticket(&vendors, addr, 7).await;
     // Paged, the acknowledgement deadline armed, nothing left to send: the
     // store is at rest, and a copy of its files is what a power cut after
     // the next commit leaves.
