@@ -13,7 +13,7 @@
 //! then the pages and timer escalations it made deliverable go to the
 //! dispatcher, then the sync thread syncs the WAL (`fdatasync`), and only
 //! then are the other rows handed off and the callers answered. So no
-//! caller hears "done", and no customer comment, Slack post or note leaves,
+//! caller hears "done", and no customer comment or Slack post leaves,
 //! before the data is on disk, exactly as with `synchronous=FULL`; but the
 //! PagerDuty trigger or escalation is on its way while the disk syncs
 //! (0.3 ms of the 1.0 ms from webhook to page; up to 8 ms of an
@@ -30,7 +30,8 @@
 //!   its deadline passed; the dispatcher marks one due before it started as
 //!   maybe sent, and its delivery looks in PagerDuty's log for an
 //!   escalation since the deadline before escalating
-//!   (`dispatcher::due_before`).
+//!   (`dispatcher::due_before`). The note that goes with the escalation
+//!   may then be written a second time; level 2 is not paged twice.
 //!
 //! A process crash loses nothing: the frames are in the kernel's page
 //! cache.
