@@ -461,17 +461,6 @@ async fn urgent_ticket(vendors: &StandIns, addr: std::net::SocketAddr, id: u64) 
     assert_eq!(vendors.zendesk.send_webhook(&url, id).await, Ok(200));
 }
 
-/// The incident as the admin API of the daemon at `addr` shows it.
-async fn incident_at(addr: std::net::SocketAddr) -> serde_json::Value {
-    let resp = reqwest::Client::new()
-        .get(format!("http://{addr}/api/v1/incidents/1"))
-        .bearer_auth(secrets::ADMIN)
-        .send()
-        .await
-        .expect("admin API");
-    resp.json().await.expect("JSON")
-}
-
 /// The timer's escalation leaves while its commit syncs. A power cut in
 /// that window loses the commit after the request left: the daemon comes
 /// back with the deadline still armed and fires it again. It must find
@@ -496,7 +485,7 @@ async fn an_escalation_whose_commit_a_power_cut_lost_is_not_sent_twice() {
     // store is at rest, and a copy of its files is what a power cut after
     // the next commit leaves.
     crate::util::eventually("paged, deadline armed, outbox settled", || async {
-        let body = incident_at(addr).await;
+        let body = daemon.admin_get("/incidents/1").await;
         body["incident"]["deadlines"]["ack"].is_i64()
             && body["outbox"]
                 .as_array()
@@ -524,7 +513,7 @@ async fn an_escalation_whose_commit_a_power_cut_lost_is_not_sent_twice() {
     let _ = std::fs::remove_file(dir.path().join("pagerd.db-shm"));
     daemon.start().await;
     crate::util::eventually("the deadline fired again and its row settled", || async {
-        let body = incident_at(addr).await;
+        let body = daemon.admin_get("/incidents/1").await;
         body["incident"]["level"] == 2
             && body["outbox"].as_array().is_some_and(|rows| {
                 rows.iter()

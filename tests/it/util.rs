@@ -362,7 +362,13 @@ impl Proc {
 
     /// `/api/v1/status` (role, lease, counts) as JSON.
     pub async fn ready(&self) -> serde_json::Value {
-        let url = format!("http://{}/api/v1/status", self.addr);
+        self.admin_get("/status").await
+    }
+
+    /// `GET /api/v1{path}` as JSON (`Null` when the daemon does not answer
+    /// within 2 s).
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let url = format!("http://{}/api/v1{path}", self.addr);
         match reqwest::Client::new()
             .get(&url)
             .bearer_auth(secrets::ADMIN)
