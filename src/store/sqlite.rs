@@ -178,13 +178,15 @@ impl SqliteStore {
             true,
         )
         .map_err(ctx)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4096);
         let checkpoint_conn = Connection::open(path).map_err(ctx)?;
         let asks = Arc::new(Checkpoints::default());
         let checkpointer = {
             let asks = asks.clone();
+            let jobs = tx.downgrade();
             std::thread::Builder::new()
                 .name("pagerd-checkpoint".into())
-                .spawn(move || checkpoints(checkpoint_conn, &asks))
+                .spawn(move || checkpoints(checkpoint_conn, &asks, &jobs))
                 .map_err(|e| StoreError::io("cannot start the checkpoint thread", e))?
         };
         // From here on the sync thread syncs the WAL after the commits, once
@@ -199,7 +201,6 @@ impl SqliteStore {
             .name("pagerd-sync".into())
             .spawn(move || writer::syncer(synced, sync))
             .map_err(|e| StoreError::io("cannot start the sync thread", e))?;
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(4096);
         let restart = asks.clone();
         let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
@@ -262,6 +263,9 @@ struct Checkpoints {
     /// groups, so that its next commit writes the WAL from the start (set
     /// by the checkpoint thread, taken by the writer).
     restart: std::sync::atomic::AtomicBool,
+    /// Commits that changed a row, counted by the writer: a round with
+    /// none since the last one that copied everything has nothing to do.
+    written: std::sync::atomic::AtomicU64,
 }
 
 /// A WAL larger than this after a retention pass is cut back to nothing.
@@ -278,13 +282,15 @@ const WAL_KEPT: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 /// high: a flood of a thousand tickets a second restarts it every 13 s.
 const WAL_RESTART: u64 = if cfg!(test) { 1 << 20 } else { 1 << 30 };
 
-/// The checkpoint thread: every quarter second, copy what the WAL holds into
-/// the database file, until told to stop (then once more); past
-/// [`WAL_RESTART`], have the next commit write the WAL from its start.
+/// The checkpoint thread: every quarter second with new commits, copy what
+/// the WAL holds into the database file, until told to stop (then once
+/// more). Once everything is copied it has the writer start the WAL again
+/// from its beginning: at once if the writer is idle ([`writer::RestartWal`]),
+/// between two groups past [`WAL_RESTART`] under writes that never pause.
 /// Asked to, it also truncates the WAL: once, not at every start or commit
 /// (cutting it back at each restart made the writer grow the file again and
 /// delayed commits, see `journal_size_limit` in docs/benchmark.md).
-fn checkpoints(conn: Connection, asks: &Checkpoints) {
+fn checkpoints(conn: Connection, asks: &Checkpoints, jobs: &mpsc::WeakSender<Box<dyn Job>>) {
     use std::sync::atomic::Ordering::SeqCst;
     let checkpoint = |mode: &str| {
         // (busy, frames in the WAL, frames copied into the database).
@@ -299,12 +305,19 @@ fn checkpoints(conn: Connection, asks: &Checkpoints) {
     let page: i64 = conn
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .unwrap_or(4096);
+    // The writer's count of commits when a round last copied them all.
+    let mut copied_to = None;
     loop {
         std::thread::park_timeout(std::time::Duration::from_millis(250));
-        match checkpoint("PASSIVE") {
+        let written = asks.written.load(SeqCst);
+        let truncate = asks.truncate.load(SeqCst);
+        // Nothing new: copying the restart's own frame would only make the
+        // next commit restart the WAL again, inside its own commit.
+        let round = (copied_to != Some(written) || truncate).then(|| checkpoint("PASSIVE"));
+        match round {
             // Everything copied: a TRUNCATE now only waits for the writer
             // to be between two commits, and holds it up for one sync.
-            Ok((0, frames, copied)) if frames == copied && asks.truncate.load(SeqCst) => {
+            Some(Ok((0, frames, copied))) if frames == copied && truncate => {
                 match checkpoint("TRUNCATE") {
                     Ok((0, _, _)) => {
                         asks.truncate.store(false, SeqCst);
@@ -327,11 +340,24 @@ fn checkpoints(conn: Connection, asks: &Checkpoints) {
             // (A RESTART checkpoint from this thread did the same but held
             // the writer up longer: it waited in SQLite's busy handler,
             // which sleeps 1, 2, 5 ms… between tries.)
-            Ok((0, frames, copied)) if frames == copied && frames * page > WAL_RESTART as i64 => {
+            Some(Ok((0, frames, copied)))
+                if frames == copied && frames * page > WAL_RESTART as i64 =>
+            {
+                copied_to = Some(written);
                 asks.restart.store(true, SeqCst);
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(cause = %e, "store: checkpoint failed; will retry"),
+            // Between bursts, the restart is a commit of its own, made now:
+            // else the next commit (a page) would make it, and wait for the
+            // sync of the WAL's new header (`RestartWal`). A full queue
+            // means the writer is busy, and restarts in its next commit.
+            Some(Ok((0, frames, copied))) if frames == copied => {
+                copied_to = Some(written);
+                if let Some(jobs) = jobs.upgrade() {
+                    let _ = jobs.try_send(Box::new(writer::RestartWal));
+                }
+            }
+            Some(Ok(_)) | None => {}
+            Some(Err(e)) => tracing::warn!(cause = %e, "store: checkpoint failed; will retry"),
         }
         if asks.stop.load(SeqCst) {
             return;

@@ -437,6 +437,51 @@ async fn steady_writes_reuse_the_wal_instead_of_growing_it() {
     assert!(len < 64 << 20, "WAL of {len} bytes after {commits} commits");
 }
 
+/// How many times the WAL was started again from its beginning: the
+/// checkpoint sequence number in its header.
+fn wal_restarts(path: &Path) -> u32 {
+    let header = std::fs::read(wal_path(path)).unwrap();
+    u32::from_be_bytes(header[12..16].try_into().unwrap())
+}
+
+/// Waits up to 10 s for the WAL's restart count to reach `n`.
+async fn wal_restarted(path: &Path, n: u32) {
+    for _ in 0..200 {
+        if wal_restarts(path) == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the WAL was restarted {} times, not {n}",
+        wal_restarts(path)
+    );
+}
+
+#[tokio::test]
+async fn the_wal_restarts_while_idle_not_inside_the_next_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    s.apply(seen("1"), 1).await.unwrap();
+    let first = wal_restarts(&path);
+    // Once the checkpoint thread has copied it, the log starts again with
+    // no commit waiting for it...
+    wal_restarted(&path, first + 1).await;
+    // ...so the next ticket's commit appends, without syncing a new header.
+    s.apply(seen("2"), 2).await.unwrap();
+    assert_eq!(
+        wal_restarts(&path),
+        first + 1,
+        "the ticket's commit restarted the WAL"
+    );
+    wal_restarted(&path, first + 2).await;
+    // With nothing new, the rounds leave the log alone: no restart, no
+    // sync, every quarter second of an idle daemon.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(wal_restarts(&path), first + 2, "restarted while idle");
+}
+
 // ---- the store contract (src/store/contract.rs) ----------------------------
 
 #[tokio::test]
