@@ -335,8 +335,9 @@ fn restart_wal(conn: &Connection) {
 /// everything copied, and syncs the log's new header inside that commit,
 /// before writing its frames (else a power cut could replay old frames over
 /// newer pages). Between bursts that first commit was a page, which then
-/// waited for an `fsync` before it could leave: about one ticket in forty
-/// in a steady trickle, the latency's whole p99 tail (docs/benchmark.md).
+/// waited for an `fsync` before it could leave: one ticket in 50 to 80 in
+/// the bench's trickle (5 ms apart), the latency's p99 tail, and every
+/// ticket on an idle daemon (docs/benchmark.md).
 /// This job takes that sync instead; its commit writes a header field that
 /// nothing reads (`user_version`, set to what it was), changes no row, and
 /// so is not synced again nor counted as a write.
