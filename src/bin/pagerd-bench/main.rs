@@ -91,6 +91,12 @@ struct Args {
     /// Pause after each sequential ticket's page (ms), so each meets an idle daemon.
     #[arg(long, default_value_t = 5)]
     gap_ms: u64,
+    /// Tickets for the latency phase's idle part: one at a time, pagerd and
+    /// the peer taking turns, 300 ms apart (longer than the SQLite store's
+    /// 250 ms checkpoint interval, as when tickets come minutes apart); 0
+    /// skips it.
+    #[arg(long, default_value_t = 40)]
+    idle_tickets: usize,
     /// Tickets per burst (default 5 000, 50 000 with --large).
     #[arg(long)]
     burst: Option<usize>,
@@ -199,6 +205,7 @@ impl Args {
         let s = Settings {
             tickets: self.tickets,
             gap: Duration::from_millis(self.gap_ms),
+            idle_tickets: self.idle_tickets,
             burst,
             concurrency: self.concurrency,
             timers: self.timers,
@@ -223,6 +230,7 @@ impl Args {
         }
         Settings {
             tickets: 50,
+            idle_tickets: self.idle_tickets.min(4),
             burst: 200,
             timers: 200,
             timer_window: Duration::from_secs(1),

@@ -19,6 +19,11 @@ use crate::recorder::{Kind, Recorder};
 use crate::report::{Pct, median};
 use crate::seed;
 
+/// The pause between the idle part's tickets: longer than the SQLite
+/// store's checkpoint interval (250 ms), so that each ticket meets a store
+/// with nothing left to copy, as a ticket minutes after the last one does.
+pub const IDLE_GAP: Duration = Duration::from_millis(300);
+
 /// Sizes and switches, after `--smoke` / `--large` are applied.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -26,6 +31,9 @@ pub struct Settings {
     pub tickets: usize,
     /// Pause after each sequential ticket's page.
     pub gap: Duration,
+    /// Tickets of the latency phase's idle part (each side), [`IDLE_GAP`]
+    /// apart.
+    pub idle_tickets: usize,
     /// Tickets per burst.
     pub burst: usize,
     /// Requests in flight during a burst.
@@ -220,16 +228,36 @@ impl Ctx {
                 );
             }
         }
-        let side = |samples: &[load::Sample], floor: &[f64]| {
-            json!({
+        // The idle part: one ticket at a time, taking turns, each side
+        // idle for two gaps before its next.
+        let (mut pd_idle, mut am_idle) = (Vec::new(), Vec::new());
+        for _ in 0..self.s.idle_tickets {
+            pd_idle.extend(load::sequential(&pd_send, &self.rec, &self.ids(1), IDLE_GAP).await?);
+            if let Some((_, am)) = &peer {
+                am_idle.extend(load::sequential(am, &self.rec, &self.ids(1), IDLE_GAP).await?);
+            }
+        }
+        let side = |samples: &[load::Sample], floor: &[f64], idle: &[load::Sample]| {
+            let mut v = json!({
                 "health_get_ms": Pct::of(floor.to_vec()),
                 "e2e_ms": Pct::of(samples.iter().map(|s| s.e2e_ms).collect()),
                 "webhook_answer_ms": Pct::of(samples.iter().map(|s| s.ack_ms).collect()),
-            })
+            });
+            if !idle.is_empty() {
+                v["idle_e2e_ms"] = json!(Pct::of(idle.iter().map(|s| s.e2e_ms).collect()));
+            }
+            v
         };
-        let mut out = json!({ "tickets": pd_samples.len(), "rounds": rounds, "gap_ms": ms(self.s.gap), "pagerd": side(&pd_samples, &pd_floor) });
+        let mut out = json!({
+            "tickets": pd_samples.len(),
+            "rounds": rounds,
+            "gap_ms": ms(self.s.gap),
+            "idle_tickets": pd_idle.len(),
+            "idle_gap_ms": ms(IDLE_GAP),
+            "pagerd": side(&pd_samples, &pd_floor, &pd_idle),
+        });
         if peer.is_some() {
-            out["peer"] = side(&am_samples, &am_floor);
+            out["peer"] = side(&am_samples, &am_floor, &am_idle);
         }
         Ok(out)
     }

@@ -48,6 +48,15 @@ pub fn table(r: &Value, peer: Option<String>) -> Table {
             ("HTTP floor: GET health p50", &format!("{h}/p50"), Some(&format!("{k}/p50")), MS, None),
         ];
         rows(&mut t, r, "latency", specs);
+        let (e, p) = ("/latency/pagerd/idle_e2e_ms", "/latency/peer/idle_e2e_ms");
+        if r.pointer(e).is_some() {
+            let specs: &[Spec<'_>] = &[
+                ("idle daemon: webhook → page p50", &format!("{e}/p50"), Some(&format!("{p}/p50")), MS, None),
+                ("idle daemon: webhook → page p90", &format!("{e}/p90"), Some(&format!("{p}/p90")), MS, None),
+                ("idle daemon: webhook → page max", &format!("{e}/max"), Some(&format!("{p}/max")), MS, None),
+            ];
+            rows(&mut t, r, "latency", specs);
+        }
     }
     if let Some(b) = r.get("burst") {
         let n = b["tickets"].as_u64().unwrap_or(0);
@@ -226,8 +235,9 @@ pub fn print_notes(r: &Value, t: &Table) {
     let mut notes = Vec::new();
     if let Some(l) = r.get("latency") {
         notes.push(format!(
-            "latency: {} sequential tickets in {} round(s), {} ms pause after each page",
-            l["tickets"], l["rounds"], l["gap_ms"]
+            "latency: {} sequential tickets in {} round(s), {} ms pause after each page; \
+             idle daemon: {} tickets, {} ms pause after each, taking turns with the peer",
+            l["tickets"], l["rounds"], l["gap_ms"], l["idle_tickets"], l["idle_gap_ms"]
         ));
     }
     if let Some(b) = r.get("burst") {
