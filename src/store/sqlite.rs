@@ -27,6 +27,10 @@ use crate::engine::{EffectKind, Policy};
 use crate::shared::Shared;
 use writer::{Job, Work};
 
+/// How long a write waits for a lock another connection holds (a sqlite3
+/// shell, a backup) before its callers hear that the store is busy.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Prepared statements the writer keeps (it uses about 30).
 const STATEMENTS_CACHED: usize = 64;
 
@@ -120,8 +124,7 @@ impl SqliteStore {
             )));
         }
         let conn = Connection::open(path).map_err(ctx)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(ctx)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(ctx)?;
         // Space freed by retention goes back to the file system: a new
         // database is made with incremental auto-vacuum (possible only
         // before its first table), and `prune` releases freed pages a batch

@@ -482,6 +482,44 @@ async fn the_wal_restarts_while_idle_not_inside_the_next_commit() {
     assert_eq!(wal_restarts(&path), first + 2, "restarted while idle");
 }
 
+#[tokio::test]
+async fn the_wals_restart_does_not_make_the_next_commit_wait_twice_for_a_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
+    s.apply(seen("1"), 1).await.unwrap();
+    // Another connection (a sqlite3 shell) holds the write lock.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let conn = Connection::open(path).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+            conn.execute_batch("ROLLBACK").unwrap();
+        }
+    });
+    locked_rx.recv().unwrap();
+    let jobs = s.owner.jobs.clone().unwrap();
+    jobs.send(Box::new(writer::RestartWal)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The restart gives up at once; the ticket waits the busy timeout
+    // (5 s) once, not after the restart's own.
+    let t = std::time::Instant::now();
+    let e = s.apply(seen("2"), 2).await.unwrap_err();
+    let took = t.elapsed();
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(matches!(e, StoreError::Busy(_)), "{e}");
+    assert!(
+        took < BUSY_TIMEOUT + std::time::Duration::from_secs(2),
+        "{took:?}"
+    );
+    s.apply(seen("2"), 3).await.unwrap();
+}
+
 // ---- the store contract (src/store/contract.rs) ----------------------------
 
 #[tokio::test]

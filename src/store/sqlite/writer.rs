@@ -69,6 +69,12 @@ pub(super) trait Job: Send {
     /// Answers the caller once the fate of the transaction is known (and
     /// hands off the job's other rows if it is durable).
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
+    /// Whether the job is housekeeping that nobody waits for: alone in a
+    /// group, it does not wait for a lock another connection holds, so the
+    /// jobs queued behind it do not wait twice.
+    fn optional(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Job`] made of a closure, the caller's answer channel and, when the
@@ -217,7 +223,15 @@ pub(super) fn writer(
                 Err(_) => break,
             }
         }
-        match transaction(&conn, &mut group) {
+        let optional = group.iter().all(|job| job.optional());
+        if optional {
+            let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        }
+        let end = transaction(&conn, &mut group);
+        if optional {
+            let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
+        }
+        match end {
             End::Committed { wrote } => sync(group, wrote),
             // Each caller hears why (its sender retries: a webhook gets 503).
             End::Failed(e) => {
@@ -284,8 +298,15 @@ enum End {
 /// Runs `jobs` in one transaction, commits it if every one succeeds and
 /// hands off what may leave early; the sync is the sync thread's.
 fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
+    // Housekeeping alone (the WAL's restart) is skipped when it fails: no
+    // caller waits for it, and the next commit does its work.
+    let housekeeping = jobs.iter().all(|job| job.optional());
     if let Err(e) = begin(conn) {
-        tracing::error!(cause = %e, jobs = jobs.len(), "store: cannot begin a transaction");
+        if housekeeping {
+            tracing::debug!(cause = %e, "store: housekeeping skipped (the next commit does its work)");
+        } else {
+            tracing::error!(cause = %e, jobs = jobs.len(), "store: cannot begin a transaction");
+        }
         return End::Failed(e);
     }
     let changes = conn.total_changes();
@@ -303,7 +324,11 @@ fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
     }
     let wrote = conn.total_changes() != changes;
     if let Err(e) = run(conn, "COMMIT") {
-        tracing::error!(cause = %e, jobs = jobs.len(), "store: commit failed; every caller gets an error and retries");
+        if housekeeping {
+            tracing::warn!(cause = %e, "store: housekeeping could not commit; skipped (the next commit does its work)");
+        } else {
+            tracing::error!(cause = %e, jobs = jobs.len(), "store: commit failed; every caller gets an error and retries");
+        }
         let _ = conn.execute_batch("ROLLBACK");
         return End::Failed(StoreError::sqlite("commit failed", e));
     }
@@ -357,6 +382,12 @@ impl Job for RestartWal {
     fn send_early(&mut self) {}
 
     fn answer(self: Box<Self>, _: Result<(), StoreError>) {}
+
+    /// With the database locked elsewhere, the next commit restarts the
+    /// WAL instead (tried once, not for the busy timeout).
+    fn optional(&self) -> bool {
+        true
+    }
 }
 
 /// `BEGIN IMMEDIATE`, with the reason it could not be taken.
