@@ -36,6 +36,11 @@
 //! A process crash loses nothing: the frames are in the kernel's page
 //! cache.
 //!
+//! **The WAL starts again between tickets, not inside one.** Once the
+//! checkpoint thread has copied everything, it queues [`RestartWal`], whose
+//! commit takes the sync of the log's new header that the next ticket's
+//! commit would otherwise wait for.
+//!
 //! **The writer does not wait for the disk.** It hands each ended
 //! transaction to the sync thread ([`syncer`]) and begins the next group at
 //! once; one `fdatasync` then covers every commit written before it began.
