@@ -290,9 +290,11 @@ const WAL_RESTART: u64 = if cfg!(test) { 1 << 20 } else { 1 << 30 };
 /// a whole round and everything is copied. Else the next ticket's commit
 /// would restart the log and wait for the sync of its new header. Not
 /// under steady writes: the restart's sync would hold up the writer, which
-/// otherwise never waits for the disk, and commits would queue behind it
-/// (in the disk's slow windows the sync took hundreds of ms, and 100 000
-/// timers' p99 went from 4.8 ms to 26–55 ms when every round restarted).
+/// otherwise never waits for the disk, and commits would queue behind it.
+/// (With a restart after every full copy, 100 000 timers gave p99 26–55 ms
+/// against 4.8 ms for the old code between those runs; later that hour the
+/// disk slowed for every binary, so that is a suspicion, not a measured
+/// cause: docs/benchmark.md.)
 #[derive(Default)]
 struct IdleRestart {
     /// The writer's count of commits at the previous round.
