@@ -229,15 +229,7 @@ pub(super) fn writer(
                 Err(_) => break,
             }
         }
-        let optional = group.iter().all(|job| job.optional());
-        if optional {
-            let _ = conn.busy_timeout(std::time::Duration::ZERO);
-        }
-        let end = transaction(&conn, &mut group);
-        if optional {
-            let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
-        }
-        match end {
+        match transaction(&conn, &mut group) {
             End::Committed { wrote } => sync(group, wrote),
             // Each caller hears why (its sender retries: a webhook gets 503).
             End::Failed(e) => {
@@ -304,10 +296,18 @@ enum End {
 /// Runs `jobs` in one transaction, commits it if every one succeeds and
 /// hands off what may leave early; the sync is the sync thread's.
 fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
-    // Housekeeping alone (the WAL's restart) is skipped when it fails: no
-    // caller waits for it, and the next commit does its work.
+    // Housekeeping alone (the WAL's restart) does not wait for a lock held
+    // elsewhere, and is skipped when it fails: no caller waits for it, and
+    // the next commit does its work.
     let housekeeping = jobs.iter().all(|job| job.optional());
-    if let Err(e) = begin(conn) {
+    if housekeeping {
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+    }
+    let begun = begin(conn);
+    if housekeeping {
+        let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
+    }
+    if let Err(e) = begun {
         if housekeeping {
             tracing::debug!(cause = %e, "store: housekeeping skipped (the next commit does its work)");
         } else {
@@ -362,16 +362,15 @@ fn restart_wal(conn: &Connection) {
 
 /// Starts the WAL again from its beginning, in a commit of its own, while
 /// the writer is idle (sent by the checkpoint thread once writes have
-/// paused for a round and everything is copied). SQLite restarts the log in the first commit that begins with
-/// everything copied, and syncs the log's new header inside that commit,
-/// before writing its frames (else a power cut could replay old frames over
-/// newer pages). Between bursts that first commit was a page, which then
-/// waited for an `fsync` before it could leave: one ticket in 50 to 80 in
-/// the bench's trickle (5 ms apart), the latency's p99 tail, and every
-/// ticket on an idle daemon (docs/benchmark.md).
-/// This job takes that sync instead; its commit writes a header field that
-/// nothing reads (`user_version`, set to what it was), changes no row, and
-/// so is not synced again nor counted as a write.
+/// paused for a round and everything is copied). SQLite restarts the log
+/// in the first commit that begins with everything copied, and syncs the
+/// log's new header inside that commit, before writing its frames (else a
+/// power cut could replay old frames over newer pages). On an idle daemon
+/// that first commit was the next ticket's, whose page then waited for an
+/// `fsync` before it could leave (docs/benchmark.md). This job takes that
+/// sync instead; its commit writes a header field that nothing reads
+/// (`user_version`, set to what it was), changes no row, and so is not
+/// synced again nor counted as a write.
 pub(super) struct RestartWal;
 
 impl Job for RestartWal {
