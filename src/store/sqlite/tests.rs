@@ -460,9 +460,8 @@ async fn wal_restarted(path: &Path, n: u32) {
 
 #[tokio::test]
 async fn the_wal_restarts_while_idle_not_inside_the_next_commit() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, s) = open();
     let path = dir.path().join("p.db");
-    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
     s.apply(seen("1"), 1).await.unwrap();
     let first = wal_restarts(&path);
     // Once the checkpoint thread has copied it, the log starts again with
@@ -502,9 +501,8 @@ fn the_wal_restarts_on_its_own_only_once_writes_pause_for_a_round() {
 
 #[tokio::test]
 async fn the_wals_restart_does_not_make_the_next_commit_wait_twice_for_a_lock() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, s) = open();
     let path = dir.path().join("p.db");
-    let s = SqliteStore::open(&path, Arc::new(Policy::default())).unwrap();
     s.apply(seen("1"), 1).await.unwrap();
     // Another connection (a sqlite3 shell) holds the write lock.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
