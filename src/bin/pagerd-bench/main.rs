@@ -92,9 +92,9 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     gap_ms: u64,
     /// Tickets for the latency phase's idle part: one at a time, pagerd and
-    /// the peer taking turns, 300 ms apart (longer than the SQLite store's
-    /// 250 ms checkpoint interval, as when tickets come minutes apart); 0
-    /// skips it.
+    /// the peer taking turns, 600 ms apart (longer than two of the SQLite
+    /// store's 250 ms checkpoint rounds, as when tickets come minutes
+    /// apart); 0 skips it.
     #[arg(long, default_value_t = 40)]
     idle_tickets: usize,
     /// Tickets per burst (default 5 000, 50 000 with --large).

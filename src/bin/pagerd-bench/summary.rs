@@ -234,9 +234,14 @@ fn postgres_rows(t: &mut Table, r: &Value, pg: &Value) {
 pub fn print_notes(r: &Value, t: &Table) {
     let mut notes = Vec::new();
     if let Some(l) = r.get("latency") {
+        let turns = if r["peer"].is_null() {
+            ""
+        } else {
+            ", taking turns with the peer"
+        };
         notes.push(format!(
             "latency: {} sequential tickets in {} round(s), {} ms pause after each page; \
-             idle daemon: {} tickets, {} ms pause after each, taking turns with the peer",
+             idle daemon: {} tickets, {} ms pause after each{turns}",
             l["tickets"], l["rounds"], l["gap_ms"], l["idle_tickets"], l["idle_gap_ms"]
         ));
     }
