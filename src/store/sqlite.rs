@@ -285,44 +285,12 @@ const WAL_KEPT: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 /// high: a flood of a thousand tickets a second restarts it every 13 s.
 const WAL_RESTART: u64 = if cfg!(test) { 1 << 20 } else { 1 << 30 };
 
-/// When the checkpoint thread has the writer start the WAL again in a
-/// commit of its own ([`writer::RestartWal`]): once writes have paused for
-/// a whole round and everything is copied. Else the next ticket's commit
-/// would restart the log and wait for the sync of its new header. Not
-/// under steady writes: the restart's sync would hold up the writer, which
-/// otherwise never waits for the disk, and commits would queue behind it.
-/// (With a restart after every full copy, 100 000 timers gave p99 26–55 ms
-/// against 4.8 ms for the old code between those runs; later that hour the
-/// disk slowed for every binary, so that is a suspicion, not a measured
-/// cause: docs/benchmark.md.)
-#[derive(Default)]
-struct IdleRestart {
-    /// The writer's count of commits at the previous round.
-    previous: Option<u64>,
-    /// That count when the restart was last asked for.
-    asked: Option<u64>,
-}
-
-impl IdleRestart {
-    /// Whether to ask for the restart now, `written` being the writer's
-    /// count of commits this round and `copied` the count when a round
-    /// last copied everything.
-    fn due(&mut self, written: u64, copied: Option<u64>) -> bool {
-        let paused = self.previous == Some(written);
-        self.previous = Some(written);
-        let due = paused && copied == Some(written) && self.asked != Some(written);
-        if due {
-            self.asked = Some(written);
-        }
-        due
-    }
-}
-
 /// The checkpoint thread: every quarter second with new commits, copy what
 /// the WAL holds into the database file, until told to stop (then once
 /// more). Once everything is copied it has the writer start the WAL again
-/// from its beginning: when writes pause ([`IdleRestart`]), or between two
-/// groups past [`WAL_RESTART`] under writes that never pause.
+/// from its beginning: at once if no commit came during the round
+/// ([`writer::RestartWal`]), or between two groups past [`WAL_RESTART`]
+/// under writes that never pause.
 /// Asked to, it also truncates the WAL: once, not at every start or commit
 /// (cutting it back at each restart made the writer grow the file again and
 /// delayed commits, see `journal_size_limit` in docs/benchmark.md).
@@ -343,7 +311,6 @@ fn checkpoints(conn: Connection, asks: &Checkpoints, jobs: &mpsc::WeakSender<Box
         .unwrap_or(4096);
     // The writer's count of commits when a round last copied them all.
     let mut copied_to = None;
-    let mut idle = IdleRestart::default();
     loop {
         std::thread::park_timeout(std::time::Duration::from_millis(250));
         let written = asks.written.load(SeqCst);
@@ -383,15 +350,24 @@ fn checkpoints(conn: Connection, asks: &Checkpoints, jobs: &mpsc::WeakSender<Box
                 copied_to = Some(written);
                 asks.restart.store(true, SeqCst);
             }
-            Some(Ok((0, frames, copied))) if frames == copied => copied_to = Some(written),
+            // Everything copied and no commit since the round began: the
+            // next write starts the log again, and syncs its new header
+            // before its own frames. The restart is made now instead, in a
+            // commit of its own, so the next page does not wait for that
+            // sync. It moves the sync, it adds none: after a commit during
+            // the round (which may have restarted the log itself, or left
+            // frames to copy) it is not sent. A full queue means the writer
+            // is busy: its next commit restarts.
+            Some(Ok((0, frames, copied))) if frames == copied => {
+                copied_to = Some(written);
+                if asks.written.load(SeqCst) == written
+                    && let Some(jobs) = jobs.upgrade()
+                {
+                    let _ = jobs.try_send(Box::new(writer::RestartWal));
+                }
+            }
             Some(Ok(_)) | None => {}
             Some(Err(e)) => tracing::warn!(cause = %e, "store: checkpoint failed; will retry"),
-        }
-        // A full queue means the writer is busy: its next commit restarts.
-        if idle.due(written, copied_to)
-            && let Some(jobs) = jobs.upgrade()
-        {
-            let _ = jobs.try_send(Box::new(writer::RestartWal));
         }
         if asks.stop.load(SeqCst) {
             return;

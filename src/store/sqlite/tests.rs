@@ -490,24 +490,6 @@ async fn the_wal_restarts_while_idle_not_inside_the_next_commit() {
     assert_eq!(wal_restarts(&path), first + 2, "restarted while idle");
 }
 
-#[test]
-fn the_wal_restarts_on_its_own_only_once_writes_pause_for_a_round() {
-    let mut idle = IdleRestart::default();
-    // Commits in every round (a flood, 1 000 timers a second): never, even
-    // when a round copied everything.
-    assert!(!idle.due(1, Some(1)));
-    assert!(!idle.due(2, Some(2)));
-    assert!(!idle.due(3, Some(2)));
-    // A round without commits, but not everything copied yet: not yet.
-    assert!(!idle.due(3, Some(2)));
-    // Copied, and still no commit: now, once.
-    assert!(idle.due(3, Some(3)));
-    assert!(!idle.due(3, Some(3)));
-    // The next ticket, copied in its round, then a pause: again.
-    assert!(!idle.due(4, Some(4)));
-    assert!(idle.due(4, Some(4)));
-}
-
 #[tokio::test]
 async fn the_wals_restart_does_not_make_the_next_commit_wait_twice_for_a_lock() {
     let (dir, s) = open();

@@ -36,8 +36,8 @@
 //! A process crash loses nothing: the frames are in the kernel's page
 //! cache.
 //!
-//! **The WAL starts again between tickets, not inside one.** Once writes
-//! have paused for a checkpoint round and everything is copied, the
+//! **The WAL starts again between tickets, not inside one.** Once a
+//! checkpoint round has copied everything with no commit during it, the
 //! checkpoint thread queues [`RestartWal`], whose commit takes the sync of
 //! the log's new header that the next ticket's commit would otherwise wait
 //! for.
@@ -361,8 +361,8 @@ fn restart_wal(conn: &Connection) {
 }
 
 /// Starts the WAL again from its beginning, in a commit of its own, while
-/// the writer is idle (sent by the checkpoint thread once writes have
-/// paused for a round and everything is copied). SQLite restarts the log
+/// the writer is idle (sent by the checkpoint thread once a round has
+/// copied everything with no commit during it). SQLite restarts the log
 /// in the first commit that begins with everything copied, and syncs the
 /// log's new header inside that commit, before writing its frames (else a
 /// power cut could replay old frames over newer pages). On an idle daemon
