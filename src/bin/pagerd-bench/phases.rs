@@ -21,10 +21,13 @@ use crate::seed;
 
 /// The pause after each of the idle part's tickets: longer than two of
 /// the SQLite store's checkpoint rounds (250 ms each; the log is restarted
-/// after a round without commits), so that each ticket meets a store as a
-/// ticket minutes after the last one does, with or without a peer taking
-/// turns. (At 300 ms without a peer, the restart often came after the next
-/// ticket: idle p50 1.17 ms, against 0.86–0.90 ms with a peer.)
+/// after the first round that copies everything with no commit during it,
+/// which can be the second after a ticket), so that each ticket meets a
+/// store as a ticket minutes after the last one does, with or without a
+/// peer taking turns. (At 300 ms without a peer, the seventh session's
+/// form, which waited for a whole round without commits, often restarted
+/// the log after the next ticket: idle p50 1.17 ms, against 0.86–0.90 ms
+/// with a peer.)
 pub const IDLE_GAP: Duration = Duration::from_millis(600);
 
 /// Sizes and switches, after `--smoke` / `--large` are applied.

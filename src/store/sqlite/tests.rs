@@ -432,9 +432,7 @@ async fn steady_writes_reuse_the_wal_instead_of_growing_it() {
         commits += w.await.unwrap();
     }
     let restarts = wal_restarts(&path) - before;
-    let len = std::fs::metadata(path.with_extension("db-wal"))
-        .unwrap()
-        .len();
+    let len = std::fs::metadata(wal_path(&path)).unwrap().len();
     // Past WAL_RESTART (1 MiB in tests) the checkpoint thread asks the
     // writer to restart the log between two groups, in about every round
     // of the twelve: it holds a round's commits or so (tens of MiB in a
