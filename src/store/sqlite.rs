@@ -27,8 +27,9 @@ use crate::engine::{EffectKind, Policy};
 use crate::shared::Shared;
 use writer::{Job, Work};
 
-/// How long a write waits for a lock another connection holds (a sqlite3
-/// shell, a backup) before its callers hear that the store is busy.
+/// How long a caller waits for a lock another connection holds (a sqlite3
+/// shell, a backup), counted from when it asked, before it hears that the
+/// store is busy ([`writer::Job::deadline`]).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Prepared statements the writer keeps (it uses about 30).

@@ -493,20 +493,7 @@ async fn the_wals_restart_does_not_make_the_next_commit_wait_twice_for_a_lock() 
     let (dir, s) = open();
     let path = dir.path().join("p.db");
     s.apply(seen("1"), 1).await.unwrap();
-    // Another connection (a sqlite3 shell) holds the write lock.
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn({
-        let path = path.clone();
-        move || {
-            let conn = Connection::open(path).unwrap();
-            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            locked_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
-            conn.execute_batch("ROLLBACK").unwrap();
-        }
-    });
-    locked_rx.recv().unwrap();
+    let (release_tx, holder) = hold_write_lock(&path);
     let jobs = s.owner.jobs.clone().unwrap();
     jobs.send(Box::new(writer::RestartWal)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -523,6 +510,78 @@ async fn the_wals_restart_does_not_make_the_next_commit_wait_twice_for_a_lock() 
         "{took:?}"
     );
     s.apply(seen("2"), 3).await.unwrap();
+}
+
+/// Another connection (a sqlite3 shell) takes the write lock, and holds it
+/// until told (or 30 s): the sender and the thread to join.
+fn hold_write_lock(path: &Path) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let path = path.to_owned();
+        move || {
+            let conn = Connection::open(path).unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(30));
+            conn.execute_batch("ROLLBACK").unwrap();
+        }
+    });
+    locked_rx.recv().unwrap();
+    (release_tx, holder)
+}
+
+/// Found by hand: with the store locked by another connection, a ticket
+/// queued behind another caller's job (a readiness probe, a dispatcher
+/// read) waited out that job's busy timeout and then its own, 7 to 10 s,
+/// past the HTTP layer's 10 s. Each caller now waits its own busy timeout
+/// from when it asked, and no less: two callers queued together are
+/// answered each at its own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_waits_for_a_lock_its_own_busy_timeout_not_the_queue_aheads() {
+    use std::time::{Duration, Instant};
+    let (dir, s) = open();
+    s.apply(seen("1"), 1).await.unwrap();
+    let (release, holder) = hold_write_lock(&dir.path().join("p.db"));
+    let ask = |id: &'static str| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let answer = s.apply(seen(id), 2).await;
+            (answer, t.elapsed())
+        })
+    };
+    // The first job holds the writer up for the whole busy timeout; `a`
+    // and `b` queue behind it, 1 and 3 s later, and go in one group.
+    let first = ask("2");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let a = ask("3");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let b = ask("4");
+    let (first, first_took) = first.await.unwrap();
+    assert!(matches!(first, Err(StoreError::Busy(_))), "{first:?}");
+    let (a, a_took) = a.await.unwrap();
+    assert!(matches!(a, Err(StoreError::Busy(_))), "{a:?}");
+    // (Before: 9 s, waiting out the first job's timeout, then its own.)
+    assert!(
+        a_took < BUSY_TIMEOUT + Duration::from_millis(800),
+        "waited {a_took:?} for the lock"
+    );
+    assert!(
+        a_took >= BUSY_TIMEOUT - Duration::from_millis(50),
+        "{a_took:?}"
+    );
+    assert!(
+        first_took >= BUSY_TIMEOUT - Duration::from_millis(50),
+        "{first_took:?}"
+    );
+    // `b` has 2 s of its own left, and gets the lock once it is free.
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let (b, b_took) = b.await.unwrap();
+    assert!(b.is_ok(), "{b:?} after {b_took:?}");
+    assert!(s.by_ticket("4").await.unwrap().is_some());
+    assert!(s.by_ticket("3").await.unwrap().is_none());
 }
 
 // ---- the store contract (src/store/contract.rs) ----------------------------

@@ -51,6 +51,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -75,12 +76,11 @@ pub(super) trait Job: Send {
     /// Answers the caller once the fate of the transaction is known (and
     /// hands off the job's other rows if it is durable).
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
-    /// Whether the job is housekeeping that nobody waits for: alone in a
-    /// group, it does not wait for a lock another connection holds, so the
-    /// jobs queued behind it do not wait twice.
-    fn optional(&self) -> bool {
-        false
-    }
+    /// Until when its caller waits for a lock another connection holds:
+    /// [`BUSY_TIMEOUT`](super::BUSY_TIMEOUT) from when it was asked,
+    /// however many jobs were queued ahead of it. `None` for housekeeping
+    /// that nobody waits for: alone in a group, it does not wait at all.
+    fn deadline(&self) -> Option<Instant>;
 }
 
 /// A [`Job`] made of a closure, the caller's answer channel and, when the
@@ -91,6 +91,8 @@ pub(super) struct Work<F, T> {
     rows: Option<Vec<Pending>>,
     hook: Option<Arc<dyn Ready>>,
     tx: oneshot::Sender<Result<T, StoreError>>,
+    /// See [`Job::deadline`].
+    deadline: Instant,
 }
 
 impl<F, T> Work<F, T> {
@@ -106,6 +108,7 @@ impl<F, T> Work<F, T> {
             rows: None,
             hook,
             tx,
+            deadline: Instant::now() + super::BUSY_TIMEOUT,
         }
     }
 }
@@ -151,6 +154,10 @@ where
             hook.ready(rows);
         }
         let _ = tx.send(commit.and(result));
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.deadline)
     }
 }
 
@@ -215,14 +222,22 @@ pub(super) fn writer(
             }
         }
     };
-    while let Some(first) = rx.blocking_recv() {
+    // Jobs whose group gave up on a lock before their own wait was over.
+    let mut carried: Vec<Box<dyn Job>> = Vec::new();
+    loop {
+        let mut group = std::mem::take(&mut carried);
+        if group.is_empty() {
+            match rx.blocking_recv() {
+                Some(first) => group.push(first),
+                None => break,
+            }
+        }
         if asks
             .restart
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
             restart_wal(&conn);
         }
-        let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(job) => group.push(job),
@@ -231,12 +246,9 @@ pub(super) fn writer(
         }
         match transaction(&conn, &mut group) {
             End::Committed { wrote } => sync(group, wrote),
-            // Each caller hears why (its sender retries: a webhook gets 503).
-            End::Failed(e) => {
-                for job in group {
-                    job.answer(Err(e.clone()));
-                }
-            }
+            // Each caller hears why (its sender retries: a webhook gets
+            // 503), once its own wait for the lock is over.
+            End::Failed(e) => carried = give_up(group, &e),
             // The job's own error is its answer.
             End::JobFailed if group.len() == 1 => sync(group, false),
             // The others were undone with it: each again, alone.
@@ -251,6 +263,43 @@ pub(super) fn writer(
             }
         }
     }
+}
+
+/// Answers `e` to the jobs of a group that could not commit, except, when
+/// the group waited for a lock until its first deadline, those whose own
+/// deadline is still ahead: returned, they wait on in the next group. So
+/// a ticket queued behind a readiness probe waits for a lock another
+/// connection holds its own [`BUSY_TIMEOUT`](super::BUSY_TIMEOUT), not the
+/// probe's and then its own (up to 10 s, past the HTTP layer's timeout). A
+/// lock that SQLite reports busy before the wait is over (it can, without
+/// waiting) is an answer for all. Each round answers at least the job whose
+/// deadline ended the wait.
+fn give_up(group: Vec<Box<dyn Job>>, e: &StoreError) -> Vec<Box<dyn Job>> {
+    let now = Instant::now() + LATE;
+    let waited_out =
+        matches!(e, StoreError::Busy(_)) && first_deadline(&group).is_some_and(|d| d <= now);
+    let mut carried = Vec::new();
+    for job in group {
+        match job.deadline() {
+            Some(d) if waited_out && d > now => carried.push(job),
+            _ => job.answer(Err(e.clone())),
+        }
+    }
+    carried
+}
+
+/// How early SQLite's busy handler may give up before the timeout it was
+/// set (it sleeps whole milliseconds), so a job is not waited for again.
+const LATE: Duration = Duration::from_millis(10);
+
+/// The least a job waits for a lock another connection holds, even when
+/// its time went by in the queue: this store's own checkpoint thread holds
+/// the lock for a sync when it cuts the WAL back.
+const LEAST_WAIT: Duration = Duration::from_millis(100);
+
+/// The first deadline of `jobs` (`None`: housekeeping alone).
+fn first_deadline(jobs: &[Box<dyn Job>]) -> Option<Instant> {
+    jobs.iter().filter_map(|job| job.deadline()).min()
 }
 
 /// The sync thread: makes what the writer committed durable and answers
@@ -296,18 +345,17 @@ enum End {
 /// Runs `jobs` in one transaction, commits it if every one succeeds and
 /// hands off what may leave early; the sync is the sync thread's.
 fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
-    // Housekeeping alone (the WAL's restart) does not wait for a lock held
-    // elsewhere, and is skipped when it fails: no caller waits for it, and
+    // A lock held elsewhere is waited for until the first caller's
+    // deadline ([`give_up`]). Housekeeping alone (the WAL's restart) does
+    // not wait, and is skipped when it fails: no caller waits for it, and
     // the next commit does its work.
-    let housekeeping = jobs.iter().all(|job| job.optional());
-    if housekeeping {
-        let _ = conn.busy_timeout(std::time::Duration::ZERO);
-    }
-    let begun = begin(conn);
-    if housekeeping {
-        let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
-    }
-    if let Err(e) = begun {
+    let first = first_deadline(jobs);
+    let housekeeping = first.is_none();
+    let wait = first.map_or(Duration::ZERO, |d| {
+        d.saturating_duration_since(Instant::now()).max(LEAST_WAIT)
+    });
+    let _ = conn.busy_timeout(wait);
+    if let Err(e) = begin(conn) {
         if housekeeping {
             tracing::debug!(cause = %e, "store: housekeeping skipped (the next commit does its work)");
         } else {
@@ -390,8 +438,8 @@ impl Job for RestartWal {
 
     /// With the database locked elsewhere, the next commit restarts the
     /// WAL instead (tried once, not for the busy timeout).
-    fn optional(&self) -> bool {
-        true
+    fn deadline(&self) -> Option<Instant> {
+        None
     }
 }
 
