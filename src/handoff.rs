@@ -3,7 +3,7 @@
 //!
 //! A store that sees every commit (SQLite: [`Store::hand_off`]) reports the
 //! outbox rows each commit made deliverable, right after the commit is
-//! durable ([`Ready`]). [`Handoff`] claims them and queues them for the
+//! durable (pages and timer escalations sooner: [`Ready`]). [`Handoff`] claims them and queues them for the
 //! dispatcher, which sends them at once, without reading the outbox back
 //! through the store. The rows stay pending in the outbox until their
 //! outcome is stored, so a crash redelivers them as before; and the
@@ -20,13 +20,15 @@
 //! released row was settled, or its outcome could not be stored and a later
 //! scan picks it up. Why this never delivers a row twice:
 //!
-//! - a row reported by the hand-off is claimed after its commit (a page or
-//!   a timer's escalation by the store's writer thread, before the sync;
-//!   another row by its sync thread, after it), before anything the writer
-//!   ran later is answered (the sync thread answers in the writer's
-//!   order); a scan that saw the row ran after that commit, so it started
-//!   before the claim only if it ended after it: the row is in flight, or
-//!   was released during the scan, and is dropped;
+//! - a row reported by the hand-off is claimed before its commit is
+//!   written (a page, by the store's writer thread) or after it (a timer's
+//!   escalation by the writer thread, before the sync; another row by the
+//!   sync thread, after it), before anything the writer ran later is
+//!   answered (the sync thread answers in the writer's order); a scan that
+//!   saw the row ran after that commit, so it started before the claim
+//!   only if it ended after it: the row is in flight, or was released
+//!   during the scan, and is dropped. (A page whose commit then failed is
+//!   never seen by a scan, and its id is never given to another row.)
 //! - a row claimed and released before a scan started was settled before
 //!   the scan read the outbox (or its outcome was not stored, and it is due
 //!   again);

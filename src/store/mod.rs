@@ -411,12 +411,14 @@ impl From<rusqlite::Error> for StoreError {
 /// Told about the outbox rows each commit made deliverable: the rows it
 /// queued that are the oldest pending of their incident's lane, and the row
 /// a settlement promoted to the head of its lane. Called once the commit is
-/// durable, in commit order, before the store answers anything it
-/// committed later, and whether or not the caller still waits for the
-/// answer (a timed-out request's commit is still reported). It must not
-/// block: the store's writer calls it.
+/// durable (a page: once its transaction has run, before the commit is
+/// written; a timer's escalation: once it is written), in commit order,
+/// before the store answers anything it committed later, and whether or
+/// not the caller still waits for the answer (a timed-out request's commit
+/// is still reported). It must not block: the store's writer calls it.
 pub trait Ready: Send + Sync + 'static {
-    /// `rows` are pending in the outbox, with the incident as committed.
+    /// `rows` are pending in the outbox, with the incident as committed (a
+    /// page's commit may still fail: see `store::sqlite::writer`).
     fn ready(&self, rows: Vec<Pending>);
 }
 

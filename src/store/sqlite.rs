@@ -12,10 +12,12 @@
 //! With a [`Ready`] hook ([`Store::hand_off`]), the store also reports,
 //! after each commit and before answering, the outbox rows the commit made
 //! deliverable (a new lane head, or the row a settlement promoted), so the
-//! dispatcher sends a page without reading the outbox back; pages go while
-//! the WAL syncs, the other rows once it is synced ([`writer`]).
+//! dispatcher sends a page without reading the outbox back; pages go before
+//! the commit is written, timer escalations while the WAL syncs, the other
+//! rows once it is synced ([`writer`]).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
@@ -23,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::*;
-use crate::engine::{EffectKind, Policy};
+use crate::engine::Policy;
 use crate::shared::Shared;
 use writer::{Job, Work};
 
@@ -43,6 +45,9 @@ pub struct SqliteStore {
     policy: Shared<Policy>,
     /// Told about the rows each commit makes deliverable, once set.
     ready: Arc<OnceLock<Arc<dyn Ready>>>,
+    /// The highest outbox id handed off from a commit that then failed
+    /// (0: none); set by the writer thread, read by its jobs.
+    voided: Arc<AtomicI64>,
 }
 
 /// Where a job puts the outbox rows it made deliverable, when a [`Ready`]
@@ -206,10 +211,12 @@ impl SqliteStore {
             .spawn(move || writer::syncer(synced, sync))
             .map_err(|e| StoreError::io("cannot start the sync thread", e))?;
         let restart = asks.clone();
+        let voided = Arc::new(AtomicI64::new(0));
+        let writer_voided = voided.clone();
         let thread = std::thread::Builder::new()
             .name("pagerd-store".into())
             .spawn(move || {
-                writer::writer(conn, rx, to_sync, &restart);
+                writer::writer(conn, rx, to_sync, &restart, &writer_voided);
                 // Every caller is answered before the store is closed.
                 if syncer.join().is_err() {
                     tracing::error!("store: the sync thread panicked");
@@ -227,6 +234,7 @@ impl SqliteStore {
             owner: Arc::new(owner),
             policy,
             ready: Arc::default(),
+            voided,
         })
     }
 
@@ -243,7 +251,8 @@ impl SqliteStore {
     /// [`SqliteStore::call`] for a job that may make outbox rows
     /// deliverable: it collects them, and they go to the [`Ready`] hook
     /// before the answer (and even when nobody waits for it any more):
-    /// pages once the commit is written, the other rows once it is durable.
+    /// pages before the commit is written, timer escalations once it is,
+    /// the other rows once it is durable.
     async fn call_ready<T: Send + 'static>(
         &self,
         f: impl FnMut(&Connection, Deliverable<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -418,6 +427,7 @@ fn apply_in(
     policy: &Policy,
     intake: &Intake,
     now: Millis,
+    voided: i64,
     mut ready: Deliverable<'_>,
 ) -> Result<Applied, StoreError> {
     if let Some((source, id)) = &intake.delivery {
@@ -489,13 +499,25 @@ fn apply_in(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE incident_id = ?1 AND lane = ?2 AND done = 0)",
     )?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO outbox(incident_id, lane, effect, created_at, next_attempt_at, head)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        "INSERT INTO outbox(id, incident_id, lane, effect, created_at, next_attempt_at, head)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
     )?;
     for effect in &effects {
         let lane = effect.lane().as_str();
         let head = !pending.query_row(params![incident.id, lane], |r| r.get::<_, bool>(0))?;
-        insert.execute(params![incident.id, lane, to_json(effect)?, now, head])?;
+        // NULL: SQLite's own id, the largest plus one. After a commit that
+        // failed once its page had left ([`writer`]), that could be the
+        // page's id again, and the page's settlement, when it comes, would
+        // be taken for the new row's: ids go above it instead.
+        let id = match voided {
+            0 => None,
+            voided => Some(
+                conn.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM outbox")?
+                    .query_row([], |r| r.get::<_, i64>(0))?
+                    .max(voided + 1),
+            ),
+        };
+        insert.execute(params![id, incident.id, lane, to_json(effect)?, now, head])?;
         let id = conn.last_insert_rowid();
         if head && let Some(ready) = ready.as_deref_mut() {
             ready.push(Pending {
@@ -536,17 +558,25 @@ fn version(conn: &Connection, incident: Option<&Incident>) -> Result<i64, StoreE
         .query_row([incident.id], |r| r.get(0))?)
 }
 
-/// Marks row `row` done; applies `feedback` to its incident when it was
-/// still pending. `None` when it was done already. With `ready`, the row
+/// How a delivery ended, as [`finish`] stores it.
+enum Settled<'a> {
+    /// Delivered: the event for its incident.
+    Delivered(&'a Event),
+    /// Failed for good: why.
+    Failed(&'a str),
+}
+
+/// Marks row `row` done; applies the `outcome`'s event to its incident when
+/// it was still pending. `None` when it was done already. With `ready`, the row
 /// promoted to the head of the lane and the effects the feedback queued at
 /// the head of theirs are added to it.
 fn finish(
     conn: &Connection,
     policy: &Policy,
     row: i64,
-    failed: Option<&str>,
-    feedback: impl FnOnce(EffectKind) -> Event,
+    outcome: Settled<'_>,
     now: Millis,
+    voided: i64,
     mut ready: Deliverable<'_>,
 ) -> Result<Option<Applied>, StoreError> {
     let found: Option<(i64, String, String)> = conn
@@ -557,6 +587,16 @@ fn finish(
         return Ok(None);
     };
     let effect: Effect = from_json(&effect)?;
+    let (failed, feedback) = match outcome {
+        Settled::Delivered(event) => (None, event.clone()),
+        Settled::Failed(error) => (
+            Some(error),
+            Event::DeliveryFailed {
+                effect: effect.kind(),
+                error: error.to_string(),
+            },
+        ),
+    };
     conn.prepare_cached(
         "UPDATE outbox SET done = 1, head = 0, failed = ?2, done_at = ?3, last_error = ?4,
          attempts = attempts + 1 WHERE id = ?1",
@@ -579,10 +619,10 @@ fn finish(
     }
     let intake = Intake {
         target: Target::Incident(incident_id),
-        event: feedback(effect.kind()),
+        event: feedback,
         delivery: None,
     };
-    let applied = apply_in(conn, policy, &intake, now, ready.as_deref_mut())?;
+    let applied = apply_in(conn, policy, &intake, now, voided, ready.as_deref_mut())?;
     if let Some(ready) = ready
         && let Some((id, effect, attempts, created_at, next_attempt_at)) = promoted
         && next_attempt_at <= now
@@ -620,10 +660,13 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, intake: Intake, now: Millis) -> Result<Applied, StoreError> {
-        let policy = self.policy.clone();
+        let (policy, voided) = (self.policy.clone(), self.voided.clone());
         // Loaded on the store thread, when the decision is made.
-        self.call_ready(move |conn, ready| apply_in(conn, &policy.load(), &intake, now, ready))
-            .await
+        self.call_ready(move |conn, ready| {
+            let voided = voided.load(Ordering::SeqCst);
+            apply_in(conn, &policy.load(), &intake, now, voided, ready)
+        })
+        .await
     }
 
     async fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
@@ -782,17 +825,11 @@ impl Store for SqliteStore {
         feedback: Event,
         now: Millis,
     ) -> Result<Option<Applied>, StoreError> {
-        let policy = self.policy.clone();
+        let (policy, voided) = (self.policy.clone(), self.voided.clone());
         self.call_ready(move |conn, ready| {
-            finish(
-                conn,
-                &policy.load(),
-                row,
-                None,
-                |_| feedback.clone(),
-                now,
-                ready,
-            )
+            let outcome = Settled::Delivered(&feedback);
+            let voided = voided.load(Ordering::SeqCst);
+            finish(conn, &policy.load(), row, outcome, now, voided, ready)
         })
         .await
     }
@@ -814,21 +851,11 @@ impl Store for SqliteStore {
         error: String,
         now: Millis,
     ) -> Result<Option<Applied>, StoreError> {
-        let policy = self.policy.clone();
+        let (policy, voided) = (self.policy.clone(), self.voided.clone());
         self.call_ready(move |conn, ready| {
-            let feedback = |effect| Event::DeliveryFailed {
-                effect,
-                error: error.clone(),
-            };
-            finish(
-                conn,
-                &policy.load(),
-                row,
-                Some(&error),
-                feedback,
-                now,
-                ready,
-            )
+            let outcome = Settled::Failed(&error);
+            let voided = voided.load(Ordering::SeqCst);
+            finish(conn, &policy.load(), row, outcome, now, voided, ready)
         })
         .await
     }

@@ -1,6 +1,6 @@
 //! Tests of sqlite.
 use super::*;
-use crate::engine::{Source, Ticket};
+use crate::engine::{EffectKind, Source, Ticket};
 
 fn ticket(id: &str) -> Ticket {
     Ticket {
@@ -830,6 +830,145 @@ async fn a_timers_escalation_leaves_while_the_wal_syncs_and_a_persons_after_it()
     };
     s.apply(Intake::incident(2, escalate), 20).await.unwrap();
     assert_eq!(steps.take()[..2], ["sync", "PageEscalate"]);
+}
+
+/// What the hook was handed, and whether another connection could read
+/// the row then (whether its commit was written).
+struct Visible {
+    reader: std::sync::Mutex<Connection>,
+    seen: std::sync::Mutex<Vec<(EffectKind, bool)>>,
+}
+
+impl Ready for Visible {
+    fn ready(&self, rows: Vec<Pending>) {
+        let reader = self.reader.lock().unwrap();
+        for p in rows {
+            let written: bool = reader
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM outbox WHERE id = ?1)",
+                    [p.id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            self.seen.lock().unwrap().push((p.effect.kind(), written));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_page_leaves_before_its_commit_is_written_and_an_escalation_once_it_is() {
+    let (dir, s) = open();
+    let hook = Arc::new(Visible {
+        reader: Connection::open(dir.path().join("p.db")).unwrap().into(),
+        seen: Default::default(),
+    });
+    assert!(s.hand_off(hook.clone()));
+    s.apply(seen("1"), 0).await.unwrap();
+    assert_eq!(*hook.seen.lock().unwrap(), [(EffectKind::Page, false)]);
+    let (due, _) = s.due(0, 10, vec![]).await.unwrap();
+    let done = Event::Delivered {
+        effect: EffectKind::Page,
+        outcome: None,
+    };
+    s.complete(due[0].id, done, 10).await.unwrap();
+    hook.seen.lock().unwrap().clear();
+    let ack_timeout = Policy::default().ack_timeout;
+    s.apply(Intake::incident(1, Event::Tick), 10 + ack_timeout)
+        .await
+        .unwrap();
+    assert_eq!(
+        hook.seen.lock().unwrap()[0],
+        (EffectKind::PageEscalate, true)
+    );
+}
+
+/// Holds the writer thread once it runs (it says so on `.0`) until told
+/// (on `.1`), so that the jobs sent meanwhile go in one group.
+struct Gate(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
+impl writer::Job for Gate {
+    fn run(&mut self, _: &Connection) -> bool {
+        let _ = self.0.send(());
+        self.1
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok()
+    }
+    fn send_early(&mut self, _: writer::Early) -> Option<i64> {
+        None
+    }
+    fn answer(self: Box<Self>, _: Result<(), StoreError>) {}
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+}
+
+/// Runs fine and makes its group's commit fail: a foreign key checked at
+/// the commit, broken.
+struct BreakTheCommit;
+
+impl writer::Job for BreakTheCommit {
+    fn run(&mut self, conn: &Connection) -> bool {
+        conn.execute_batch(
+            "PRAGMA defer_foreign_keys = ON;
+             INSERT INTO journal(incident_id, at, event, effects) VALUES (999999, 0, '{}', 0);",
+        )
+        .is_ok()
+    }
+    fn send_early(&mut self, _: writer::Early) -> Option<i64> {
+        None
+    }
+    fn answer(self: Box<Self>, _: Result<(), StoreError>) {}
+    fn deadline(&self) -> Option<std::time::Instant> {
+        Some(std::time::Instant::now() + BUSY_TIMEOUT)
+    }
+}
+
+/// A page leaves before its commit is written; when the commit then fails,
+/// SQLite would give the page's row id to the next row, and the page's
+/// settlement, arriving late, would settle that row instead: a ticket's
+/// page marked sent that never left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_commit_failed_keeps_its_id_to_itself() {
+    let (_d, s) = open();
+    let hook = Arc::new(Collect::default());
+    assert!(s.hand_off(hook.clone()));
+    let jobs = s.owner.jobs.clone().unwrap();
+    let (open_gate, gate) = std::sync::mpsc::channel();
+    let (running, gate_runs) = std::sync::mpsc::channel();
+    jobs.send(Box::new(Gate(running, gate))).await.unwrap();
+    gate_runs.recv().unwrap();
+    let ticket = tokio::spawn({
+        let s = s.clone();
+        async move { s.apply(seen("1"), 0).await }
+    });
+    while jobs.max_capacity() - jobs.capacity() < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    jobs.send(Box::new(BreakTheCommit)).await.unwrap();
+    open_gate.send(()).unwrap();
+    let e = ticket.await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("commit failed"), "{e}");
+    // The page went, and nothing of it is stored.
+    let sent = hook.take();
+    assert_eq!(sent.len(), 1);
+    let (stale, kind) = sent[0];
+    assert_eq!(kind, EffectKind::Page);
+    assert!(s.by_ticket("1").await.unwrap().is_none());
+    // The ticket comes again: a new page, under a new id.
+    s.apply(seen("1"), 1).await.unwrap();
+    let (due, _) = s.due(1, 10, vec![]).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(due[0].id > stale, "{} reused", due[0].id);
+    // The first page's settlement comes late, and finds nothing.
+    let done = Event::Delivered {
+        effect: EffectKind::Page,
+        outcome: None,
+    };
+    assert!(s.complete(stale, done, 2).await.unwrap().is_none());
+    s.retry_later(stale, 100, "503".into()).await.unwrap();
+    let (still, _) = s.due(1, 10, vec![]).await.unwrap();
+    assert_eq!(still.len(), 1);
+    assert_eq!((still[0].id, still[0].attempts), (due[0].id, 0));
 }
 
 /// Waits (at most 10 s) until `steps` holds `want`, leaving them there.

@@ -8,33 +8,40 @@
 //! page a job touched into a statement journal: an eighth of the daemon's
 //! CPU in a burst.)
 //!
-//! **The page and the timer's escalation leave during the fsync.** A
-//! commit writes its WAL frames without syncing them (`synchronous=NORMAL`);
-//! then the pages and timer escalations it made deliverable go to the
-//! dispatcher, then the sync thread syncs the WAL (`fdatasync`), and only
-//! then are the other rows handed off and the callers answered. So no
+//! **The page leaves before its commit is written, the timer's escalation
+//! during the fsync.** Once every job of a group has run, the pages they
+//! made deliverable go to the dispatcher; then the commit writes its WAL
+//! frames without syncing them (`synchronous=NORMAL`), and the timer
+//! escalations go; then the sync thread syncs the WAL (`fdatasync`), and
+//! only then are the other rows handed off and the callers answered. So no
 //! caller hears "done", and no customer comment or Slack post leaves,
 //! before the data is on disk, exactly as with `synchronous=FULL`; but the
-//! PagerDuty trigger or escalation is on its way while the disk syncs
-//! (0.3 ms of the 1.0 ms from webhook to page; up to 8 ms of an
-//! escalation's lateness when the disk is slow: docs/benchmark.md). Those
-//! two are safe to send early, because a power cut in that window loses
-//! the commit but makes the same request come again, and the second one
-//! changes nothing:
+//! PagerDuty trigger is on its way while the commit is written (0.05 ms,
+//! a tenth of the webhook → page p50) and synced (0.3 ms), and an
+//! escalation while the disk syncs (up to 8 ms of its lateness when the
+//! disk is slow: docs/benchmark.md). Those two are safe to send early,
+//! because a crash, a power cut or a failed commit in that window loses the
+//! commit but makes the same request come again, and the second one changes
+//! nothing:
 //!
 //! - a page's `dedup_key` is the ticket's (`zendesk-<id>`): the ticket, not
 //!   yet acknowledged to Zendesk, comes again (redelivery or the poller)
 //!   and triggers the same key, which PagerDuty merges into the incident
-//!   already open;
+//!   already open. A page whose commit failed has a row id SQLite would
+//!   give again; no later row takes it (`voided`, in [`transaction`]), so
+//!   the page's settlement, when it comes, finds no row and changes
+//!   nothing;
 //! - a timer's escalation is made again when the restarted daemon finds
 //!   its deadline passed; the dispatcher marks one due before it started as
 //!   maybe sent, and its delivery looks in PagerDuty's log for an
 //!   escalation since the deadline before escalating
 //!   (`dispatcher::due_before`). The note that goes with the escalation
-//!   may then be written a second time; level 2 is not paged twice.
+//!   may then be written a second time; level 2 is not paged twice. An
+//!   escalation waits for its commit to be written: one whose commit failed
+//!   would be made again by the same daemon, without that look.
 //!
-//! A process crash loses nothing: the frames are in the kernel's page
-//! cache.
+//! A process crash after the commit is written loses nothing: the frames
+//! are in the kernel's page cache.
 //!
 //! **The WAL starts again between tickets, not inside one.** Once a
 //! checkpoint round has copied everything with no commit during it, the
@@ -51,6 +58,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -70,9 +78,9 @@ pub(super) trait Job: Send {
     /// Runs the work inside the current transaction; `false` if it failed
     /// (its writes must then be rolled back).
     fn run(&mut self, conn: &Connection) -> bool;
-    /// Once its commit is written: hands off the pages and the timer
-    /// escalations the job made deliverable (see the module's doc).
-    fn send_early(&mut self);
+    /// Hands off the rows of one [`Early`] kind the job made deliverable
+    /// (see the module's doc); the highest row id handed off.
+    fn send_early(&mut self, which: Early) -> Option<i64>;
     /// Answers the caller once the fate of the transaction is known (and
     /// hands off the job's other rows if it is durable).
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
@@ -127,13 +135,17 @@ where
         keep
     }
 
-    fn send_early(&mut self) {
-        if let (Some(hook), Some(rows), Some(Ok(_))) = (&self.hook, &mut self.rows, &self.result) {
-            let early: Vec<Pending> = rows.extract_if(.., |p| safe_early(&p.effect)).collect();
-            if !early.is_empty() {
-                hook.ready(early);
-            }
+    fn send_early(&mut self, which: Early) -> Option<i64> {
+        let (Some(hook), Some(rows), Some(Ok(_))) = (&self.hook, &mut self.rows, &self.result)
+        else {
+            return None;
+        };
+        let early: Vec<Pending> = rows.extract_if(.., |p| which.takes(&p.effect)).collect();
+        let last = early.iter().map(|p| p.id).max();
+        if !early.is_empty() {
+            hook.ready(early);
         }
+        last
     }
 
     fn answer(self: Box<Self>, commit: Result<(), StoreError>) {
@@ -161,13 +173,23 @@ where
     }
 }
 
-/// Whether `effect` may leave before its commit is synced: a page, or an
-/// escalation by the timer (see the module's doc).
-fn safe_early(effect: &Effect) -> bool {
-    matches!(
-        effect,
-        Effect::Page { .. } | Effect::PageEscalate { due: Some(_), .. }
-    )
+/// The rows that may leave before their commit is synced (see the
+/// module's doc).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Early {
+    /// Pages, before the commit is written.
+    Pages,
+    /// Escalations by the timer, once the commit is written.
+    Escalations,
+}
+
+impl Early {
+    fn takes(self, effect: &Effect) -> bool {
+        match self {
+            Early::Pages => matches!(effect, Effect::Page { .. }),
+            Early::Escalations => matches!(effect, Effect::PageEscalate { due: Some(_), .. }),
+        }
+    }
 }
 
 /// Makes written commits durable: `fdatasync` of the WAL.
@@ -208,6 +230,7 @@ pub(super) fn writer(
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     synced: std::sync::mpsc::Sender<Ended>,
     asks: &super::Checkpoints,
+    voided: &AtomicI64,
 ) {
     let sync = |jobs: Vec<Box<dyn Job>>, wrote: bool| {
         if wrote {
@@ -244,7 +267,7 @@ pub(super) fn writer(
                 Err(_) => break,
             }
         }
-        match transaction(&conn, &mut group) {
+        match transaction(&conn, &mut group, voided) {
             End::Committed { wrote } => sync(group, wrote),
             // Each caller hears why (its sender retries: a webhook gets
             // 503), once its own wait for the lock is over.
@@ -254,7 +277,7 @@ pub(super) fn writer(
             // The others were undone with it: each again, alone.
             End::JobFailed => {
                 for mut job in group {
-                    match transaction(&conn, std::slice::from_mut(&mut job)) {
+                    match transaction(&conn, std::slice::from_mut(&mut job), voided) {
                         End::Failed(e) => job.answer(Err(e)),
                         End::Committed { wrote } => sync(vec![job], wrote),
                         End::JobFailed => sync(vec![job], false),
@@ -343,8 +366,10 @@ enum End {
 }
 
 /// Runs `jobs` in one transaction, commits it if every one succeeds and
-/// hands off what may leave early; the sync is the sync thread's.
-fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
+/// hands off what may leave early; the sync is the sync thread's. When the
+/// commit fails after pages left, the highest of their ids goes into
+/// `voided`.
+fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>], voided: &AtomicI64) -> End {
     // A lock held elsewhere is waited for until the first caller's
     // deadline ([`give_up`]). Housekeeping alone (the WAL's restart) does
     // not wait, and is skipped when it fails: no caller waits for it, and
@@ -376,8 +401,26 @@ fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
             return End::JobFailed;
         }
     }
+    // A read, or space given back (no row changed), has nothing to sync
+    // (the next commit's sync or a checkpoint covers it), and no page.
     let wrote = conn.total_changes() != changes;
+    let paged = if wrote {
+        jobs.iter_mut()
+            .filter_map(|job| job.send_early(Early::Pages))
+            .max()
+    } else {
+        None
+    };
     if let Err(e) = run(conn, "COMMIT") {
+        if let Some(last) = paged {
+            // The pages are on their way; their rows are not. No later row
+            // takes their ids, so their settlements change nothing.
+            voided.fetch_max(last, Ordering::SeqCst);
+            tracing::warn!(
+                last_row = last,
+                "store: pages left before a commit that then failed; their tickets come again and PagerDuty merges them by dedup_key"
+            );
+        }
         if housekeeping {
             tracing::warn!(cause = %e, "store: housekeeping could not commit; skipped (the next commit does its work)");
         } else {
@@ -386,11 +429,9 @@ fn transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> End {
         let _ = conn.execute_batch("ROLLBACK");
         return End::Failed(StoreError::sqlite("commit failed", e));
     }
-    // A read, or space given back (no row changed), has nothing to sync:
-    // the next commit's sync or a checkpoint covers it.
     if wrote {
         for job in jobs.iter_mut() {
-            job.send_early();
+            job.send_early(Early::Escalations);
         }
     }
     End::Committed { wrote }
@@ -432,7 +473,9 @@ impl Job for RestartWal {
         same.is_ok()
     }
 
-    fn send_early(&mut self) {}
+    fn send_early(&mut self, _: Early) -> Option<i64> {
+        None
+    }
 
     fn answer(self: Box<Self>, _: Result<(), StoreError>) {}
 
