@@ -534,7 +534,7 @@ fn hold_write_lock(path: &Path) -> (std::sync::mpsc::Sender<()>, std::thread::Jo
 /// Found by hand: with the store locked by another connection, a ticket
 /// queued behind another caller's job (a readiness probe, a dispatcher
 /// read) waited out that job's busy timeout and then its own, 7 to 10 s,
-/// past the HTTP layer's 10 s. Each caller now waits its own busy timeout
+/// up to the HTTP layer's 10 s. Each caller now waits its own busy timeout
 /// from when it asked, and no less: two callers queued together are
 /// answered each at its own deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -293,7 +293,7 @@ pub(super) fn writer(
 /// deadline is still ahead: returned, they wait on in the next group. So
 /// a ticket queued behind a readiness probe waits for a lock another
 /// connection holds its own [`BUSY_TIMEOUT`](super::BUSY_TIMEOUT), not the
-/// probe's and then its own (up to 10 s, past the HTTP layer's timeout). A
+/// probe's and then its own (up to 10 s, the HTTP layer's timeout). A
 /// lock that SQLite reports busy before the wait is over (it can, without
 /// waiting) is an answer for all. Each round answers at least the job whose
 /// deadline ended the wait.
