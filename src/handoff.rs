@@ -3,13 +3,14 @@
 //!
 //! A store that sees every commit (SQLite: [`Store::hand_off`]) reports the
 //! outbox rows each commit made deliverable, right after the commit is
-//! durable (pages and timer escalations sooner: [`Ready`]). [`Handoff`] claims them and queues them for the
-//! dispatcher, which sends them at once, without reading the outbox back
-//! through the store. The rows stay pending in the outbox until their
-//! outcome is stored, so a crash redelivers them as before; and the
-//! dispatcher still reads the outbox ([`Store::due`]) at start, on a timer,
-//! for retries, and for what the hand-off declined (no dispatcher running,
-//! or too many rows already waiting).
+//! durable (pages and timer escalations sooner: [`Ready`]). [`Handoff`]
+//! claims them and queues them for the dispatcher, which sends them at
+//! once, without reading the outbox back through the store. The rows stay
+//! pending in the outbox until their outcome is stored, so a crash
+//! redelivers them as before; and the dispatcher still reads the outbox
+//! ([`Store::due`]) at start, on a timer, for retries, and for what the
+//! hand-off declined (no dispatcher running, or too many rows already
+//! waiting).
 //!
 //! Both ways claim a row here before delivering it, and it stays claimed
 //! until its outcome is stored (or it is given back). The hand-off claims
